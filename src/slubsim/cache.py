@@ -1,0 +1,680 @@
+"""``struct kmem_cache``: one slab cache with its geometry, nodes, counters and
+per-CPU layer.
+
+The cache owns what every generation shares -- geometry (spec §4), the per-node
+partial lists, slab allocation from the page allocator (``new_slab`` /
+``allocate_slab``, spec §6.8), ``build_detached_freelist`` for bulk frees,
+SLUB_STATS counters per CPU and the sysfs view (spec §11) -- and delegates the
+allocation and free paths to its :class:`~slubsim.pcpu.PerCpuLayer`.
+
+It also keeps the model's own debug bookkeeping, which the kernel only has with
+``slab_debug``: whether each object handed out is live, so that a double free,
+a free of a never-allocated object, a foreign or misaligned pointer and a free
+into the wrong cache raise the matching :mod:`slubsim.errors` exception instead
+of corrupting state.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING
+
+from .constants import NUMA_NO_NODE, PAGE_SHIFT, SHRINK_PROMOTE_MAX
+from .errors import (
+    CacheDestroyedError,
+    DoubleFreeError,
+    InvalidFreeError,
+    InvariantError,
+    LockRecursionError,
+    NeverAllocatedError,
+    SlubsimUsageError,
+    WrongCacheError,
+)
+from .flags import SLAB_DEBUG_FLAGS, SlabFlag
+from .geometry import Geometry
+from .node import KmemCacheNode
+from .page_alloc import PageAllocator
+from .slab import Slab
+from .stats import (
+    ALLOC_SLAB,
+    FREE_SLAB,
+    ORDER_FALLBACK,
+    format_stat,
+    new_counters,
+)
+
+if TYPE_CHECKING:
+    from .kernel import Kernel
+    from .pcpu import PerCpuLayer
+    from .sheaf import Sheaf
+
+F = SlabFlag
+CONTEXTS = ("task", "irq", "nmi")
+
+
+def build_detached_freelist(
+    p: list[int], size: int, slab_of: Callable[[int], Slab | None]
+) -> tuple[int, Slab | None, list[int]]:
+    """Models ``build_detached_freelist`` (spec §6.10).
+
+    Takes ``p[size-1]`` as the tail of a new group and scans downwards for
+    objects of the same slab (look-ahead budget 3 for non-matching entries);
+    matches are prepended (the group's head is the lowest-index match) and the
+    non-matching entries are compacted into ``p[0:same]``.  Returns
+    ``(same, slab, chain)`` with ``chain`` head first; ``slab`` is None for an
+    object that is not in a slab (large kmalloc, freed by the caller).
+    """
+    size -= 1
+    obj = p[size]
+    slab = slab_of(obj)
+    if slab is None:
+        return size, None, [obj]
+    chain = [obj]
+    lookahead = 3
+    same = size
+    while size:
+        size -= 1
+        o = p[size]
+        if slab_of(o) is slab:
+            chain.append(o)
+            same -= 1
+            if size != same:
+                p[size], p[same] = p[same], p[size]
+            continue
+        lookahead -= 1
+        if not lookahead:
+            break
+    chain.reverse()
+    return same, slab, chain
+
+
+class KmemCache:
+    """A slab cache.  Create caches with :meth:`Kernel.kmem_cache_create`."""
+
+    def __init__(
+        self,
+        kernel: Kernel,
+        name: str,
+        geometry: Geometry,
+        flags: SlabFlag,
+        ctor: bool,
+        usersize: int,
+        refcount: int,
+    ) -> None:
+        self.kernel = kernel
+        self.machine = kernel.machine
+        self.name = name
+        self.aliases: list[str] = [name]  # every name mapped to this cache
+        self.flags = flags
+        self.ctor = ctor
+        self.usersize = usersize
+        self.refcount = refcount
+        self.geometry = geometry
+        self.object_size = geometry.object_size
+        self.size = geometry.size
+        self.align = geometry.align
+        self.inuse = geometry.inuse
+        self.order = geometry.order
+        self.objects = geometry.objects
+        self.min_order = geometry.min_order
+        self.min_objects = geometry.min_objects
+        self.min_partial = geometry.min_partial
+        self.sheaf_capacity = geometry.sheaf_capacity
+        self.debug = bool(flags & SLAB_DEBUG_FLAGS)
+        self.store_user = bool(flags & F.SLAB_STORE_USER)
+        self.remote_node_defrag_ratio = 1000  # internal value (sysfs shows /10)
+        self.destroyed = False
+        m = self.machine
+        # slab_nodes: nodes with memory get a kmem_cache_node
+        self.nodes: list[KmemCacheNode | None] = [
+            KmemCacheNode(n) if m.node_has_memory[n] else None for n in range(m.nr_nodes)
+        ]
+        self.stat: list[list[int]] = []
+        self.layer: PerCpuLayer
+        # object bookkeeping: True = live (handed to a user), False = freed since
+        self.obj_state: dict[int, bool] = {}
+        self.slabs: set[Slab] = set()
+        self.nr_pages = 0
+        self.pages_peak = 0
+        self.slabs_peak = 0
+        self.discarded_without_stat = 0  # shrink/shutdown discards (no FREE_SLAB)
+        self.stats_cleared = False
+        self.oom_events = 0
+
+    def attach_layer(self, layer_factory: Callable[[KmemCache], PerCpuLayer], nitems: int) -> None:
+        self.stat = new_counters(self.machine.nr_cpus, nitems)
+        self.layer = layer_factory(self)
+
+    # ================================================================ helpers
+    def node_of(self, addr: int) -> int:
+        return PageAllocator.addr_to_nid(addr)
+
+    def zonelist(self, node: int) -> list[int]:
+        m = self.machine
+        return sorted(range(m.nr_nodes), key=lambda n: (abs(n - node), n))
+
+    def slab_of(self, addr: int) -> Slab:
+        slab = self.kernel.pfn_to_slab.get(addr >> PAGE_SHIFT)
+        if slab is None:
+            raise InvariantError(f"0x{addr:x} is not in a slab page")
+        return slab
+
+    def _slab_or_none(self, addr: int) -> Slab | None:
+        return self.kernel.pfn_to_slab.get(addr >> PAGE_SHIFT)
+
+    def build_detached_freelist(self, p: list[int], size: int) -> tuple[int, Slab, list[int]]:
+        same, slab, chain = build_detached_freelist(p, size, self._slab_or_none)
+        if slab is None:
+            raise InvariantError("object outside slab pages in a cache bulk free")
+        return same, slab, chain
+
+    def lock_recursion(self, cpu: int) -> LockRecursionError:
+        return LockRecursionError(self.name, cpu)
+
+    def note_out_of_memory(self, cpu: int, node: int) -> None:
+        """``slab_out_of_memory()``: the kernel prints a ratelimited warning."""
+        self.oom_events += 1
+
+    # ============================================================ slab pages
+    def new_slab(self, cpu: int, node: int, thisnode: bool) -> Slab | None:
+        """Models ``new_slab`` -> ``allocate_slab`` (spec §6.8): try ``s->oo``,
+        fall back to ``s->min`` (ORDER_FALLBACK).  The freelist is built by the
+        caller (7.x) -- here every object starts free in index order."""
+        pages = self.machine.pages
+        if node == NUMA_NO_NODE:
+            node = self.machine.cpu_mem_node[cpu]
+        order, objects = self.order, self.objects
+        addr = pages.alloc_pages(order, node, thisnode)
+        if not addr:
+            order, objects = self.min_order, self.min_objects
+            addr = pages.alloc_pages(order, node, thisnode)
+            if not addr:
+                return None
+            self.stat[cpu][ORDER_FALLBACK] += 1
+        nid = PageAllocator.addr_to_nid(addr)
+        slab = Slab(self, addr, order, objects, nid, self.size)
+        pfn = addr >> PAGE_SHIFT
+        p2s = self.kernel.pfn_to_slab
+        for i in range(1 << order):
+            p2s[pfn + i] = slab
+        self.slabs.add(slab)
+        self.nr_pages += 1 << order
+        if self.nr_pages > self.pages_peak:
+            self.pages_peak = self.nr_pages
+        if len(self.slabs) > self.slabs_peak:
+            self.slabs_peak = len(self.slabs)
+        return slab
+
+    def discard_slab(self, slab: Slab) -> None:
+        """Models ``discard_slab`` / ``free_slab``: ``dec_slabs_node`` and return the
+        pages.  Counters (FREE_SLAB) are the caller's business."""
+        n = self.nodes[slab.nid]
+        assert n is not None
+        n.dec_slabs_node(slab.objects)
+        pfn = slab.base >> PAGE_SHIFT
+        p2s = self.kernel.pfn_to_slab
+        for i in range(1 << slab.order):
+            del p2s[pfn + i]
+        st = self.obj_state
+        for i in range(slab.objects):
+            st.pop(slab.base + i * slab.size, None)
+        self.slabs.discard(slab)
+        self.nr_pages -= 1 << slab.order
+        self.machine.pages.free_pages(slab.base, slab.order)
+
+    # ============================================================= user API
+    def _check_usable(self, op: str) -> None:
+        if self.destroyed:
+            raise CacheDestroyedError(self.name, op)
+
+    def _context(self, cpu: int, context: str) -> bool:
+        """Validate cpu/context; True for irq/NMI (trylock may fail)."""
+        self.machine.check_cpu(cpu)
+        if context not in CONTEXTS:
+            raise SlubsimUsageError(f"context must be one of {', '.join(CONTEXTS)}")
+        irq = context != "task"
+        if not irq and self.layer.lock_held(cpu):
+            raise LockRecursionError(self.name, cpu)
+        return irq
+
+    def alloc(self, cpu: int = 0, node: int = NUMA_NO_NODE, context: str = "task") -> int:
+        """``kmem_cache_alloc[_node]()`` on ``cpu``: the object's address, or 0."""
+        self._check_usable("kmem_cache_alloc")
+        irq = self._context(cpu, context)
+        if node != NUMA_NO_NODE and not 0 <= node < self.machine.nr_nodes:
+            raise SlubsimUsageError(f"node {node} does not exist")
+        k = self.kernel
+        if (
+            k.fail_slab is not None
+            and (not k.failslab_cache_filter or self.flags & F.SLAB_FAILSLAB)
+            and k.fail_slab.should_fail()
+        ):
+            return 0  # should_failslab(): NULL before SLUB runs, no counters
+        obj = self.layer.alloc(cpu, node, False, irq)
+        if obj:
+            self.obj_state[obj] = True
+        return obj
+
+    def alloc_nolock(self, cpu: int = 0, node: int = NUMA_NO_NODE, context: str = "task") -> int:
+        """The cache part of ``kmalloc_nolock()``: never refills or allocates a sheaf."""
+        self._check_usable("kmalloc_nolock")
+        irq = self._context(cpu, context)
+        obj = self.layer.alloc(cpu, node, True, irq)
+        if obj:
+            self.obj_state[obj] = True
+        return obj
+
+    def free(self, p: int, cpu: int = 0, context: str = "task") -> None:
+        """``kmem_cache_free(s, p)`` on ``cpu``."""
+        self._check_usable("kmem_cache_free")
+        irq = self._context(cpu, context)
+        slab = self._check_free(p)
+        self.obj_state[p] = False
+        self.layer.free(cpu, p, slab, False, irq)
+
+    def free_nolock(self, p: int, cpu: int = 0, context: str = "task") -> None:
+        """The cache part of ``kfree_nolock()``."""
+        self._check_usable("kfree_nolock")
+        irq = self._context(cpu, context)
+        slab = self._check_free(p)
+        self.obj_state[p] = False
+        self.layer.free(cpu, p, slab, True, irq)
+
+    def _check_free(self, p: int) -> Slab:
+        """Check a pointer before freeing it; raise the kernel-style error."""
+        if self.obj_state.get(p) is True:
+            slab = self.kernel.pfn_to_slab.get(p >> PAGE_SHIFT)
+            if slab is not None and slab.cache is self:
+                return slab
+        slab = self.kernel.pfn_to_slab.get(p >> PAGE_SHIFT)
+        if slab is None:
+            raise InvalidFreeError(
+                self.name,
+                p,
+                f"kmem_cache_free({self.name}, 0x{p:x}): object is not in a slab page",
+            )
+        if slab.cache is not self:
+            raise WrongCacheError(self.name, p, slab.cache.name)
+        if slab.index_of(p) < 0:
+            raise InvalidFreeError(self.name, p, f"Invalid object pointer 0x{p:x}")
+        where = self.where_is(p)
+        if self.obj_state.get(p) is False:
+            raise DoubleFreeError(self.name, p, where)
+        raise NeverAllocatedError(self.name, p, where + " and was never allocated")
+
+    def where_is(self, p: int) -> str:
+        """Describe where an object is (slow; for error messages and debugging)."""
+        if self.obj_state.get(p) is True:
+            return "in use"
+        for where, x in self.layer.cached_objects():
+            if x == p:
+                return f"cached in {where}"
+        slab = self._slab_or_none(p)
+        if slab is not None and p in slab.freelist:
+            return f"free in slab 0x{slab.base:x}"
+        return "unknown"
+
+    def alloc_bulk(self, n: int, cpu: int = 0) -> list[int]:
+        """``kmem_cache_alloc_bulk()``: ``n`` objects, or ``[]`` on failure."""
+        self._check_usable("kmem_cache_alloc_bulk")
+        self._context(cpu, "task")
+        if n < 0:
+            raise SlubsimUsageError("bulk size must be >= 0")
+        k = self.kernel
+        if n == 0 or (k.fail_slab is not None and k.fail_slab.should_fail()):
+            return []
+        objs = self.layer.alloc_bulk(cpu, n)
+        if not objs:
+            return []
+        st = self.obj_state
+        for x in objs:
+            st[x] = True
+        return objs
+
+    def free_bulk(self, objs: list[int], cpu: int = 0) -> None:
+        """``kmem_cache_free_bulk()``."""
+        self._check_usable("kmem_cache_free_bulk")
+        self._context(cpu, "task")
+        if len(set(objs)) != len(objs):
+            dup = next(x for x in objs if objs.count(x) > 1)
+            raise DoubleFreeError(self.name, dup, "listed twice in one bulk free")
+        for x in objs:
+            self._check_free(x)
+        st = self.obj_state
+        for x in objs:
+            st[x] = False
+        self.layer.free_bulk(cpu, list(objs))
+
+    def kfree_rcu(self, p: int, cpu: int = 0, context: str = "task") -> None:
+        """``kfree_rcu()`` of an object of this cache (see :meth:`Kernel.kfree_rcu`)."""
+        self.kernel.kfree_rcu(p, cpu=cpu, context=context)
+
+    # -- prefilled sheaves (kmem_cache_prefill_sheaf & co) ---------------------
+    def prefill_sheaf(self, size: int, cpu: int = 0) -> Sheaf | None:
+        """``kmem_cache_prefill_sheaf()``: a sheaf with at least ``size`` objects."""
+        self._check_usable("kmem_cache_prefill_sheaf")
+        self._context(cpu, "task")
+        return self.layer.prefill_sheaf(cpu, size)
+
+    def alloc_from_sheaf(self, sheaf: Sheaf, cpu: int = 0) -> int:
+        """``kmem_cache_alloc_from_sheaf()``: pop one object; no counter moves."""
+        self._check_usable("kmem_cache_alloc_from_sheaf")
+        if not sheaf.objects:
+            return 0
+        obj = sheaf.objects.pop()
+        self.obj_state[obj] = True
+        return obj
+
+    def return_sheaf(self, sheaf: Sheaf, cpu: int = 0) -> None:
+        """``kmem_cache_return_sheaf()``."""
+        self._check_usable("kmem_cache_return_sheaf")
+        self._context(cpu, "task")
+        self.layer.return_sheaf(cpu, sheaf)
+
+    def refill_sheaf(self, sheaf: Sheaf, size: int, cpu: int = 0) -> Sheaf | None:
+        """``kmem_cache_refill_sheaf()``: the sheaf to keep using, or None (-ENOMEM,
+        the old sheaf stays valid)."""
+        self._check_usable("kmem_cache_refill_sheaf")
+        self._context(cpu, "task")
+        err, sh = self.layer.refill_sheaf(cpu, sheaf, size)
+        return None if err else sh
+
+    # -- maintenance -----------------------------------------------------------
+    def flush_cpu(self, cpu: int, executing_cpu: int | None = None) -> None:
+        """Flush one CPU's per-CPU caches (``flush_cpu_sheaves`` on that CPU)."""
+        self._check_usable("flush")
+        self.layer.flush_cpu(cpu, cpu if executing_cpu is None else executing_cpu)
+
+    def flush_all(self) -> None:
+        """Models ``flush_all()``: each online CPU flushes itself (workqueue)."""
+        for cpu in self.machine.online_cpus():
+            self.layer.flush_cpu(cpu, cpu)
+
+    def shrink(self, cpu: int = 0) -> bool:
+        """Models ``kmem_cache_shrink()`` / ``__kmem_cache_do_shrink()`` (spec §6.15).
+
+        Flush all CPUs, shrink the barns, discard **every** empty slab on the
+        partial lists (no FREE_SLAB) and sort the rest by free objects (1..32
+        first).  Returns True if any slab remains."""
+        self._check_usable("kmem_cache_shrink")
+        self.machine.check_cpu(cpu)
+        self.flush_all()
+        self.layer.shrink_node_caches(cpu)
+        return self._shrink_partial_lists()
+
+    def _shrink_partial_lists(self) -> bool:
+        for n in self.nodes:
+            if n is None:
+                continue
+            discard: list[Slab] = []
+            promote: list[list[Slab]] = [[] for _ in range(SHRINK_PROMOTE_MAX)]
+            rest: list[Slab] = []
+            for slab in n.partial_slabs():
+                free = slab.objects - slab.inuse
+                if free == slab.objects:
+                    discard.append(slab)
+                elif 1 <= free <= SHRINK_PROMOTE_MAX:
+                    promote[free - 1].insert(0, slab)  # list_move: head insertion
+                else:
+                    rest.append(slab)
+            for slab in list(n.partial_slabs()):
+                n.remove_partial(slab)
+            for bucket in promote:
+                for slab in bucket:
+                    n.add_partial(slab, True)
+            for slab in rest:
+                n.add_partial(slab, True)
+            for slab in discard:
+                self.discarded_without_stat += 1
+                self.discard_slab(slab)
+        return bool(self.slabs)
+
+    @contextmanager
+    def cpu_lock_held(self, cpu: int) -> Iterator[None]:
+        """Simulate a task on ``cpu`` being inside a per-CPU-layer operation of
+        this cache (``local_trylock`` held): allocations and frees from
+        ``context="irq"``/``"nmi"`` take the trylock-failure paths, task-context
+        operations raise :class:`LockRecursionError`."""
+        self.machine.check_cpu(cpu)
+        if self.layer.lock_held(cpu):
+            raise LockRecursionError(self.name, cpu)
+        self.layer.set_lock_held(cpu, True)
+        try:
+            yield
+        finally:
+            self.layer.set_lock_held(cpu, False)
+
+    # ================================================================ stats
+    @property
+    def stat_items(self) -> tuple[str, ...]:
+        items: tuple[str, ...] = getattr(self.layer, "stat_items", ())
+        return items
+
+    def stats(self) -> dict[str, int]:
+        """Every stat item, summed over online CPUs (as sysfs shows it)."""
+        online = self.machine.online_cpus()
+        out: dict[str, int] = {}
+        for i, name in enumerate(self.stat_items):
+            out[name] = sum(self.stat[c][i] & 0xFFFFFFFF for c in online)
+        return out
+
+    def stats_per_cpu(self) -> dict[str, dict[int, int]]:
+        """``{item: {cpu: value}}`` for online CPUs with non-zero values."""
+        online = self.machine.online_cpus()
+        out: dict[str, dict[int, int]] = {}
+        for i, name in enumerate(self.stat_items):
+            out[name] = {c: self.stat[c][i] & 0xFFFFFFFF for c in online if self.stat[c][i]}
+        return out
+
+    def stats_text(self, item: str) -> str:
+        """The sysfs text of one stat file without the newline: ``"5423 C0=357 C1=4357"``."""
+        idx = self._stat_index(item)
+        return format_stat([row[idx] for row in self.stat], self.machine.online_cpus())
+
+    def clear_stat(self, item: str) -> None:
+        """Writing ``0`` to the stat file: clears the item on all online CPUs."""
+        idx = self._stat_index(item)
+        for c in self.machine.online_cpus():
+            self.stat[c][idx] = 0
+        self.stats_cleared = True
+
+    def _stat_index(self, item: str) -> int:
+        try:
+            return self.stat_items.index(item)
+        except ValueError:
+            raise SlubsimUsageError(
+                f"{item!r} is not a stat item of {self.layer.generation}; "
+                f"valid: {', '.join(self.stat_items)}"
+            ) from None
+
+    # ================================================================ sysfs
+    @property
+    def sysfs_dir(self) -> str:
+        """``/sys/kernel/slab/<dir>``: the name for unmergeable caches, else the
+        unique id ``:[flags-]<size %07u>`` (``create_unique_id``)."""
+        if self.kernel.slab_unmergeable(self):
+            return self.name
+        tag = ""
+        if self.flags & F.SLAB_CACHE_DMA:
+            tag += "d"
+        if self.flags & F.SLAB_CACHE_DMA32:
+            tag += "D"
+        if self.flags & F.SLAB_RECLAIM_ACCOUNT:
+            tag += "a"
+        if self.flags & F.SLAB_CONSISTENCY_CHECKS:
+            tag += "F"
+        if self.flags & F.SLAB_ACCOUNT:
+            tag += "A"
+        return ":" + (tag + "-" if tag else "") + f"{self.size:07d}"
+
+    def _node_values(self, fn: Callable[[KmemCacheNode], int]) -> dict[int, int]:
+        return {n.nid: fn(n) for n in self.nodes if n is not None}
+
+    def sysfs(self) -> dict[str, int | str]:
+        """The non-stat sysfs attributes (spec §11.2), values as numbers/strings."""
+        partial = self._node_values(lambda n: n.nr_partial)
+        obj_partial = self._node_values(lambda n: sum(s.inuse for s in n.partial_slabs()))
+        free_partial = self._node_values(
+            lambda n: sum(s.objects - s.inuse for s in n.partial_slabs())
+        )
+        slabs = self._node_values(lambda n: n.nr_slabs)
+        total = self._node_values(lambda n: n.total_objects)
+        fl = self.flags
+        return {
+            "object_size": self.object_size,
+            "slab_size": self.size,
+            "objs_per_slab": self.objects,
+            "order": self.order,
+            "sheaf_capacity": self.sheaf_capacity,
+            "min_partial": self.min_partial,
+            "cpu_partial": 0,
+            "slabs_cpu_partial": "0(0)",
+            "cpu_slabs": 0,
+            "partial": sum(partial.values()),
+            "objects_partial": sum(obj_partial.values()),
+            "slabs": sum(slabs.values()),
+            "objects": sum(total.values()) - sum(free_partial.values()),
+            "total_objects": sum(total.values()),
+            "aliases": max(self.refcount - 1, 0),
+            "align": self.align,
+            "ctor": "ctor" if self.ctor else "",
+            "hwcache_align": int(bool(fl & F.SLAB_HWCACHE_ALIGN)),
+            "reclaim_account": int(bool(fl & F.SLAB_RECLAIM_ACCOUNT)),
+            "destroy_by_rcu": int(bool(fl & F.SLAB_TYPESAFE_BY_RCU)),
+            "sanity_checks": int(bool(fl & F.SLAB_CONSISTENCY_CHECKS)),
+            "trace": int(bool(fl & F.SLAB_TRACE)),
+            "red_zone": int(bool(fl & F.SLAB_RED_ZONE)),
+            "poison": int(bool(fl & F.SLAB_POISON)),
+            "store_user": int(bool(fl & F.SLAB_STORE_USER)),
+            "remote_node_defrag_ratio": self.remote_node_defrag_ratio // 10,
+            "failslab": int(bool(fl & F.SLAB_FAILSLAB)),
+            "skip_kfence": int(bool(fl & F.SLAB_SKIP_KFENCE)),
+        }
+
+    def sysfs_read(self, attr: str) -> str:
+        """Exact file contents of ``/sys/kernel/slab/<cache>/<attr>`` (with ``\\n``)."""
+        if attr in self.stat_items:
+            return self.stats_text(attr) + "\n"
+        per_node = {
+            "partial": lambda n: n.nr_partial,
+            "objects_partial": lambda n: sum(s.inuse for s in n.partial_slabs()),
+            "slabs": lambda n: n.nr_slabs,
+            "total_objects": lambda n: n.total_objects,
+            "objects": lambda n: (
+                n.total_objects - sum(s.objects - s.inuse for s in n.partial_slabs())
+            ),
+        }
+        if attr in per_node:
+            vals = self._node_values(per_node[attr])
+            text = str(sum(vals.values()))
+            if self.kernel.config.numa:
+                text += "".join(f" N{nid}={v}" for nid, v in sorted(vals.items()) if v)
+            return text + "\n"
+        attrs = self.sysfs()
+        if attr not in attrs:
+            raise SlubsimUsageError(f"no sysfs attribute {attr!r}")
+        return f"{attrs[attr]}\n"
+
+    # ============================================================ invariants
+    def validate(self) -> None:
+        """Check the model's invariants (spec §9.3); raise InvariantError.
+
+        * every object of every slab is in exactly one place: free in its slab,
+          cached in a sheaf/barn/rcu/prefilled/deferred list, or live;
+        * ``inuse`` of each slab = objects not on its freelist;
+        * partial lists, ``nr_partial``, ``SL_partial`` and the per-node slab and
+          object counts agree; full slabs are on no list;
+        * ``sheaf_alloc - sheaf_free`` = sheaf structs alive;
+          ``alloc_slab - free_slab - silent discards`` = slabs.
+        """
+        where: dict[int, str] = {}
+
+        def place(x: int, w: str) -> None:
+            if x in where:
+                raise InvariantError(f"{self.name}: object 0x{x:x} both {where[x]} and {w}")
+            where[x] = w
+
+        for slab in self.slabs:
+            if slab.cache is not self:
+                raise InvariantError(f"{self.name}: foreign slab {slab}")
+            if slab.inuse != slab.objects - len(slab.freelist):
+                raise InvariantError(f"{self.name}: {slab} inuse does not match its freelist")
+            for x in slab.freelist:
+                if slab.index_of(x) < 0:
+                    raise InvariantError(f"{self.name}: 0x{x:x} on the freelist of {slab}")
+                place(x, f"free in {slab}")
+            if slab.on_partial and slab.inuse == slab.objects:
+                raise InvariantError(f"{self.name}: full {slab} on the partial list")
+            if not slab.on_partial and slab.inuse < slab.objects and not slab.frozen:
+                raise InvariantError(f"{self.name}: {slab} with free objects is on no list")
+        for w, x in self.layer.cached_objects():
+            place(x, w)
+        for cpu, batch in enumerate(self.kernel.kvfree_rcu_pending):
+            for x in batch:
+                owner = self._slab_or_none(x)
+                if owner is not None and owner.cache is self:
+                    place(x, f"cpu{cpu}.kvfree_rcu batch")
+        for x, live in self.obj_state.items():
+            if live:
+                place(x, "in use")
+        for x in where:
+            owner = self._slab_or_none(x)
+            if owner is None or owner.cache is not self or owner.index_of(x) < 0:
+                raise InvariantError(f"{self.name}: 0x{x:x} ({where[x]}) is not an object")
+        total = sum(s.objects for s in self.slabs)
+        if len(where) != total:
+            raise InvariantError(
+                f"{self.name}: {total} objects in slabs but {len(where)} accounted for"
+            )
+        for n in self.nodes:
+            if n is None:
+                continue
+            cnt = 0
+            prev = None
+            for slab in n.partial_slabs():
+                cnt += 1
+                if not slab.on_partial or slab.nid != n.nid or slab.prev is not prev:
+                    raise InvariantError(f"{self.name}: node {n.nid} partial list corrupt")
+                prev = slab
+            if cnt != n.nr_partial or n.tail is not prev:
+                raise InvariantError(
+                    f"{self.name}: node {n.nid} nr_partial {n.nr_partial} != {cnt}"
+                )
+            mine = [s for s in self.slabs if s.nid == n.nid]
+            if n.nr_slabs != len(mine) or n.total_objects != sum(s.objects for s in mine):
+                raise InvariantError(f"{self.name}: node {n.nid} slab counts wrong")
+        if sum(s.on_partial for s in self.slabs) != sum(
+            n.nr_partial for n in self.nodes if n is not None
+        ):
+            raise InvariantError(f"{self.name}: SL_partial bits disagree with the lists")
+        if not self.stats_cleared:
+            st = self.stats()
+            if "sheaf_alloc" in st:
+                alive = st["sheaf_alloc"] - st["sheaf_free"]
+                counted = getattr(self.layer, "count_sheaves", lambda: alive)()
+                if alive != self.layer.live_sheaves() or alive != counted:
+                    raise InvariantError(
+                        f"{self.name}: sheaf_alloc-sheaf_free={alive}, "
+                        f"model holds {counted} sheaves"
+                    )
+            slabs_ctr = (
+                sum(self.stat[c][ALLOC_SLAB] for c in range(self.machine.nr_cpus))
+                - sum(self.stat[c][FREE_SLAB] for c in range(self.machine.nr_cpus))
+                - self.discarded_without_stat
+            )
+            if slabs_ctr != len(self.slabs) and self.layer.generation == "7.3":
+                raise InvariantError(
+                    f"{self.name}: alloc_slab-free_slab-discards={slabs_ctr} "
+                    f"but {len(self.slabs)} slabs"
+                )
+
+    # ================================================================ misc
+    def live_objects(self) -> int:
+        return sum(1 for v in self.obj_state.values() if v)
+
+    def cached_objects(self) -> int:
+        return sum(1 for _ in self.layer.cached_objects())
+
+    def __repr__(self) -> str:
+        return f"<KmemCache {self.name} size={self.size} objs={self.objects} order={self.order}>"

@@ -1,0 +1,54 @@
+"""An explicit RCU grace-period model (spec §16.7, §16.8).
+
+Nothing completes by itself: the caller ends grace periods with
+:meth:`Rcu.grace_period` (``synchronize_rcu``-like) or :meth:`Rcu.barrier`
+(``rcu_barrier``).  A grace period runs every callback queued before it, in
+queue order.
+
+Decisions:
+
+* an RCU callback (``rcu_free_sheaf``, ``rcu_free_sheaf_nobarn``) runs on the
+  CPU that queued it, so its counters land on that CPU (the kernel runs it
+  wherever the callback is invoked; usually the same CPU without offloading);
+* the classic ``kvfree_rcu`` batches (objects that did not go to an rcu sheaf)
+  are drained at the end of every grace period through ``kfree_bulk`` on the
+  submitting CPU (the kernel's monitor drains every ``KFREE_DRAIN_JIFFIES`` or
+  when a page of pointers fills).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+
+class Rcu:
+    def __init__(self) -> None:
+        self.callbacks: list[tuple[int, Callable[[int], None]]] = []
+        self.gp_seq = 0
+        self.completed_callbacks = 0
+        #: hooks run after the callbacks of each grace period (kvfree_rcu drain)
+        self.after_gp: list[Callable[[], None]] = []
+
+    def call_rcu(self, cpu: int, fn: Callable[[int], None]) -> None:
+        """Queue ``fn(cpu)`` to run after the next grace period."""
+        self.callbacks.append((cpu, fn))
+
+    def pending(self) -> int:
+        return len(self.callbacks)
+
+    def grace_period(self) -> int:
+        """End one grace period; returns how many callbacks ran."""
+        cbs, self.callbacks = self.callbacks, []
+        for cpu, fn in cbs:
+            fn(cpu)
+        self.gp_seq += 1
+        self.completed_callbacks += len(cbs)
+        for hook in self.after_gp:
+            hook()
+        return len(cbs)
+
+    def barrier(self) -> None:
+        """``rcu_barrier()``: wait for every queued callback (and those they queue)."""
+        self.grace_period()
+        while self.callbacks:
+            self.grace_period()

@@ -1,0 +1,1036 @@
+"""Linux 7.x "sheaves for all" per-CPU layer (modelled on Linux 7.3.4 ``mm/slub.c``).
+
+Sheaves replaced the cpu slab and cpu partial lists in 7.0 (series "slab:
+replace cpu (partial) slabs with sheaves", V. Babka, v4 2026-01-23, merged for
+7.0; spec §1).  Every CPU has a ``main`` and an optional ``spare`` sheaf (plus
+``rcu_free`` for kfree_rcu batching); each node has a barn of full and empty
+sheaves.  Fallback order on allocation (spec §6.1-§6.5):
+
+1. ``alloc_from_pcs``: pop the main sheaf;
+2. ``__pcs_replace_empty_main``: swap in a non-empty spare, else take a full
+   sheaf from the barn (``barn_get``), else refill an empty sheaf from the node
+   partial list / new slabs (``refill_sheaf``);
+3. ``___slab_alloc``: one object from the first node-partial slab or a new slab.
+
+and on free (§6.6-§6.9): ``free_to_pcs`` pushes onto main; when main is full
+``__pcs_replace_full_main`` swaps with the spare, trades with the barn or
+allocates an empty sheaf; objects that cannot go to a sheaf (remote node,
+pfmemalloc, no sheaves, trylock failure) go straight to ``__slab_free``.
+
+Sequential replay: a CPU never races with itself, so ``cmpxchg`` never fails
+and trylocks fail only when the caller says it runs in irq/NMI context while the
+CPU's ``local_trylock`` is held (spec §6.16).  Branches that only a race can
+reach are kept for fidelity and marked "race" in comments.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+from .constants import MAX_EMPTY_SHEAVES, MAX_FULL_SHEAVES, NUMA_NO_NODE, PCS_BATCH_MAX
+from .node import Barn, KmemCacheNode
+from .pcpu import PerCpuLayer
+from .sheaf import BOOTSTRAP_SHEAF, Sheaf
+from .slab import Slab
+from .stats import (
+    ALLOC_FASTPATH,
+    ALLOC_NODE_MISMATCH,
+    ALLOC_SLAB,
+    ALLOC_SLOWPATH,
+    BARN_GET,
+    BARN_GET_FAIL,
+    BARN_PUT,
+    BARN_PUT_FAIL,
+    FREE_ADD_PARTIAL,
+    FREE_FASTPATH,
+    FREE_RCU_SHEAF,
+    FREE_RCU_SHEAF_FAIL,
+    FREE_REMOVE_PARTIAL,
+    FREE_SLAB,
+    FREE_SLOWPATH,
+    SHEAF_ALLOC,
+    SHEAF_FLUSH,
+    SHEAF_FREE,
+    SHEAF_PREFILL_FAST,
+    SHEAF_PREFILL_OVERSIZE,
+    SHEAF_PREFILL_SLOW,
+    SHEAF_REFILL,
+    SHEAF_RETURN_FAST,
+    SHEAF_RETURN_SLOW,
+    STAT_ITEMS_73,
+)
+
+if TYPE_CHECKING:
+    from .cache import KmemCache
+
+E2BIG = -7
+ENOMEM = -12
+
+
+class PerCpuSheaves:
+    """``struct slub_percpu_sheaves`` of one CPU."""
+
+    __slots__ = ("deferred", "locked", "main", "rcu_free", "spare")
+
+    def __init__(self, main: Sheaf) -> None:
+        self.main = main
+        self.spare: Sheaf | None = None
+        self.rcu_free: Sheaf | None = None
+        self.locked = False  # local_trylock_t held by an interrupted task
+        self.deferred: list[int] = []  # kfree_nolock defer_free() llist
+
+
+class SheavesLayer(PerCpuLayer):
+    """Per-CPU sheaves + per-node barns: the only per-CPU layer of Linux 7.x."""
+
+    generation = "7.3"
+    stat_items = STAT_ITEMS_73
+
+    def __init__(self, cache: KmemCache, creating_cpu: int) -> None:
+        super().__init__(cache)
+        m = cache.machine
+        self.machine = m
+        self.capacity = cache.sheaf_capacity
+        self.has_sheaves = self.capacity != 0  # cache_has_sheaves()
+        # Barns exist for every online node (7.1+: kmem_cache.per_node[].barn).
+        self.barns: list[Barn | None] = [
+            Barn(n) if self.has_sheaves else None for n in range(m.nr_nodes)
+        ]
+        self.numa = cache.kernel.config.numa
+        # init_percpu_sheaves(): one empty main per possible CPU, each counted in
+        # sheaf_alloc on the creating CPU (counters exist before the sheaves).
+        self.pcs: list[PerCpuSheaves] = []
+        for _ in range(m.nr_cpus):
+            if self.has_sheaves:
+                sh = self._alloc_empty_sheaf(creating_cpu, force=True)
+                assert sh is not None
+                self.pcs.append(PerCpuSheaves(sh))
+            else:
+                self.pcs.append(PerCpuSheaves(BOOTSTRAP_SHEAF))
+        # Sheaves given out by kmem_cache_prefill_sheaf() and not yet returned.
+        self.prefilled: dict[int, Sheaf] = {}
+        # rcu_free sheaves submitted to call_rcu() and not yet processed.
+        self.rcu_inflight: dict[int, Sheaf] = {}
+        self.nr_sheaves = m.nr_cpus if self.has_sheaves else 0
+
+    # ------------------------------------------------------------------ utils
+    def _stat(self, cpu: int, item: int, n: int = 1) -> None:
+        self.cache.stat[cpu][item] += n
+
+    def _alloc_empty_sheaf(self, cpu: int, capacity: int = 0, force: bool = False) -> Sheaf | None:
+        """Models ``__alloc_empty_sheaf`` (kmalloc of the sheaf struct; may fail
+        under injected failures)."""
+        k = self.cache.kernel
+        if not force and k.fail_sheaf_alloc is not None and k.fail_sheaf_alloc.should_fail():
+            return None
+        self.cache.stat[cpu][SHEAF_ALLOC] += 1
+        if not force:
+            self.nr_sheaves += 1
+        return Sheaf(capacity or self.capacity)
+
+    def _free_empty_sheaf(self, cpu: int, sheaf: Sheaf) -> None:
+        """Models ``free_empty_sheaf`` (kfree of the struct; SHEAF_FREE)."""
+        assert not sheaf.objects
+        self.cache.stat[cpu][SHEAF_FREE] += 1
+        self.nr_sheaves -= 1
+
+    def _barn(self, cpu: int) -> Barn | None:
+        """``get_barn()``: the barn of the CPU's own node (``numa_node_id()``)."""
+        return self.barns[self.machine.cpu_node[cpu]]
+
+    def lock_held(self, cpu: int) -> bool:
+        return self.pcs[cpu].locked
+
+    def set_lock_held(self, cpu: int, held: bool) -> None:
+        self.pcs[cpu].locked = held
+        if not held and self.pcs[cpu].deferred:
+            self.process_deferred(cpu)
+
+    # ================================================================ alloc
+    def alloc(self, cpu: int, node: int, nolock: bool, irq: bool) -> int:
+        """Models ``slab_alloc_node``: ``alloc_from_pcs`` then ``___slab_alloc``."""
+        obj = self.alloc_from_pcs(cpu, node, nolock, irq)
+        if not obj:
+            obj = self.slab_alloc_slow(cpu, node, nolock)
+        return obj
+
+    def alloc_from_pcs(self, cpu: int, node: int, nolock: bool, irq: bool) -> int:
+        """Models ``alloc_from_pcs`` (spec §6.2)."""
+        node_requested = self.numa and node != NUMA_NO_NODE
+        if node_requested and node != self.machine.cpu_mem_node[cpu]:
+            self.cache.stat[cpu][ALLOC_NODE_MISMATCH] += 1
+            return 0
+        pcs = self.pcs[cpu]
+        if irq and pcs.locked:
+            return 0  # local_trylock failed
+        main = pcs.main
+        if not main.objects:
+            if not self._pcs_replace_empty_main(cpu, pcs, nolock):
+                return 0
+            main = pcs.main
+        obj = main.objects[-1]
+        if node_requested and self.cache.node_of(obj) != node:
+            self.cache.stat[cpu][ALLOC_NODE_MISMATCH] += 1
+            return 0
+        main.objects.pop()
+        self.cache.stat[cpu][ALLOC_FASTPATH] += 1
+        return obj
+
+    def _pcs_replace_empty_main(self, cpu: int, pcs: PerCpuSheaves, nolock: bool) -> bool:
+        """Models ``__pcs_replace_empty_main`` (spec §6.3).  True when ``pcs.main``
+        is non-empty afterwards."""
+        if not self.has_sheaves:
+            return False
+        spare = pcs.spare
+        if spare is not None and spare.objects:
+            pcs.spare = pcs.main
+            pcs.main = spare
+            return True
+        barn = self._barn(cpu)
+        if barn is None:
+            return False
+        allow_spin = not nolock
+        if barn.full:  # barn_replace_empty_sheaf
+            full = barn.full.pop()
+            barn.empty.append(pcs.main)
+            self.cache.stat[cpu][BARN_GET] += 1
+            pcs.main = full
+            return True
+        self.cache.stat[cpu][BARN_GET_FAIL] += 1
+        if not allow_spin:
+            return False
+        empty: Sheaf | None = None
+        if pcs.spare is not None:  # spare exists but is empty here
+            empty = pcs.spare
+            pcs.spare = None
+        elif barn.empty:
+            empty = barn.empty.pop()  # barn_get_empty_sheaf
+        if empty is None:
+            empty = self._alloc_empty_sheaf(cpu)
+            if empty is None:
+                return False
+        if self.refill_sheaf_from_slabs(cpu, empty) != 0:
+            self.sheaf_flush_unused(cpu, empty)
+            self._free_empty_sheaf(cpu, empty)
+            return False
+        full = empty
+        # relock: a sequential CPU finds the state it left
+        if not pcs.main.objects:
+            if pcs.spare is None:
+                pcs.spare = pcs.main
+            else:
+                barn.empty.append(pcs.main)  # barn_put_empty_sheaf, no limit check
+            pcs.main = full
+            return True
+        # race: main was refilled meanwhile
+        if pcs.spare is None:  # pragma: no cover - race
+            pcs.spare = full
+            return True
+        if not pcs.spare.objects:  # pragma: no cover - race
+            barn.empty.append(pcs.spare)
+            pcs.spare = full
+            return True
+        barn.full.append(full)  # pragma: no cover - race
+        self.cache.stat[cpu][BARN_PUT] += 1  # pragma: no cover - race
+        return True  # pragma: no cover - race
+
+    def refill_sheaf_from_slabs(self, cpu: int, sheaf: Sheaf) -> int:
+        """Models ``refill_sheaf`` (spec §6.4): fill to ``s->sheaf_capacity``;
+        SHEAF_REFILL counts what was added even when the refill falls short."""
+        to_fill = self.capacity - len(sheaf.objects)
+        if to_fill <= 0:
+            return 0
+        filled = self.refill_objects(cpu, sheaf.objects, to_fill, to_fill)
+        self.cache.stat[cpu][SHEAF_REFILL] += filled
+        return 0 if filled == to_fill else ENOMEM
+
+    def refill_objects(self, cpu: int, p: list[int], mn: int, mx: int) -> int:
+        """Models ``refill_objects``: local partial list, then (NUMA) other nodes'
+        partial lists, then new local slabs.  Appends to ``p``."""
+        c = self.cache
+        local = self.machine.cpu_mem_node[cpu]
+        got = self._refill_objects_node(p, mn, mx, c.nodes[local])
+        if got >= mn:
+            return got
+        if self.numa and self.machine.nr_nodes > 1:
+            got += self._refill_objects_any(cpu, p, mn - got, mx - got)
+            if got >= mn:
+                return got
+        while True:
+            slab = c.new_slab(cpu, local, False)
+            if slab is None:
+                return got
+            c.stat[cpu][ALLOC_SLAB] += 1
+            got += self._alloc_from_new_slab(slab, p, mx - got)
+            if got >= mn:
+                return got
+
+    def _refill_objects_node(self, p: list[int], mn: int, mx: int, n: KmemCacheNode | None) -> int:
+        """Models ``__refill_objects_node`` with ``get_partial_node_bulk``: take
+        whole slab freelists from the head of the partial list; a partially used
+        slab and the slabs not reached go back to the *tail*."""
+        if n is None or n.nr_partial == 0:
+            return 0
+        taken: list[Slab] = []
+        total_free = 0
+        for slab in n.partial_slabs():
+            if slab.pfmemalloc:  # refills use __GFP_NOMEMALLOC
+                continue
+            free = slab.objects - slab.inuse
+            if total_free >= mn and total_free + free > mx:
+                break
+            n.remove_partial(slab)  # SL_partial cleared, moved to a private list
+            taken.append(slab)
+            total_free += free
+            if total_free >= mx:
+                break
+        got = 0
+        i = 0
+        nt = len(taken)
+        while i < nt:
+            slab = taken[i]
+            i += 1
+            fl = slab.freelist
+            fl.reverse()  # head first
+            count = len(fl)
+            slab.freelist = []
+            slab.inuse = slab.objects  # get_freelist_nofreeze
+            k = min(count, mx - got)
+            p.extend(fl[:k])
+            got += k
+            if count > k:
+                # __slab_try_return_freelist: the rest goes back, slab to the tail
+                rest = fl[k:]
+                rest.reverse()
+                slab.freelist = rest
+                slab.inuse -= count - k
+                n.add_partial(slab, True)
+                break
+            if got >= mx:
+                break
+        while i < nt:  # slabs not reached: splice back to the tail, in order
+            n.add_partial(taken[i], True)
+            i += 1
+        return got
+
+    def _refill_objects_any(self, cpu: int, p: list[int], mn: int, mx: int) -> int:
+        """Models ``__refill_objects_any`` (NUMA).
+
+        Decision (spec §16.9): the ``remote_node_defrag_ratio`` gate
+        (``get_cycles() % 1024 > ratio`` skips the scan, ~2 % of calls with the
+        default 1000) is modelled deterministically: ratio 0 never scans, any
+        other value always scans.  Nodes are visited nearest first and only
+        those with ``nr_partial > min_partial`` are raided.
+        """
+        c = self.cache
+        if c.remote_node_defrag_ratio == 0:
+            return 0
+        got = 0
+        local = self.machine.cpu_mem_node[cpu]
+        for nid in c.zonelist(local):
+            n = c.nodes[nid]
+            if n is None or n.nr_partial <= c.min_partial:
+                continue
+            got += self._refill_objects_node(p, mn - got, mx - got, n)
+            if got >= mn:
+                break
+        return got
+
+    def _alloc_from_new_slab(self, slab: Slab, p: list[int], count: int) -> int:
+        """Models ``alloc_from_new_slab``: hand out objects in index order; the
+        rest forms the freelist and the slab goes to the partial list *head*."""
+        c = self.cache
+        n = c.nodes[slab.nid]
+        assert n is not None
+        needs_partial = True
+        if count >= slab.objects:
+            needs_partial = False
+            count = slab.objects
+        base = slab.base
+        size = slab.size
+        p.extend([base + i * size for i in range(count)])
+        slab.inuse = count
+        slab.freelist = [base + i * size for i in range(slab.objects - 1, count - 1, -1)]
+        if needs_partial:
+            n.add_partial(slab, False)
+        elif c.store_user:
+            slab.on_full = True
+            n.full.add(slab)
+        n.inc_slabs_node(slab.objects)
+        return count
+
+    def slab_alloc_slow(self, cpu: int, node: int, nolock: bool) -> int:
+        """Models ``___slab_alloc`` (spec §6.5): one object from the first partial
+        slab of the node, else a new slab whose rest goes to the partial head.
+        Debug caches take the same route (``alloc_single_from_partial`` /
+        ``alloc_single_from_new_slab`` move the same counters)."""
+        c = self.cache
+        c.stat[cpu][ALLOC_SLOWPATH] += 1
+        try_thisnode = True
+        while True:
+            thisnode = node != NUMA_NO_NODE and try_thisnode
+            obj = self._get_from_partial(cpu, node, thisnode)
+            if obj:
+                return obj
+            target = node if node != NUMA_NO_NODE else self.machine.cpu_mem_node[cpu]
+            slab = c.new_slab(cpu, target, thisnode)
+            if slab is None:
+                if node != NUMA_NO_NODE and try_thisnode:
+                    try_thisnode = False
+                    continue
+                c.note_out_of_memory(cpu, node)
+                return 0
+            c.stat[cpu][ALLOC_SLAB] += 1
+            out: list[int] = []
+            self._alloc_from_new_slab(slab, out, 1)
+            return out[0]
+
+    def _get_from_partial(self, cpu: int, node: int, thisnode: bool) -> int:
+        """Models ``get_from_partial``."""
+        c = self.cache
+        search = self.machine.cpu_mem_node[cpu] if node == NUMA_NO_NODE else node
+        obj = self._get_from_partial_node(c.nodes[search])
+        if obj or (node != NUMA_NO_NODE and thisnode):
+            return obj
+        if not (self.numa and self.machine.nr_nodes > 1) or c.remote_node_defrag_ratio == 0:
+            return 0
+        for nid in c.zonelist(self.machine.cpu_mem_node[cpu]):
+            n = c.nodes[nid]
+            if n is not None and n.nr_partial > c.min_partial:
+                obj = self._get_from_partial_node(n)
+                if obj:
+                    return obj
+        return 0
+
+    def _get_from_partial_node(self, n: KmemCacheNode | None) -> int:
+        """Models ``get_from_partial_node``: one object from the first matching slab."""
+        if n is None or n.nr_partial == 0:
+            return 0
+        for slab in n.partial_slabs():
+            if slab.pfmemalloc:
+                continue
+            obj = slab.freelist.pop()
+            slab.inuse += 1
+            if not slab.freelist:
+                n.remove_partial(slab)
+                if self.cache.store_user:
+                    slab.on_full = True
+                    n.full.add(slab)
+            return obj
+        return 0
+
+    # ================================================================= free
+    def free(self, cpu: int, x: int, slab: Slab, nolock: bool, irq: bool) -> None:
+        """Models ``slab_free`` (and ``kfree_nolock`` with ``nolock``)."""
+        if self._can_free_to_pcs(cpu, slab) and self.free_to_pcs(cpu, x, not nolock, irq):
+            return
+        if nolock:
+            # defer_free(): queued on a per-CPU llist, freed by irq_work later.
+            self.pcs[cpu].deferred.append(x)
+            if not self.pcs[cpu].locked:
+                self.process_deferred(cpu)
+            return
+        self.slab_free_to_slab(cpu, slab, [x])
+        self.cache.stat[cpu][FREE_SLOWPATH] += 1
+
+    def process_deferred(self, cpu: int) -> None:
+        """The irq_work of ``defer_free``: ``__slab_free`` + FREE_SLOWPATH each."""
+        pcs = self.pcs[cpu]
+        items, pcs.deferred = pcs.deferred, []
+        for x in items:
+            self.slab_free_to_slab(cpu, self.cache.slab_of(x), [x])
+            self.cache.stat[cpu][FREE_SLOWPATH] += 1
+
+    def _can_free_to_pcs(self, cpu: int, slab: Slab) -> bool:
+        """Models ``can_free_to_pcs`` (no CONFIG_HAVE_MEMORYLESS_NODES, as x86)."""
+        if self.numa:
+            own = self.machine.cpu_node[cpu]
+            if slab.nid != own and self.machine.node_has_memory[own]:
+                return False
+        return not slab.pfmemalloc
+
+    def free_to_pcs(self, cpu: int, x: int, allow_spin: bool, irq: bool) -> bool:
+        """Models ``free_to_pcs`` (spec §6.7)."""
+        pcs = self.pcs[cpu]
+        if irq and pcs.locked:
+            return False
+        if len(pcs.main.objects) == self.capacity and not self._pcs_replace_full_main(
+            cpu, pcs, allow_spin
+        ):
+            return False
+        pcs.main.objects.append(x)
+        self.cache.stat[cpu][FREE_FASTPATH] += 1
+        return True
+
+    def _pcs_replace_full_main(self, cpu: int, pcs: PerCpuSheaves, allow_spin: bool) -> bool:
+        """Models ``__pcs_replace_full_main`` (spec §6.7).  True when main has room."""
+        stat = self.cache.stat[cpu]
+        while True:  # restart:
+            if not self.has_sheaves:
+                return False
+            barn = self._barn(cpu)
+            if barn is None:
+                return False
+            put_fail = False
+            empty: Sheaf | None = None
+            if pcs.spare is None:
+                if barn.empty:
+                    e = barn.empty.pop()
+                    pcs.spare = pcs.main
+                    pcs.main = e
+                    return True
+            elif len(pcs.spare.objects) < self.capacity:
+                pcs.spare, pcs.main = pcs.main, pcs.spare
+                return True
+            else:
+                # both full: barn_replace_full_sheaf
+                if len(barn.full) >= MAX_FULL_SHEAVES:
+                    if allow_spin:
+                        stat[BARN_PUT_FAIL] += 1
+                        to_flush = pcs.spare
+                        pcs.spare = None
+                        self.sheaf_flush_unused(cpu, to_flush)
+                        self._install_empty_sheaf(cpu, pcs, to_flush, barn)
+                        return True
+                    put_fail = True
+                elif barn.empty:
+                    e = barn.empty.pop()
+                    barn.full.append(pcs.main)
+                    stat[BARN_PUT] += 1
+                    pcs.main = e
+                    return True
+                else:
+                    put_fail = True  # -ENOMEM: barn has no empty sheaf
+            # alloc_empty:
+            if not allow_spin:
+                return False
+            empty = self._alloc_empty_sheaf(cpu)
+            if empty is not None:
+                self._install_empty_sheaf(cpu, pcs, empty, barn)
+                return True
+            if put_fail:
+                stat[BARN_PUT_FAIL] += 1
+            self.sheaf_flush_main(cpu, cpu)  # sheaf_try_flush_main
+            if len(pcs.main.objects) == self.capacity:  # pragma: no cover - race
+                continue
+            return True
+
+    def _install_empty_sheaf(self, cpu: int, pcs: PerCpuSheaves, empty: Sheaf, barn: Barn) -> None:
+        """Models ``__pcs_install_empty_sheaf``."""
+        if pcs.spare is None:
+            pcs.spare = pcs.main
+            pcs.main = empty
+            return
+        if len(pcs.main.objects) < self.capacity:  # pragma: no cover - race
+            barn.empty.append(empty)
+            return
+        if len(pcs.spare.objects) < self.capacity:  # pragma: no cover - race
+            pcs.spare, pcs.main = pcs.main, pcs.spare
+            barn.empty.append(empty)
+            return
+        barn.full.append(pcs.main)  # after -ENOMEM: no limit check
+        self.cache.stat[cpu][BARN_PUT] += 1
+        pcs.main = empty
+
+    # ------------------------------------------------------- slab-side free
+    def slab_free_to_slab(self, cpu: int, slab: Slab, chain: list[int]) -> None:
+        """Models ``__slab_free`` (non-debug, 7.3, spec §6.9) and, for debug caches,
+        ``free_to_partial_list`` (same counters).  ``chain`` lists the freed
+        objects head first; it is prepended to the slab freelist.  Does **not**
+        count FREE_SLOWPATH (callers do)."""
+        c = self.cache
+        cnt = len(chain)
+        fl = slab.freelist
+        was_full = not fl
+        if cnt == 1:
+            fl.append(chain[0])
+        else:
+            fl.extend(reversed(chain))
+        slab.inuse -= cnt
+        new_inuse = slab.inuse
+        if new_inuse != 0 and not was_full:
+            return
+        n = c.nodes[slab.nid]
+        assert n is not None
+        if not was_full and not slab.on_partial:  # pragma: no cover - race
+            return
+        if new_inuse == 0 and n.nr_partial >= c.min_partial:
+            if not was_full:
+                n.remove_partial(slab)
+                c.stat[cpu][FREE_REMOVE_PARTIAL] += 1
+            elif slab.on_full:
+                slab.on_full = False
+                n.full.discard(slab)
+            c.stat[cpu][FREE_SLAB] += 1
+            c.discard_slab(slab)
+            return
+        if was_full:
+            if slab.on_full:
+                slab.on_full = False
+                n.full.discard(slab)
+            n.add_partial(slab, True)
+            c.stat[cpu][FREE_ADD_PARTIAL] += 1
+
+    def free_bulk_to_slabs(self, cpu: int, objs: list[int]) -> int:
+        """Models ``__kmem_cache_free_bulk`` (internal: no hooks, no FREE_SLOWPATH):
+        group with ``build_detached_freelist`` and ``__slab_free`` each group.
+        Returns the number of groups."""
+        c = self.cache
+        p = list(objs)
+        size = len(p)
+        groups = 0
+        while size:
+            size, slab, chain = c.build_detached_freelist(p, size)
+            self.slab_free_to_slab(cpu, slab, chain)
+            groups += 1
+        return groups
+
+    def sheaf_flush_unused(self, cpu: int, sheaf: Sheaf) -> None:
+        """Models ``sheaf_flush_unused``: all objects back to slabs (SHEAF_FLUSH)."""
+        if sheaf.objects:
+            self.cache.stat[cpu][SHEAF_FLUSH] += len(sheaf.objects)
+            objs = sheaf.objects
+            sheaf.objects = []
+            self.free_bulk_to_slabs(cpu, objs)
+
+    def sheaf_flush_main(self, cpu: int, executing_cpu: int) -> None:
+        """Models ``sheaf_flush_main``: the top PCS_BATCH_MAX objects at a time."""
+        main = self.pcs[cpu].main
+        while main.objects:
+            batch = min(PCS_BATCH_MAX, len(main.objects))
+            objs = main.objects[-batch:]
+            del main.objects[-batch:]
+            self.free_bulk_to_slabs(executing_cpu, objs)
+            self.cache.stat[executing_cpu][SHEAF_FLUSH] += batch
+
+    # ================================================================= bulk
+    def alloc_bulk(self, cpu: int, n: int) -> list[int] | None:
+        """Models ``kmem_cache_alloc_bulk`` (spec §6.10)."""
+        if n <= 0:
+            return None
+        p: list[int] = []
+        i = self._alloc_from_pcs_bulk(cpu, n, p)
+        if i < n:
+            rest: list[int] = []
+            if not self._kmem_cache_alloc_bulk(cpu, n - i, rest):
+                if p:
+                    self.free_bulk_to_slabs(cpu, p)
+                return None
+            p.extend(rest)
+        return p
+
+    def _alloc_from_pcs_bulk(self, cpu: int, size: int, p: list[int]) -> int:
+        """Models ``alloc_from_pcs_bulk``: never refills, only swaps or takes a
+        full sheaf from the barn."""
+        pcs = self.pcs[cpu]
+        stat = self.cache.stat[cpu]
+        allocated = 0
+        while True:
+            main = pcs.main
+            if not main.objects:
+                if not self.has_sheaves:
+                    return allocated
+                spare = pcs.spare
+                if spare is not None and spare.objects:
+                    pcs.spare = main
+                    pcs.main = main = spare
+                else:
+                    barn = self._barn(cpu)
+                    if barn is None:
+                        return allocated
+                    if barn.full:
+                        full = barn.full.pop()
+                        barn.empty.append(main)
+                        stat[BARN_GET] += 1
+                        pcs.main = main = full
+                    else:
+                        stat[BARN_GET_FAIL] += 1
+                        return allocated
+            batch = min(size, len(main.objects))
+            taken = main.objects[-batch:]
+            del main.objects[-batch:]
+            p.extend(taken)
+            stat[ALLOC_FASTPATH] += batch
+            allocated += batch
+            size -= batch
+            if size == 0:
+                return allocated
+
+    def _kmem_cache_alloc_bulk(self, cpu: int, size: int, p: list[int]) -> bool:
+        """Models ``__kmem_cache_alloc_bulk``."""
+        c = self.cache
+        if c.debug:
+            for _ in range(size):
+                obj = self.slab_alloc_slow(cpu, NUMA_NO_NODE, False)
+                if not obj:
+                    if p:
+                        self.free_bulk_to_slabs(cpu, p)
+                        p.clear()
+                    return False
+                p.append(obj)
+            return True
+        got = self.refill_objects(cpu, p, size, size)
+        if got < size:
+            if p:
+                self.free_bulk_to_slabs(cpu, p)
+                p.clear()
+            return False
+        c.stat[cpu][ALLOC_SLOWPATH] += got
+        return True
+
+    def free_bulk(self, cpu: int, objs: list[int]) -> None:
+        """Models ``kmem_cache_free_bulk``: ``free_to_pcs_bulk`` for caches with
+        sheaves, detached freelists to slabs otherwise."""
+        if not objs:
+            return
+        c = self.cache
+        if not self.has_sheaves:
+            p = list(objs)
+            size = len(p)
+            while size:
+                size, slab, chain = c.build_detached_freelist(p, size)
+                self.slab_free_to_slab(cpu, slab, chain)
+                c.stat[cpu][FREE_SLOWPATH] += len(chain)
+            return
+        self._free_to_pcs_bulk(cpu, objs)
+
+    def _free_to_pcs_bulk(self, cpu: int, objs: list[int]) -> None:
+        """Models ``free_to_pcs_bulk``.
+
+        Decision: objects that may not go to sheaves (remote node, pfmemalloc)
+        are partitioned out stably (original order kept on both sides); they
+        are freed to slabs after the local ones, as the kernel does.
+        """
+        c = self.cache
+        remote: list[int] = []
+        local: list[int] = []
+        for x in objs:
+            (local if self._can_free_to_pcs(cpu, c.slab_of(x)) else remote).append(x)
+        while local:
+            k = self._free_to_pcs_batch(cpu, local)
+            if k == 0:
+                self.free_bulk_to_slabs(cpu, local)
+                c.stat[cpu][FREE_SLOWPATH] += len(local)
+                break
+            local = local[k:]
+        if remote:
+            self.free_bulk_to_slabs(cpu, remote)
+            c.stat[cpu][FREE_SLOWPATH] += len(remote)
+
+    def _free_to_pcs_batch(self, cpu: int, objs: list[int]) -> int:
+        """Models ``__free_to_pcs_batch``: never allocates an empty sheaf."""
+        pcs = self.pcs[cpu]
+        stat = self.cache.stat[cpu]
+        if pcs.locked:
+            return 0
+        if len(pcs.main.objects) == self.capacity:
+            if not self.has_sheaves:
+                return 0
+            barn = self._barn(cpu)
+            if barn is None:
+                return 0
+            if pcs.spare is None:
+                if not barn.empty:
+                    return 0
+                pcs.spare = pcs.main
+                pcs.main = barn.empty.pop()
+            elif len(pcs.spare.objects) < self.capacity:
+                pcs.spare, pcs.main = pcs.main, pcs.spare
+            else:
+                if len(barn.full) >= MAX_FULL_SHEAVES or not barn.empty:
+                    stat[BARN_PUT_FAIL] += 1
+                    return 0
+                e = barn.empty.pop()
+                barn.full.append(pcs.main)
+                stat[BARN_PUT] += 1
+                pcs.main = e
+        main = pcs.main
+        batch = min(len(objs), self.capacity - len(main.objects))
+        main.objects.extend(objs[:batch])
+        stat[FREE_FASTPATH] += batch
+        return batch
+
+    # ============================================================ prefill API
+    def prefill_sheaf(self, cpu: int, size: int) -> Sheaf | None:
+        """Models ``kmem_cache_prefill_sheaf`` (spec §6.11)."""
+        if size <= 0:
+            return None
+        stat = self.cache.stat[cpu]
+        sh: Sheaf | None
+        if size > self.capacity:
+            sh = self._alloc_empty_sheaf(cpu, capacity=size)
+            if sh is None:
+                return None
+            stat[SHEAF_PREFILL_OVERSIZE] += 1
+            objs: list[int] = []
+            if not self._kmem_cache_alloc_bulk(cpu, size, objs):
+                self._free_empty_sheaf(cpu, sh)
+                return None
+            sh.objects = objs
+            self.prefilled[sh.sid] = sh
+            return sh
+        pcs = self.pcs[cpu]
+        if pcs.locked:
+            raise self.cache.lock_recursion(cpu)
+        sh = None
+        if pcs.spare is not None:
+            sh = pcs.spare
+            pcs.spare = None
+            stat[SHEAF_PREFILL_FAST] += 1
+        else:
+            stat[SHEAF_PREFILL_SLOW] += 1
+            barn = self._barn(cpu)
+            if barn is not None:
+                # barn_get_full_or_empty_sheaf: prefers a full one
+                if barn.full:
+                    sh = barn.full.pop()
+                elif barn.empty:
+                    sh = barn.empty.pop()
+            if sh is not None and sh.objects:
+                stat[BARN_GET] += 1
+            else:
+                stat[BARN_GET_FAIL] += 1
+        if sh is None:
+            sh = self._alloc_empty_sheaf(cpu)
+        if sh is not None:
+            sh.capacity = self.capacity
+            sh.pfmemalloc = False
+            if len(sh.objects) < size and self.refill_sheaf_from_slabs(cpu, sh) != 0:
+                self.sheaf_flush_unused(cpu, sh)
+                self._free_empty_sheaf(cpu, sh)
+                sh = None
+        if sh is not None:
+            self.prefilled[sh.sid] = sh
+        return sh
+
+    def return_sheaf(self, cpu: int, sheaf: Sheaf) -> None:
+        """Models ``kmem_cache_return_sheaf``."""
+        stat = self.cache.stat[cpu]
+        self.prefilled.pop(sheaf.sid, None)
+        if sheaf.capacity != self.capacity or sheaf.pfmemalloc:
+            self.sheaf_flush_unused(cpu, sheaf)
+            self._free_empty_sheaf(cpu, sheaf)
+            return
+        pcs = self.pcs[cpu]
+        if pcs.locked:
+            raise self.cache.lock_recursion(cpu)
+        if pcs.spare is None:
+            pcs.spare = sheaf
+            stat[SHEAF_RETURN_FAST] += 1
+            return
+        stat[SHEAF_RETURN_SLOW] += 1
+        barn = self._barn(cpu)
+        if (
+            barn is None
+            or len(barn.full) >= MAX_FULL_SHEAVES
+            or self.refill_sheaf_from_slabs(cpu, sheaf) != 0
+        ):
+            self.sheaf_flush_unused(cpu, sheaf)
+            self._free_empty_sheaf(cpu, sheaf)
+            return
+        barn.full.append(sheaf)
+        stat[BARN_PUT] += 1
+
+    def refill_sheaf(self, cpu: int, sheaf: Sheaf, size: int) -> tuple[int, Sheaf]:
+        """Models ``kmem_cache_refill_sheaf``: returns (errno, sheaf to use)."""
+        if len(sheaf.objects) >= size:
+            return 0, sheaf
+        if sheaf.capacity >= size:
+            if sheaf.capacity == self.capacity:
+                return self.refill_sheaf_from_slabs(cpu, sheaf), sheaf
+            objs: list[int] = []
+            if not self._kmem_cache_alloc_bulk(cpu, sheaf.capacity - len(sheaf.objects), objs):
+                return ENOMEM, sheaf
+            sheaf.objects.extend(objs)
+            return 0, sheaf
+        new = self.prefill_sheaf(cpu, size)
+        if new is None:
+            return ENOMEM, sheaf
+        self.return_sheaf(cpu, sheaf)
+        return 0, new
+
+    # ============================================================= kfree_rcu
+    def kfree_rcu(self, cpu: int, x: int, slab: Slab, irq: bool) -> bool:
+        """Models ``kfree_rcu_sheaf`` / ``__kfree_rcu_sheaf`` (spec §6.12)."""
+        if self.numa and slab.nid != self.machine.cpu_mem_node[cpu]:
+            return False  # remote: classic batching, no stat
+        stat = self.cache.stat[cpu]
+        pcs = self.pcs[cpu]
+        if irq and pcs.locked:
+            stat[FREE_RCU_SHEAF_FAIL] += 1
+            return False
+        if pcs.rcu_free is None:
+            if not self.has_sheaves:
+                stat[FREE_RCU_SHEAF_FAIL] += 1
+                return False
+            spare = pcs.spare
+            if spare is not None and not spare.objects:
+                pcs.rcu_free = spare
+                pcs.spare = None
+            else:
+                barn = self._barn(cpu)
+                if barn is None:
+                    stat[FREE_RCU_SHEAF_FAIL] += 1
+                    return False
+                if barn.empty:
+                    pcs.rcu_free = barn.empty.pop()
+                else:
+                    e = self._alloc_empty_sheaf(cpu)
+                    if e is None:
+                        stat[FREE_RCU_SHEAF_FAIL] += 1
+                        return False
+                    pcs.rcu_free = e
+        sh = pcs.rcu_free
+        assert sh is not None
+        sh.objects.append(x)
+        if len(sh.objects) == self.capacity:
+            pcs.rcu_free = None
+            sh.node = self.machine.cpu_node[cpu]
+            self._submit_rcu_sheaf(cpu, sh, barn_ok=True)
+        stat[FREE_RCU_SHEAF] += 1
+        return True
+
+    def _submit_rcu_sheaf(self, cpu: int, sh: Sheaf, barn_ok: bool) -> None:
+        """``call_rcu(&sheaf->rcu_head, rcu_free_sheaf[_nobarn])``."""
+        self.rcu_inflight[sh.sid] = sh
+        if barn_ok:
+            self.cache.kernel.rcu.call_rcu(cpu, lambda run_cpu: self._rcu_free_sheaf(run_cpu, sh))
+        else:
+            self.cache.kernel.rcu.call_rcu(
+                cpu, lambda run_cpu: self._rcu_free_sheaf_nobarn(run_cpu, sh)
+            )
+
+    def _rcu_free_sheaf(self, cpu: int, sh: Sheaf) -> None:
+        """Models ``rcu_free_sheaf`` (after the grace period)."""
+        self.rcu_inflight.pop(sh.sid, None)
+        stat = self.cache.stat[cpu]
+        barn = self.barns[sh.node] if sh.node >= 0 else None
+        pfm = any(self.cache.slab_of(x).pfmemalloc for x in sh.objects)
+        flush = pfm or barn is None
+        if not flush and sh.objects:
+            assert barn is not None
+            if len(barn.full) < MAX_FULL_SHEAVES:
+                stat[BARN_PUT] += 1
+                barn.full.append(sh)
+                return
+            flush = True
+        if flush or sh.objects:
+            stat[BARN_PUT_FAIL] += 1
+            self.sheaf_flush_unused(cpu, sh)
+        if barn is not None and len(barn.empty) < MAX_EMPTY_SHEAVES:
+            barn.empty.append(sh)
+            return
+        self._free_empty_sheaf(cpu, sh)
+
+    def _rcu_free_sheaf_nobarn(self, cpu: int, sh: Sheaf) -> None:
+        """Models ``rcu_free_sheaf_nobarn``: flush and free, no barn."""
+        self.rcu_inflight.pop(sh.sid, None)
+        self.sheaf_flush_unused(cpu, sh)
+        self._free_empty_sheaf(cpu, sh)
+
+    # =========================================================== maintenance
+    def flush_cpu(self, cpu: int, executing_cpu: int) -> None:
+        """Models ``pcs_flush_all`` / ``__pcs_flush_all_cpu``: spare flushed and
+        freed, rcu_free submitted with ``rcu_free_sheaf_nobarn``, main flushed
+        (the struct kept).  The barn is not touched."""
+        if not self.has_sheaves:
+            return
+        pcs = self.pcs[cpu]
+        if pcs.deferred:
+            self.process_deferred(cpu)
+        spare, rcu = pcs.spare, pcs.rcu_free
+        pcs.spare = None
+        pcs.rcu_free = None
+        if spare is not None:
+            self.sheaf_flush_unused(executing_cpu, spare)
+            self._free_empty_sheaf(executing_cpu, spare)
+        if rcu is not None:
+            self._submit_rcu_sheaf(executing_cpu, rcu, barn_ok=False)
+        self.sheaf_flush_main(cpu, executing_cpu)
+
+    def submit_partial_rcu_sheaves(self, cpu: int) -> None:
+        """Models ``flush_all_rcu_sheaves`` for one cache: every CPU's partially
+        filled ``rcu_free`` sheaf goes to ``rcu_free_sheaf_nobarn``."""
+        for c, pcs in enumerate(self.pcs):
+            if pcs.rcu_free is not None:
+                sh = pcs.rcu_free
+                pcs.rcu_free = None
+                self._submit_rcu_sheaf(c, sh, barn_ok=False)
+
+    def needs_flush(self, cpu: int) -> bool:
+        pcs = self.pcs[cpu]
+        return pcs.spare is not None or pcs.rcu_free is not None or bool(pcs.main.objects)
+
+    def shrink_node_caches(self, cpu: int) -> None:
+        """Models ``barn_shrink`` for every node: full sheaves flushed and freed,
+        empty ones freed."""
+        for barn in self.barns:
+            if barn is None:
+                continue
+            full, empty = barn.full, barn.empty
+            barn.full, barn.empty = [], []
+            for sh in full:
+                self.sheaf_flush_unused(cpu, sh)
+                self._free_empty_sheaf(cpu, sh)
+            for sh in empty:
+                self._free_empty_sheaf(cpu, sh)
+
+    def destroy_percpu(self, cpu: int) -> None:
+        """``pcs_destroy``: free the (now empty) main sheaves."""
+        if not self.has_sheaves:
+            return
+        for pcs in self.pcs:
+            if pcs.main is not BOOTSTRAP_SHEAF:
+                assert not pcs.main.objects
+                self._free_empty_sheaf(cpu, pcs.main)
+                pcs.main = BOOTSTRAP_SHEAF
+
+    # ========================================================= introspection
+    def cached_objects(self) -> Iterator[tuple[str, int]]:
+        for cpu, pcs in enumerate(self.pcs):
+            for x in pcs.main.objects:
+                yield f"cpu{cpu}.main", x
+            if pcs.spare is not None:
+                for x in pcs.spare.objects:
+                    yield f"cpu{cpu}.spare", x
+            if pcs.rcu_free is not None:
+                for x in pcs.rcu_free.objects:
+                    yield f"cpu{cpu}.rcu_free", x
+            for x in pcs.deferred:
+                yield f"cpu{cpu}.deferred", x
+        for barn in self.barns:
+            if barn is None:
+                continue
+            for sh in barn.full:
+                for x in sh.objects:
+                    yield f"barn{barn.nid}.full", x
+            for sh in barn.empty:
+                for x in sh.objects:
+                    yield f"barn{barn.nid}.empty", x
+        for sh in self.rcu_inflight.values():
+            for x in sh.objects:
+                yield "rcu_inflight", x
+        for sh in self.prefilled.values():
+            for x in sh.objects:
+                yield "prefilled", x
+
+    def live_sheaves(self) -> int:
+        return self.nr_sheaves
+
+    def count_sheaves(self) -> int:
+        """Sheaf structs reachable from the model's state (for validate())."""
+        if not self.has_sheaves:
+            return 0
+        n = 0
+        for pcs in self.pcs:
+            n += pcs.main is not BOOTSTRAP_SHEAF
+            n += pcs.spare is not None
+            n += pcs.rcu_free is not None
+        for barn in self.barns:
+            if barn is not None:
+                n += len(barn.full) + len(barn.empty)
+        return n + len(self.rcu_inflight) + len(self.prefilled)
+
+    def cached_bytes(self) -> int:
+        return sum(1 for _ in self.cached_objects()) * self.cache.size

@@ -1,0 +1,136 @@
+"""Every SLUB_STATS counter the model knows, named in one place.
+
+Each allocator generation has its own ``enum stat_item`` (``mm/slub.c``); the
+sysfs file of an item is the lower-case enum name except where the kernel's
+``STAT_ATTR()`` line says otherwise.  Counters are kept per CPU as
+``unsigned int`` (``raw_cpu_inc``), so they wrap at 2**32; the sysfs read sums
+online CPUs into an ``unsigned long`` (see :func:`format_stat`).
+
+The index constants (``ALLOC_FASTPATH`` …) are the 7.3 enum values; they are
+plain ``int`` so that the hot path can index a per-CPU ``list[int]``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+# --- Linux 7.3 (sheaves for all) -- enum stat_item, in enum order. -------------
+# Source: mm/slub.c of 7.3.4; the 7.0 cleanup "mm/slub: cleanup and repurpose some
+# stat items" removed 17 items and re-purposed ALLOC_FASTPATH/FREE_FASTPATH.
+STAT_ITEMS_73: tuple[str, ...] = (
+    "alloc_fastpath",  # 0  object taken from a percpu main sheaf
+    "alloc_slowpath",  # 1  ___slab_alloc() entered / bulk from slabs
+    "free_rcu_sheaf",  # 2  __kfree_rcu_sheaf() stored an object
+    "free_rcu_sheaf_fail",  # 3
+    "free_fastpath",  # 4  object stored in a percpu main sheaf
+    "free_slowpath",  # 5  user free that went to __slab_free() directly
+    "free_add_partial",  # 6
+    "free_remove_partial",  # 7
+    "alloc_slab",  # 8
+    "alloc_node_mismatch",  # 9
+    "free_slab",  # 10
+    "order_fallback",  # 11
+    "cmpxchg_double_fail",  # 12
+    "sheaf_flush",  # 13
+    "sheaf_refill",  # 14
+    "sheaf_alloc",  # 15
+    "sheaf_free",  # 16
+    "barn_get",  # 17
+    "barn_get_fail",  # 18
+    "barn_put",  # 19
+    "barn_put_fail",  # 20
+    "sheaf_prefill_fast",  # 21
+    "sheaf_prefill_slow",  # 22
+    "sheaf_prefill_oversize",  # 23
+    "sheaf_return_fast",  # 24
+    "sheaf_return_slow",  # 25
+)
+
+ALLOC_FASTPATH = 0
+ALLOC_SLOWPATH = 1
+FREE_RCU_SHEAF = 2
+FREE_RCU_SHEAF_FAIL = 3
+FREE_FASTPATH = 4
+FREE_SLOWPATH = 5
+FREE_ADD_PARTIAL = 6
+FREE_REMOVE_PARTIAL = 7
+ALLOC_SLAB = 8
+ALLOC_NODE_MISMATCH = 9
+FREE_SLAB = 10
+ORDER_FALLBACK = 11
+CMPXCHG_DOUBLE_FAIL = 12
+SHEAF_FLUSH = 13
+SHEAF_REFILL = 14
+SHEAF_ALLOC = 15
+SHEAF_FREE = 16
+BARN_GET = 17
+BARN_GET_FAIL = 18
+BARN_PUT = 19
+BARN_PUT_FAIL = 20
+SHEAF_PREFILL_FAST = 21
+SHEAF_PREFILL_SLOW = 22
+SHEAF_PREFILL_OVERSIZE = 23
+SHEAF_RETURN_FAST = 24
+SHEAF_RETURN_SLOW = 25
+NR_SLUB_STAT_ITEMS_73 = len(STAT_ITEMS_73)
+
+# --- Linux 6.12 (classic) -- enum stat_item, in enum order (26 items). ---------
+# Source: mm/slub.c of 6.12.  (Its sysfs attribute list puts cmpxchg_double_fail
+# before cmpxchg_double_cpu_fail; the enum order is the one below.)
+STAT_ITEMS_612: tuple[str, ...] = (
+    "alloc_fastpath",
+    "alloc_slowpath",
+    "free_fastpath",
+    "free_slowpath",
+    "free_frozen",
+    "free_add_partial",
+    "free_remove_partial",
+    "alloc_from_partial",
+    "alloc_slab",
+    "alloc_refill",
+    "alloc_node_mismatch",
+    "free_slab",
+    "cpuslab_flush",
+    "deactivate_full",
+    "deactivate_empty",
+    "deactivate_to_head",
+    "deactivate_to_tail",
+    "deactivate_remote_frees",
+    "deactivate_bypass",
+    "order_fallback",
+    "cmpxchg_double_cpu_fail",
+    "cmpxchg_double_fail",
+    "cpu_partial_alloc",
+    "cpu_partial_free",
+    "cpu_partial_node",
+    "cpu_partial_drain",
+)
+
+# The generation -> stat item table.  New generations add their tuple here.
+STAT_ITEMS: dict[str, tuple[str, ...]] = {
+    "7.3": STAT_ITEMS_73,
+    "6.12": STAT_ITEMS_612,
+}
+
+UINT_MASK = 0xFFFFFFFF
+
+
+def new_counters(nr_cpus: int, nr_items: int) -> list[list[int]]:
+    """One zeroed ``stat[]`` array per possible CPU."""
+    return [[0] * nr_items for _ in range(nr_cpus)]
+
+
+def format_stat(per_cpu: Sequence[int], online: Iterable[int]) -> str:
+    """Render one stat item exactly like ``show_stat()`` (without the newline).
+
+    ``"%lu"`` sum over online CPUs, then ``" C%d=%u"`` for every online CPU with a
+    non-zero value.  Per-CPU values are ``unsigned int`` (wrap at 2**32).
+    """
+    total = 0
+    parts: list[str] = []
+    for cpu in online:
+        v = per_cpu[cpu] & UINT_MASK
+        total += v
+        if v:
+            parts.append(f" C{cpu}={v}")
+    return str(total) + "".join(parts)

@@ -1,0 +1,43 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from slubsim import Kernel, Machine
+
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+TRACES = SHARED / "traces"
+DATA = Path(__file__).resolve().parent / "data"
+
+
+def shared_bundles(kernel_version: str | None = None) -> list[Path]:
+    """Bundles in ../shared/traces (optionally of one kernel version)."""
+    if not TRACES.is_dir():
+        return []
+    out = []
+    for d in sorted(TRACES.iterdir()):
+        if not (d / "slab_stats.json").is_file():
+            continue
+        is612 = d.name.startswith("v612-")
+        if kernel_version == "7.3" and is612:
+            continue
+        if kernel_version == "6.12" and not is612:
+            continue
+        out.append(d)
+    return out
+
+
+needs_shared = pytest.mark.skipif(
+    not TRACES.is_dir(),
+    reason="../shared/traces (real kernel traces) is not present in this checkout",
+)
+
+
+@pytest.fixture
+def k1() -> Kernel:
+    return Kernel(Machine(cpus=1), version="7.3")
+
+
+def nonzero(d: dict[str, int]) -> dict[str, int]:
+    return {k: v for k, v in d.items() if v}
