@@ -141,6 +141,13 @@ class KmemCache:
         self.discarded_without_stat = 0  # shrink/shutdown discards (no FREE_SLAB)
         self.stats_cleared = False
         self.oom_events = 0
+        #: Σ slab.inuse (objects outside slab freelists) and live user objects;
+        #: their difference is what the per-CPU layer and barns hold.
+        self.inuse_total = 0
+        self.nlive = 0
+        #: model-internal lock acquisition counts (not SLUB_STATS)
+        self.list_lock = 0
+        self.barn_lock = 0
 
     def attach_layer(self, layer_factory: Callable[[KmemCache], PerCpuLayer], nitems: int) -> None:
         self.stat = new_counters(self.machine.nr_cpus, nitems)
@@ -254,6 +261,7 @@ class KmemCache:
         obj = self.layer.alloc(cpu, node, False, irq)
         if obj:
             self.obj_state[obj] = True
+            self.nlive += 1
         return obj
 
     def alloc_nolock(self, cpu: int = 0, node: int = NUMA_NO_NODE, context: str = "task") -> int:
@@ -263,6 +271,7 @@ class KmemCache:
         obj = self.layer.alloc(cpu, node, True, irq)
         if obj:
             self.obj_state[obj] = True
+            self.nlive += 1
         return obj
 
     def free(self, p: int, cpu: int = 0, context: str = "task") -> None:
@@ -271,6 +280,7 @@ class KmemCache:
         irq = self._context(cpu, context)
         slab = self._check_free(p)
         self.obj_state[p] = False
+        self.nlive -= 1
         self.layer.free(cpu, p, slab, False, irq)
 
     def free_nolock(self, p: int, cpu: int = 0, context: str = "task") -> None:
@@ -279,6 +289,7 @@ class KmemCache:
         irq = self._context(cpu, context)
         slab = self._check_free(p)
         self.obj_state[p] = False
+        self.nlive -= 1
         self.layer.free(cpu, p, slab, True, irq)
 
     def _check_free(self, p: int) -> Slab:
@@ -330,6 +341,7 @@ class KmemCache:
         st = self.obj_state
         for x in objs:
             st[x] = True
+        self.nlive += len(objs)
         return objs
 
     def free_bulk(self, objs: list[int], cpu: int = 0) -> None:
@@ -344,6 +356,7 @@ class KmemCache:
         st = self.obj_state
         for x in objs:
             st[x] = False
+        self.nlive -= len(objs)
         self.layer.free_bulk(cpu, list(objs))
 
     def kfree_rcu(self, p: int, cpu: int = 0, context: str = "task") -> None:
@@ -364,6 +377,7 @@ class KmemCache:
             return 0
         obj = sheaf.objects.pop()
         self.obj_state[obj] = True
+        self.nlive += 1
         return obj
 
     def return_sheaf(self, sheaf: Sheaf, cpu: int = 0) -> None:
@@ -429,6 +443,73 @@ class KmemCache:
                 self.discarded_without_stat += 1
                 self.discard_slab(slab)
         return bool(self.slabs)
+
+    def reconfigure(
+        self,
+        sheaf_capacity: int | None = None,
+        min_partial: int | None = None,
+        object_size: int | None = None,
+        slab_size: int | None = None,
+        order: int | None = None,
+        objs_per_slab: int | None = None,
+        barn_max_full: int | None = None,
+        barn_max_empty: int | None = None,
+        cpu: int = 0,
+    ) -> None:
+        """Change tunables for what-if runs (and impose a real kernel's geometry).
+
+        ``min_partial`` and the barn limits can change at any time (like the
+        sysfs ``min_partial`` file).  A new ``sheaf_capacity`` flushes every
+        per-CPU sheaf and the barns and rebuilds the per-CPU layer.  Slab
+        geometry (``slab_size``, ``order``, ``objs_per_slab``) can only change
+        while the cache has no slabs.
+        """
+        from .kmalloc import get_order
+
+        if (slab_size, order, objs_per_slab) != (None, None, None) and self.slabs:
+            raise SlubsimUsageError(f"{self.name}: slab geometry is fixed once slabs exist")
+        if object_size is not None:
+            self.object_size = object_size
+        if slab_size is not None:
+            self.size = slab_size
+            self.min_order = get_order(slab_size)
+            self.min_objects = (4096 << self.min_order) // slab_size
+        if order is not None:
+            self.order = order
+        if objs_per_slab is not None:
+            self.objects = objs_per_slab
+        elif order is not None or slab_size is not None:
+            self.objects = (4096 << self.order) // self.size
+        if min_partial is not None:
+            if min_partial < 0:
+                raise SlubsimUsageError("min_partial must be >= 0")
+            self.min_partial = min_partial
+        if sheaf_capacity is not None and sheaf_capacity != self.sheaf_capacity:
+            if sheaf_capacity < 0:
+                raise SlubsimUsageError("sheaf_capacity must be >= 0")
+            layer = self.layer
+            self.flush_all()
+            layer.submit_partial_rcu_sheaves(cpu)
+            self.kernel.rcu.barrier()
+            layer.shrink_node_caches(cpu)
+            prefilled = getattr(layer, "prefilled", {})
+            if prefilled:
+                raise SlubsimUsageError(f"{self.name}: prefilled sheaves are still out")
+            destroy = getattr(layer, "destroy_percpu", None)
+            if callable(destroy):
+                destroy(cpu)
+            self.sheaf_capacity = sheaf_capacity
+            factory = self.kernel.generation.layer
+            self.layer = factory(self, cpu)
+        for attr, val in (("max_full", barn_max_full), ("max_empty", barn_max_empty)):
+            if val is not None:
+                if val < 0:
+                    raise SlubsimUsageError("barn limits must be >= 0")
+                if not hasattr(self.layer, attr):
+                    raise SlubsimUsageError(
+                        f"{self.layer.generation} has no barn ({attr} cannot be set)"
+                    )
+                setattr(self.layer, attr, val)
 
     @contextmanager
     def cpu_lock_held(self, cpu: int) -> Iterator[None]:
@@ -622,6 +703,10 @@ class KmemCache:
             owner = self._slab_or_none(x)
             if owner is None or owner.cache is not self or owner.index_of(x) < 0:
                 raise InvariantError(f"{self.name}: 0x{x:x} ({where[x]}) is not an object")
+        if self.inuse_total != sum(s.inuse for s in self.slabs):
+            raise InvariantError(f"{self.name}: inuse_total out of step with the slabs")
+        if self.nlive != sum(1 for v in self.obj_state.values() if v):
+            raise InvariantError(f"{self.name}: nlive out of step with the objects")
         total = sum(s.objects for s in self.slabs)
         if len(where) != total:
             raise InvariantError(
@@ -670,6 +755,11 @@ class KmemCache:
                 )
 
     # ================================================================ misc
+    def mark_freed(self, p: int) -> None:
+        """Record that a live object left the user (kfree_rcu, kfree_bulk)."""
+        self.obj_state[p] = False
+        self.nlive -= 1
+
     def live_objects(self) -> int:
         return sum(1 for v in self.obj_state.values() if v)
 

@@ -1,14 +1,361 @@
-"""The ``slubsim`` command line."""
+"""The ``slubsim`` command line.
+
+``slubsim ingest TRACE -o STORE`` parses once; ``slubsim inspect`` and
+``slubsim replay`` take a trace (file or bundle directory) or a store.  With no
+trace argument, ``replay`` and ``inspect`` use the small real trace shipped in
+the package.  Bad input ends with one clear ``slubsim: error: ...`` line and
+exit status 2, never a traceback.
+"""
 
 from __future__ import annotations
 
+import json
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
 import click
+
+from .errors import SlubsimError
+
+
+def sample_trace() -> Path:
+    """The embedded sample: a cut of a real Linux 7.3.4 trace bundle."""
+    from importlib.resources import files
+
+    return Path(str(files("slubsim") / "data" / "sample"))
+
+
+@contextmanager
+def _progress(label: str, enabled: bool) -> Iterator[Callable[[int, int], None] | None]:
+    """A rich progress bar (to stderr) for work that may take a while."""
+    if not enabled:
+        yield None
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    console = Console(stderr=True)
+    with Progress(
+        TextColumn(f"[bold]{label}"),
+        BarColumn(),
+        TextColumn("{task.fields[info]}"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    ) as prog:
+        task = prog.add_task(label, total=None, info="")
+
+        def cb(done: int, total: int) -> None:
+            prog.update(task, info=f"{done:,}")
+
+        yield cb
+
+
+def _load(trace: str | None, skip_malformed: bool, quiet: bool) -> tuple[Any, str]:
+    """A store from a .parquet store, a trace file or a bundle directory."""
+    from .trace.ingest import ingest
+    from .trace.store import EventStore, is_store
+
+    path = Path(trace) if trace else sample_trace()
+    if is_store(path):
+        return EventStore.read(path), str(path)
+    show = not quiet and sys.stderr.isatty()
+    with _progress(f"parsing {path.name}", show) as cb:
+        store = ingest(path, skip_malformed=skip_malformed, progress=cb)
+    return store, str(path)
+
+
+def _fail(msg: str) -> None:
+    click.echo(f"slubsim: error: {msg}", err=True)
+    sys.exit(2)
+
+
+def _run(fn: Callable[[], None]) -> None:
+    try:
+        fn()
+    except SlubsimError as e:
+        _fail(str(e))
+    except (OSError, ValueError) as e:
+        _fail(str(e))
+
+
+def _write_json(data: Any, dest: str) -> None:
+    text = json.dumps(data, indent=2, sort_keys=False)
+    if dest == "-":
+        click.echo(text)
+    else:
+        Path(dest).write_text(text + "\n")
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="slubsim")
 def main() -> None:
-    """slubsim: a counter-exact model of the Linux SLUB allocator's per-CPU layers."""
+    """slubsim: a counter-exact model of the Linux SLUB allocator's per-CPU layers,
+    driven by real kernel allocation traces."""
+
+
+@main.command()
+@click.argument("trace", type=click.Path(exists=True))
+@click.option("-o", "--output", required=True, type=click.Path(), help="store to write (.parquet)")
+@click.option("--skip-malformed", is_flag=True, help="skip and count malformed lines")
+@click.option("-q", "--quiet", is_flag=True)
+def ingest(trace: str, output: str, skip_malformed: bool, quiet: bool) -> None:
+    """Parse TRACE (ftrace/trace-cmd/perf text, plain/.gz/.xz/.zst, or a bundle
+    directory) once into a columnar store."""
+
+    def go() -> None:
+        import time
+
+        t0 = time.perf_counter()
+        store, _ = _load(trace, skip_malformed, quiet)
+        store.write(output)
+        dt = time.perf_counter() - t0
+        if not quiet:
+            lines = store.meta.get("lines", 0)
+            click.echo(
+                f"{trace}: {lines:,} lines, {store.n:,} events, {len(store.caches)} caches "
+                f"-> {output} ({dt:.1f} s, {lines / max(dt, 1e-9) / 1e3:,.0f}k lines/s)"
+            )
+            _print_warnings(store.warnings)
+
+    _run(go)
+
+
+def _print_warnings(warnings: list[dict[str, Any]]) -> None:
+    from rich.table import Table
+
+    if not warnings:
+        return
+    t = Table(title="warnings", title_justify="left")
+    t.add_column("kind")
+    t.add_column("count", justify="right")
+    t.add_column("explained")
+    t.add_column("what / first location")
+    for w in sorted(warnings, key=lambda w: (w.get("explained", True), -w["count"])):
+        ex = (w.get("examples") or [""])[0]
+        t.add_row(
+            w["kind"],
+            f"{w['count']:,}",
+            "yes" if w.get("explained") else "[bold red]NO[/]",
+            f"{w.get('detail', '')}" + (f"\n{ex}" if ex else ""),
+        )
+    _console().print(t)
+
+
+@main.command()
+@click.argument("trace", required=False, type=click.Path(exists=True))
+@click.option("--skip-malformed", is_flag=True)
+@click.option("--json", "json_out", type=str, default=None, help="write JSON to PATH or -")
+def inspect(trace: str | None, skip_malformed: bool, json_out: str | None) -> None:
+    """Events per cache, CPU and operation, time span and warnings of a trace or store."""
+
+    def go() -> None:
+        import numpy as np
+
+        from .trace.events import OP_NAMES
+
+        store, path = _load(trace, skip_malformed, json_out == "-")
+        cols = store.columns
+        ops = cols["op"]
+        per_cache: dict[str, dict[str, int]] = {}
+        for info in store.caches:
+            mask = cols["cache"] == info["id"]
+            if not mask.any():
+                continue
+            vals, counts = np.unique(ops[mask], return_counts=True)
+            per_cache[info["name"]] = {
+                OP_NAMES[int(v)]: int(c) for v, c in zip(vals, counts, strict=True)
+            }
+        cpus, ccounts = np.unique(cols["cpu"], return_counts=True)
+        ovals, ocounts = np.unique(ops, return_counts=True)
+        span = float(cols["ts"][-1] - cols["ts"][0]) if store.n else 0.0
+        data = {
+            "trace": path,
+            "source": store.meta.get("source"),
+            "recorded_kernel": store.meta.get("kernel_version"),
+            "lines": store.meta.get("lines"),
+            "events": store.n,
+            "span_s": span,
+            "machine": store.meta.get("machine"),
+            "events_per_cpu": {str(int(c)): int(n) for c, n in zip(cpus, ccounts, strict=True)},
+            "events_per_op": {
+                OP_NAMES[int(o)]: int(n) for o, n in zip(ovals, ocounts, strict=True)
+            },
+            "caches": {
+                name: {
+                    "sysfs_dir": next(
+                        (c["sysfs_dir"] for c in store.caches if c["name"] == name), None
+                    ),
+                    "events": ev,
+                }
+                for name, ev in sorted(per_cache.items(), key=lambda kv: -sum(kv[1].values()))
+            },
+            "warnings": store.warnings,
+        }
+        if json_out:
+            _write_json(data, json_out)
+            return
+        from rich.table import Table
+
+        con = _console()
+        con.print(
+            f"[bold]{path}[/]: {data['lines']:,} lines, {store.n:,} events over {span:.3f} s, "
+            f"recorded on Linux {data['recorded_kernel']}, machine {data['machine']}"
+        )
+        con.print(
+            "events per CPU: " + ", ".join(f"C{c}={n:,}" for c, n in data["events_per_cpu"].items())
+        )
+        con.print(
+            "events per op: " + ", ".join(f"{o}={n:,}" for o, n in data["events_per_op"].items())
+        )
+        t = Table(title="events per cache (busiest first)", title_justify="left")
+        t.add_column("cache")
+        t.add_column("sysfs dir")
+        opnames = ["alloc", "free", "kfree_rcu", "alloc_from_sheaf", "free_bulk", "alloc_bulk"]
+        for o in opnames:
+            t.add_column(o, justify="right")
+        for name, c in list(data["caches"].items())[:25]:
+            t.add_row(name, c["sysfs_dir"] or "", *[f"{c['events'].get(o, 0):,}" for o in opnames])
+        con.print(t)
+        _print_warnings(store.warnings)
+
+    _run(go)
+
+
+@main.command()
+@click.argument("trace", required=False, type=click.Path(exists=True))
+@click.option(
+    "--kernel", "kernel", default=None, help="allocator generation (default: as recorded)"
+)
+@click.option("--cache", "caches", multiple=True, help="only these caches (any name/alias/dir)")
+@click.option(
+    "--set",
+    "sets",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="override: sheaf_capacity, barn_max_full, barn_max_empty, min_partial, cpus, nodes",
+)
+@click.option(
+    "--pretrace",
+    type=click.Choice(["materialize", "ignore"]),
+    default="materialize",
+    help="objects allocated before the trace: allocate them first, or skip their frees",
+)
+@click.option("--json", "json_out", type=str, default=None, help="write JSON to PATH or -")
+@click.option("--top", type=int, default=15, help="caches shown in the table")
+@click.option("--skip-malformed", is_flag=True)
+@click.option("--no-validate", is_flag=True, help="skip the final invariant check")
+def replay(
+    trace: str | None,
+    kernel: str | None,
+    caches: tuple[str, ...],
+    sets: tuple[str, ...],
+    pretrace: str,
+    json_out: str | None,
+    top: int,
+    skip_malformed: bool,
+    no_validate: bool,
+) -> None:
+    """Replay TRACE (or the embedded sample) through the model and print the
+    SLUB_STATS counters, memory and lock traffic per cache."""
+
+    def go() -> None:
+        from .replay import ReplayOptions, parse_overrides
+        from .replay import replay as do_replay
+
+        quiet = json_out == "-"
+        store, path = _load(trace, skip_malformed, quiet)
+        opts = ReplayOptions(
+            kernel=kernel,
+            caches=list(caches),
+            overrides=parse_overrides(list(sets)),
+            pretrace=pretrace,
+            validate=not no_validate,
+        )
+        show = not quiet and sys.stderr.isatty()
+        with _progress("replaying", show) as cb:
+            opts.progress = cb
+            result = do_replay(store, opts)
+        result["trace"]["path"] = path
+        if json_out:
+            _write_json(result, json_out)
+            if json_out == "-":
+                return
+        _print_replay(result, top)
+
+    _run(go)
+
+
+def _console() -> Any:
+    import shutil
+
+    from rich.console import Console
+
+    width = None if sys.stdout.isatty() else max(shutil.get_terminal_size((132, 40)).columns, 132)
+    return Console(width=width)
+
+
+def _print_replay(result: dict[str, Any], top: int) -> None:
+    from rich.table import Table
+
+    con = _console()
+    tr = result["trace"]
+    con.print(
+        f"[bold]Linux {result['kernel']} model[/] on {tr['cpus']} CPUs / {tr['nodes']} node(s): "
+        f"{tr['events']:,} events of {tr['source']} ({tr['span_s']:.3f} s traced, recorded on "
+        f"{tr['recorded_kernel']}), replayed in {tr['replay_seconds']:.2f} s; "
+        f"pre-trace objects {tr['pretrace_policy']}d: {tr['pretrace_objects']:,}"
+        + (f"; overrides {tr['overrides']}" if tr["overrides"] else "")
+    )
+    t = Table(title="per cache (busiest first)", title_justify="left")
+    for col, just in (
+        ("cache", "left"),
+        ("sysfs dir", "left"),
+        ("ops", "right"),
+        ("alloc hit", "right"),
+        ("free hit", "right"),
+        ("refill", "right"),
+        ("barn get/put", "right"),
+        ("new slabs", "right"),
+        ("barn lk/1k", "right"),
+        ("list lk/1k", "right"),
+        ("slabs pk", "right"),
+        ("cached pk KiB", "right"),
+    ):
+        t.add_column(
+            col,
+            justify=just,  # type: ignore[arg-type]
+            no_wrap=col in ("cache", "sysfs dir"),
+            min_width={"cache": 18, "sysfs dir": 10}.get(col),
+        )
+    for name, c in list(result["caches"].items())[:top]:
+        k = c["counters"]
+        m = c["metrics"]
+        mem = c["memory"]
+        t.add_row(
+            name,
+            c["sysfs_dir"] if c["sysfs_dir"] and c["sysfs_dir"] != name else "",
+            f"{m['ops']:,}",
+            f"{m['alloc_hit_rate']:.1%}",
+            f"{m['free_hit_rate']:.1%}",
+            f"{k.get('sheaf_refill', 0):,}",
+            f"{k.get('barn_get', 0):,}/{k.get('barn_put', 0):,}",
+            f"{k.get('alloc_slab', 0):,}",
+            f"{m['barn_lock_per_1k']:.1f}",
+            f"{m['list_lock_per_1k']:.1f}",
+            f"{mem['slabs_peak']:,}",
+            f"{mem['cached_bytes_peak'] / 1024:,.1f}",
+        )
+    con.print(t)
+    bad = [w for w in result["warnings"] if not w.get("explained", True)]
+    con.print(
+        f"{len(result['caches'])} caches replayed; warnings: "
+        f"{sum(w['count'] for w in result['warnings']):,} "
+        f"({sum(w['count'] for w in bad):,} unexplained) -- see --json for all counters"
+    )
 
 
 @main.command()

@@ -449,7 +449,7 @@ class Kernel:
         for p in ptrs:
             slab = self.pfn_to_slab.get(p >> PAGE_SHIFT)
             if slab is not None:
-                slab.cache.obj_state[p] = False
+                slab.cache.mark_freed(p)
         self._kfree_bulk_unchecked(list(ptrs), cpu)
 
     def _kfree_bulk_unchecked(self, p: list[int], cpu: int) -> None:
@@ -486,7 +486,7 @@ class Kernel:
         s = slab.cache
         irq = s._context(cpu, context)
         s._check_free(p)
-        s.obj_state[p] = False
+        s.mark_freed(p)
         if not s.layer.kfree_rcu(cpu, p, slab, irq):
             self.kvfree_rcu_pending[cpu].append(p)
 

@@ -97,7 +97,10 @@ class SheavesLayer(PerCpuLayer):
         self.barns: list[Barn | None] = [
             Barn(n) if self.has_sheaves else None for n in range(m.nr_nodes)
         ]
-        self.numa = cache.kernel.config.numa
+        self.numa = bool(cache.kernel.config.numa)
+        #: MAX_FULL_SHEAVES / MAX_EMPTY_SHEAVES (overridable for what-if runs)
+        self.max_full = MAX_FULL_SHEAVES
+        self.max_empty = MAX_EMPTY_SHEAVES
         # init_percpu_sheaves(): one empty main per possible CPU, each counted in
         # sheaf_alloc on the creating CPU (counters exist before the sheaves).
         self.pcs: list[PerCpuSheaves] = []
@@ -192,6 +195,7 @@ class SheavesLayer(PerCpuLayer):
             return False
         allow_spin = not nolock
         if barn.full:  # barn_replace_empty_sheaf
+            self.cache.barn_lock += 1  # barn->lock
             full = barn.full.pop()
             barn.empty.append(pcs.main)
             self.cache.stat[cpu][BARN_GET] += 1
@@ -205,6 +209,7 @@ class SheavesLayer(PerCpuLayer):
             empty = pcs.spare
             pcs.spare = None
         elif barn.empty:
+            self.cache.barn_lock += 1  # barn->lock
             empty = barn.empty.pop()  # barn_get_empty_sheaf
         if empty is None:
             empty = self._alloc_empty_sheaf(cpu)
@@ -220,6 +225,7 @@ class SheavesLayer(PerCpuLayer):
             if pcs.spare is None:
                 pcs.spare = pcs.main
             else:
+                self.cache.barn_lock += 1  # barn->lock
                 barn.empty.append(pcs.main)  # barn_put_empty_sheaf, no limit check
             pcs.main = full
             return True
@@ -228,9 +234,11 @@ class SheavesLayer(PerCpuLayer):
             pcs.spare = full
             return True
         if not pcs.spare.objects:  # pragma: no cover - race
+            self.cache.barn_lock += 1  # barn->lock
             barn.empty.append(pcs.spare)
             pcs.spare = full
             return True
+        self.cache.barn_lock += 1  # barn->lock
         barn.full.append(full)  # pragma: no cover - race
         self.cache.stat[cpu][BARN_PUT] += 1  # pragma: no cover - race
         return True  # pragma: no cover - race
@@ -272,6 +280,8 @@ class SheavesLayer(PerCpuLayer):
         slab and the slabs not reached go back to the *tail*."""
         if n is None or n.nr_partial == 0:
             return 0
+        c = self.cache
+        c.list_lock += 1
         taken: list[Slab] = []
         total_free = 0
         for slab in n.partial_slabs():
@@ -299,16 +309,21 @@ class SheavesLayer(PerCpuLayer):
             k = min(count, mx - got)
             p.extend(fl[:k])
             got += k
+            c.inuse_total += count
             if count > k:
                 # __slab_try_return_freelist: the rest goes back, slab to the tail
                 rest = fl[k:]
                 rest.reverse()
                 slab.freelist = rest
                 slab.inuse -= count - k
+                c.inuse_total -= count - k
                 n.add_partial(slab, True)
+                c.list_lock += 1
                 break
             if got >= mx:
                 break
+        if i < nt:
+            c.list_lock += 1
         while i < nt:  # slabs not reached: splice back to the tail, in order
             n.add_partial(taken[i], True)
             i += 1
@@ -351,9 +366,11 @@ class SheavesLayer(PerCpuLayer):
         size = slab.size
         p.extend([base + i * size for i in range(count)])
         slab.inuse = count
+        c.inuse_total += count
         slab.freelist = [base + i * size for i in range(slab.objects - 1, count - 1, -1)]
         if needs_partial:
             n.add_partial(slab, False)
+            c.list_lock += 1
         elif c.store_user:
             slab.on_full = True
             n.full.add(slab)
@@ -407,11 +424,13 @@ class SheavesLayer(PerCpuLayer):
         """Models ``get_from_partial_node``: one object from the first matching slab."""
         if n is None or n.nr_partial == 0:
             return 0
+        self.cache.list_lock += 1
         for slab in n.partial_slabs():
             if slab.pfmemalloc:
                 continue
             obj = slab.freelist.pop()
             slab.inuse += 1
+            self.cache.inuse_total += 1
             if not slab.freelist:
                 n.remove_partial(slab)
                 if self.cache.store_user:
@@ -476,6 +495,7 @@ class SheavesLayer(PerCpuLayer):
             empty: Sheaf | None = None
             if pcs.spare is None:
                 if barn.empty:
+                    self.cache.barn_lock += 1  # barn->lock
                     e = barn.empty.pop()
                     pcs.spare = pcs.main
                     pcs.main = e
@@ -485,7 +505,7 @@ class SheavesLayer(PerCpuLayer):
                 return True
             else:
                 # both full: barn_replace_full_sheaf
-                if len(barn.full) >= MAX_FULL_SHEAVES:
+                if len(barn.full) >= self.max_full:
                     if allow_spin:
                         stat[BARN_PUT_FAIL] += 1
                         to_flush = pcs.spare
@@ -495,6 +515,7 @@ class SheavesLayer(PerCpuLayer):
                         return True
                     put_fail = True
                 elif barn.empty:
+                    self.cache.barn_lock += 1  # barn->lock
                     e = barn.empty.pop()
                     barn.full.append(pcs.main)
                     stat[BARN_PUT] += 1
@@ -523,12 +544,15 @@ class SheavesLayer(PerCpuLayer):
             pcs.main = empty
             return
         if len(pcs.main.objects) < self.capacity:  # pragma: no cover - race
+            self.cache.barn_lock += 1  # barn->lock
             barn.empty.append(empty)
             return
         if len(pcs.spare.objects) < self.capacity:  # pragma: no cover - race
             pcs.spare, pcs.main = pcs.main, pcs.spare
+            self.cache.barn_lock += 1  # barn->lock
             barn.empty.append(empty)
             return
+        self.cache.barn_lock += 1  # barn->lock
         barn.full.append(pcs.main)  # after -ENOMEM: no limit check
         self.cache.stat[cpu][BARN_PUT] += 1
         pcs.main = empty
@@ -548,9 +572,11 @@ class SheavesLayer(PerCpuLayer):
         else:
             fl.extend(reversed(chain))
         slab.inuse -= cnt
+        c.inuse_total -= cnt
         new_inuse = slab.inuse
         if new_inuse != 0 and not was_full:
             return
+        c.list_lock += 1
         n = c.nodes[slab.nid]
         assert n is not None
         if not was_full and not slab.on_partial:  # pragma: no cover - race
@@ -640,6 +666,7 @@ class SheavesLayer(PerCpuLayer):
                     if barn is None:
                         return allocated
                     if barn.full:
+                        self.cache.barn_lock += 1  # barn->lock
                         full = barn.full.pop()
                         barn.empty.append(main)
                         stat[BARN_GET] += 1
@@ -734,13 +761,15 @@ class SheavesLayer(PerCpuLayer):
                 if not barn.empty:
                     return 0
                 pcs.spare = pcs.main
+                self.cache.barn_lock += 1  # barn->lock
                 pcs.main = barn.empty.pop()
             elif len(pcs.spare.objects) < self.capacity:
                 pcs.spare, pcs.main = pcs.main, pcs.spare
             else:
-                if len(barn.full) >= MAX_FULL_SHEAVES or not barn.empty:
+                if len(barn.full) >= self.max_full or not barn.empty:
                     stat[BARN_PUT_FAIL] += 1
                     return 0
+                self.cache.barn_lock += 1  # barn->lock
                 e = barn.empty.pop()
                 barn.full.append(pcs.main)
                 stat[BARN_PUT] += 1
@@ -784,8 +813,10 @@ class SheavesLayer(PerCpuLayer):
             if barn is not None:
                 # barn_get_full_or_empty_sheaf: prefers a full one
                 if barn.full:
+                    self.cache.barn_lock += 1  # barn->lock
                     sh = barn.full.pop()
                 elif barn.empty:
+                    self.cache.barn_lock += 1  # barn->lock
                     sh = barn.empty.pop()
             if sh is not None and sh.objects:
                 stat[BARN_GET] += 1
@@ -823,12 +854,13 @@ class SheavesLayer(PerCpuLayer):
         barn = self._barn(cpu)
         if (
             barn is None
-            or len(barn.full) >= MAX_FULL_SHEAVES
+            or len(barn.full) >= self.max_full
             or self.refill_sheaf_from_slabs(cpu, sheaf) != 0
         ):
             self.sheaf_flush_unused(cpu, sheaf)
             self._free_empty_sheaf(cpu, sheaf)
             return
+        self.cache.barn_lock += 1  # barn->lock
         barn.full.append(sheaf)
         stat[BARN_PUT] += 1
 
@@ -874,6 +906,7 @@ class SheavesLayer(PerCpuLayer):
                     stat[FREE_RCU_SHEAF_FAIL] += 1
                     return False
                 if barn.empty:
+                    self.cache.barn_lock += 1  # barn->lock
                     pcs.rcu_free = barn.empty.pop()
                 else:
                     e = self._alloc_empty_sheaf(cpu)
@@ -910,15 +943,17 @@ class SheavesLayer(PerCpuLayer):
         flush = pfm or barn is None
         if not flush and sh.objects:
             assert barn is not None
-            if len(barn.full) < MAX_FULL_SHEAVES:
+            if len(barn.full) < self.max_full:
                 stat[BARN_PUT] += 1
+                self.cache.barn_lock += 1  # barn->lock
                 barn.full.append(sh)
                 return
             flush = True
         if flush or sh.objects:
             stat[BARN_PUT_FAIL] += 1
             self.sheaf_flush_unused(cpu, sh)
-        if barn is not None and len(barn.empty) < MAX_EMPTY_SHEAVES:
+        if barn is not None and len(barn.empty) < self.max_empty:
+            self.cache.barn_lock += 1  # barn->lock
             barn.empty.append(sh)
             return
         self._free_empty_sheaf(cpu, sh)
@@ -968,6 +1003,7 @@ class SheavesLayer(PerCpuLayer):
         for barn in self.barns:
             if barn is None:
                 continue
+            self.cache.barn_lock += 1  # barn->lock
             full, empty = barn.full, barn.empty
             barn.full, barn.empty = [], []
             for sh in full:

@@ -1,0 +1,593 @@
+"""Replay an event store through the model of one allocator generation.
+
+Each trace event runs on its CPU (and requested node) against the model cache
+it maps to; the model's own addresses stand in for the traced pointers.  The
+result is one JSON-ready dict (the schema shared by replay, validate and
+sweep; see :func:`result_schema_doc`).
+
+Decisions (documented, tested):
+
+* **Objects allocated before the trace** (their free is the first event seen):
+  ``pretrace="materialize"`` (default) allocates them on the CPU that will free
+  them before replay starts, then flushes every per-CPU cache and barn and
+  takes the counter baseline there; ``"ignore"`` skips their frees.  Either
+  way the count is reported.
+* **Grace periods**: every ``rcu_free_sheaf`` event in the trace ends an RCU
+  grace period in the model.  A trace without such events gets one grace
+  period every ``gp_interval`` seconds of trace time (default 0.03 s).
+* **kfree_rcu completions**: the real kernel's delayed ``kfree_bulk`` of
+  kfree_rcu'd objects is not replayed -- the model performs its own.
+* **alloc_bulk** hands out anonymous model objects; frees bound to that bulk
+  (ingest decided which) release them LIFO.
+* **Internal sheaf allocations** of the traced kernel appear as kmalloc events
+  and are replayed as such; the model does not generate them (spec §16.4).
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from .cache import KmemCache
+from .errors import SlabError, SlubsimUsageError
+from .kernel import Kernel, KernelConfig, resolve_version
+from .machine import Machine
+from .sheaf import Sheaf
+from .sysfs_import import create_from_sysfs
+from .trace.events import (
+    F_BULK_BOUND,
+    F_FAILED,
+    F_IMPLICIT,
+    F_PRETRACE,
+    F_RCU_COMPLETION,
+    OP_ALLOC,
+    OP_ALLOC_BULK,
+    OP_ALLOC_FROM_SHEAF,
+    OP_FREE,
+    OP_FREE_BULK,
+    OP_KFREE_BULK,
+    OP_KFREE_RCU,
+    OP_LARGE_ALLOC,
+    OP_LARGE_FREE,
+    OP_MARKER,
+    OP_PREFILL,
+    OP_RCU_SHEAF,
+    OP_REFILL_SHEAF,
+    OP_RETURN_SHEAF,
+)
+from .trace.store import EventStore
+
+#: ``--set`` keys: what they change
+OVERRIDE_KEYS: dict[str, str] = {
+    "sheaf_capacity": "sheaf capacity of every replayed cache that has sheaves",
+    "barn_max_full": "MAX_FULL_SHEAVES of every barn",
+    "barn_max_empty": "MAX_EMPTY_SHEAVES of every barn",
+    "min_partial": "min_partial of every replayed cache",
+    "cpus": "number of CPUs of the model machine",
+    "nodes": "number of NUMA nodes of the model machine",
+}
+
+
+def parse_overrides(items: list[str] | tuple[str, ...]) -> dict[str, int]:
+    """``["sheaf_capacity=32", ...]`` -> dict; unknown keys list the valid ones."""
+    out: dict[str, int] = {}
+    for item in items:
+        if "=" not in item:
+            raise SlubsimUsageError(f"--set expects KEY=VALUE, got {item!r}")
+        key, val = item.split("=", 1)
+        key = key.strip()
+        if key not in OVERRIDE_KEYS:
+            raise SlubsimUsageError(
+                f"unknown --set key {key!r}; valid keys: {', '.join(OVERRIDE_KEYS)}"
+            )
+        try:
+            out[key] = int(val)
+        except ValueError:
+            raise SlubsimUsageError(f"--set {key}: {val!r} is not an integer") from None
+        if out[key] < 0 or (key in ("cpus", "nodes") and out[key] < 1):
+            raise SlubsimUsageError(f"--set {key}: {val} is out of range")
+    return out
+
+
+@dataclass
+class ReplayOptions:
+    kernel: str | None = None  # None: the generation that recorded the trace
+    caches: list[str] = field(default_factory=list)  # any name, alias or sysfs dir
+    overrides: dict[str, int] = field(default_factory=dict)
+    pretrace: str = "materialize"
+    gp_interval: float = 0.03
+    validate: bool = True
+    progress: Callable[[int, int], None] | None = None
+    #: called at every marker row with (marker dict, replayer)
+    on_marker: Callable[[dict[str, Any], Replayer], None] | None = None
+
+
+class CacheTrack:
+    """Per-cache replay bookkeeping (events, memory curve)."""
+
+    __slots__ = (
+        "area",
+        "cached_peak",
+        "events",
+        "last_cached",
+        "last_ts",
+        "model",
+        "store_id",
+    )
+
+    def __init__(self, model: KmemCache, store_id: int) -> None:
+        self.model = model
+        self.store_id = store_id
+        self.events: dict[str, int] = defaultdict(int)
+        self.cached_peak = 0
+        self.last_cached = 0
+        self.area = 0.0
+        self.last_ts = -1.0
+
+
+class Replayer:
+    def __init__(self, store: EventStore, options: ReplayOptions | None = None) -> None:
+        self.store = store
+        self.opt = options or ReplayOptions()
+        if self.opt.pretrace not in ("materialize", "ignore"):
+            raise SlubsimUsageError("pretrace policy must be 'materialize' or 'ignore'")
+        meta = store.meta
+        version = self.opt.kernel or str(meta.get("kernel_version") or "7.3")
+        try:
+            self.generation = resolve_version(version)
+        except SlubsimUsageError:
+            if self.opt.kernel is None:
+                raise SlubsimUsageError(
+                    f"the trace was recorded on Linux {version}, which has no model yet; "
+                    f"choose one with --kernel (available: 7.3)"
+                ) from None
+            raise
+        mach = meta.get("machine") or {}
+        cpus_trace = int(store.columns["cpu"].max()) + 1 if store.n else 1
+        cpus = self.opt.overrides.get("cpus", max(int(mach.get("cpus", 1)), cpus_trace))
+        nodes = self.opt.overrides.get("nodes", int(mach.get("nodes", 1)))
+        cpu_nodes = mach.get("cpu_nodes")
+        if "cpus" in self.opt.overrides or "nodes" in self.opt.overrides or not cpu_nodes:
+            cpu_nodes = None
+        elif len(cpu_nodes) < cpus:
+            cpu_nodes = list(cpu_nodes) + [0] * (cpus - len(cpu_nodes))
+        self.machine = Machine(cpus=cpus, nodes=nodes, cpu_nodes=cpu_nodes)
+        self.kernel = Kernel(self.machine, version=self.generation.name, config=KernelConfig())
+        self.cpu_of = self._cpu_map(cpus_trace, cpus)
+        self.warnings: dict[str, int] = defaultdict(int)
+        self.imposed: dict[str, list[str]] = {}
+        self.tracks: dict[int, CacheTrack] = {}
+        self._build_caches()
+        self.baseline: dict[int, list[list[int]]] = {}
+        self.addr: list[int] = []
+        self.pretrace_objects = 0
+
+    # ----------------------------------------------------------------- setup
+    @staticmethod
+    def _cpu_map(cpus_trace: int, cpus: int) -> list[int]:
+        """Trace CPU -> model CPU (folded modulo when the model has fewer)."""
+        return [c % cpus for c in range(max(cpus_trace, 1))]
+
+    def _wanted(self, info: dict[str, Any]) -> bool:
+        if not self.opt.caches:
+            return True
+        names = {info["name"], *(info.get("aliases") or [])}
+        if info.get("sysfs_dir"):
+            names.add(info["sysfs_dir"])
+        return bool(names & set(self.opt.caches))
+
+    def _build_caches(self) -> None:
+        k = self.kernel
+        known: set[str] = set()
+        for info in self.store.caches:
+            if not self._wanted(info):
+                continue
+            known.add(info["name"])
+            name = info["name"]
+            if name.startswith("?"):
+                self.warnings["unresolved_cache_events_skipped"] += 1
+                continue
+            cfg = info.get("config")
+            if cfg:
+                s, imposed = create_from_sysfs(k, name, list(info.get("aliases") or []), cfg)
+                if imposed:
+                    self.imposed[name] = imposed
+            elif name in k.by_name:
+                s = k.by_name[name]
+            else:
+                size = int(info.get("size") or info.get("object_size") or 8)
+                s = k.kmem_cache_create(name, size=size, flags={"SLAB_NO_MERGE"})
+            ov = self.opt.overrides
+            kw: dict[str, int] = {}
+            if "sheaf_capacity" in ov and s.sheaf_capacity:
+                kw["sheaf_capacity"] = ov["sheaf_capacity"]
+            for key in ("min_partial", "barn_max_full", "barn_max_empty"):
+                if key in ov:
+                    kw[key] = ov[key]
+            if kw:
+                s.reconfigure(**kw)
+            self.tracks[info["id"]] = CacheTrack(s, info["id"])
+        if self.opt.caches:
+            all_names = {
+                n
+                for info in self.store.caches
+                for n in [info["name"], info.get("sysfs_dir"), *(info.get("aliases") or [])]
+                if n
+            }
+            missing = [c for c in self.opt.caches if c not in all_names]
+            if missing:
+                raise SlubsimUsageError(
+                    f"no cache named {', '.join(missing)} in this trace; it has: "
+                    + ", ".join(sorted(info["name"] for info in self.store.caches)[:40])
+                )
+
+    # ---------------------------------------------------------------- replay
+    def run(self) -> dict[str, Any]:
+        cols = self.store.columns
+        n = self.store.n
+        ts_l = cols["ts"].tolist()
+        cpu_l = cols["cpu"].tolist()
+        op_l = cols["op"].tolist()
+        cache_l = cols["cache"].tolist()
+        obj_l = cols["obj"].tolist()
+        size_l = cols["size"].tolist()
+        node_l = cols["node"].tolist()
+        flags_l = cols["flags"].tolist()
+        aux_l = cols["aux"].tolist()
+        nobj = (max(obj_l) + 1) if obj_l else 0
+        self.addr = addr = [0] * nobj
+        k = self.kernel
+        tracks = self.tracks
+        cpu_of = self.cpu_of
+        warn = self.warnings
+        markers = self.store.meta.get("markers", [])
+        has_rcu_events = bool((cols["op"] == OP_RCU_SHEAF).any())
+        gp_interval = self.opt.gp_interval
+        next_gp = (ts_l[0] + gp_interval) if n else 0.0
+        bulk_pool: dict[int, list[int]] = {}
+        sheaves: dict[int, Sheaf] = {}
+        t0 = time.perf_counter()
+
+        if self.opt.pretrace == "materialize":
+            self._materialize(op_l, cache_l, obj_l, flags_l, cpu_l)
+        self._take_baseline()
+
+        i = 0
+        while i < n:
+            op = op_l[i]
+            c = cache_l[i]
+            cpu = cpu_of[cpu_l[i]]
+            fl = flags_l[i]
+            if not has_rcu_events and ts_l[i] >= next_gp:
+                k.synchronize_rcu()
+                next_gp = ts_l[i] + gp_interval
+            if op == OP_MARKER:
+                if self.opt.on_marker is not None:
+                    self.opt.on_marker(markers[aux_l[i]], self)
+                i += 1
+                continue
+            if op == OP_LARGE_ALLOC:
+                a = k.kmalloc(max(size_l[i], 8193), cpu=cpu)
+                if a:
+                    addr[obj_l[i]] = a
+                i += 1
+                continue
+            if op == OP_LARGE_FREE:
+                a = addr[obj_l[i]]
+                if a:
+                    k.kfree(a, cpu=cpu)
+                    addr[obj_l[i]] = 0
+                else:
+                    warn["large_free_without_alloc"] += 1
+                i += 1
+                continue
+            if op == OP_RCU_SHEAF:
+                k.synchronize_rcu()
+                i += 1
+                continue
+            tr = tracks.get(c)
+            if tr is None:  # filtered out or unresolved cache
+                i += 1
+                continue
+            s = tr.model
+            if op == OP_ALLOC:
+                tr.events["alloc"] += 1
+                if fl & F_FAILED:
+                    warn["traced_failed_alloc"] += 1
+                else:
+                    a = s.alloc(cpu, node_l[i])
+                    if a:
+                        addr[obj_l[i]] = a
+                    else:
+                        warn["model_alloc_failed"] += 1
+            elif op == OP_FREE:
+                tr.events["free"] += 1
+                a = self._resolve(i, fl, obj_l, size_l, bulk_pool)
+                if a:
+                    s.free(a, cpu)
+            elif op == OP_KFREE_RCU:
+                tr.events["kfree_rcu"] += 1
+                a = self._resolve(i, fl, obj_l, size_l, bulk_pool)
+                if a:
+                    k.kfree_rcu(a, cpu=cpu)
+            elif op in (OP_FREE_BULK, OP_KFREE_BULK):
+                group = aux_l[i]
+                j = i
+                objs: list[int] = []
+                while j < n and op_l[j] == op and aux_l[j] == group:
+                    t2 = tracks.get(cache_l[j])
+                    if t2 is not None:
+                        t2.events["free_bulk"] += 1
+                        a = self._resolve(j, flags_l[j], obj_l, size_l, bulk_pool)
+                        if a:
+                            objs.append(a)
+                    j += 1
+                if objs:
+                    if op == OP_FREE_BULK:
+                        s.free_bulk(objs, cpu)
+                    else:
+                        k.kfree_bulk(objs, cpu=cpu)
+                for jj in range(i, j):
+                    t2 = tracks.get(cache_l[jj])
+                    if t2 is not None:
+                        self._sample(t2, ts_l[jj])
+                i = j
+                continue
+            elif op == OP_ALLOC_BULK:
+                tr.events["alloc_bulk"] += size_l[i]
+                if not fl & F_FAILED:
+                    got = s.alloc_bulk(size_l[i], cpu)
+                    if len(got) != size_l[i]:
+                        warn["model_alloc_failed"] += 1
+                    bulk_pool[i] = got
+            elif op == OP_PREFILL:
+                tr.events["prefill_sheaf"] += 1
+                if not fl & F_FAILED:
+                    sh = s.prefill_sheaf(size_l[i], cpu)
+                    if sh is not None:
+                        sheaves[aux_l[i]] = sh
+                    else:
+                        warn["model_prefill_failed"] += 1
+            elif op == OP_ALLOC_FROM_SHEAF:
+                tr.events["alloc_from_sheaf"] += 1
+                sh2 = sheaves.get(aux_l[i])
+                if fl & F_FAILED:
+                    warn["traced_failed_alloc"] += 1
+                elif sh2 is None:
+                    warn["alloc_from_unknown_sheaf"] += 1
+                    a = s.alloc(cpu, node_l[i])
+                    if a:
+                        addr[obj_l[i]] = a
+                else:
+                    a = s.alloc_from_sheaf(sh2, cpu)
+                    if a:
+                        addr[obj_l[i]] = a
+                    else:
+                        warn["model_sheaf_empty"] += 1
+            elif op == OP_RETURN_SHEAF:
+                tr.events["return_sheaf"] += 1
+                sh2 = sheaves.pop(aux_l[i], None)
+                if sh2 is not None:
+                    s.return_sheaf(sh2, cpu)
+                else:
+                    warn["return_of_unknown_sheaf"] += 1
+            elif op == OP_REFILL_SHEAF:
+                warn["refill_sheaf_skipped"] += 1
+            self._sample(tr, ts_l[i])
+            i += 1
+            if self.opt.progress is not None and not i & 0xFFFF:
+                self.opt.progress(i, n)
+        for sh in sheaves.values():  # prefilled sheaves still out at the end
+            warn["sheaves_out_at_end"] += 1
+            del sh
+        k.synchronize_rcu()
+        self.elapsed = time.perf_counter() - t0
+        if self.opt.validate:
+            k.validate()
+        return self.result()
+
+    def _resolve(
+        self,
+        i: int,
+        fl: int,
+        obj_l: list[int],
+        size_l: list[int],
+        bulk_pool: dict[int, list[int]],
+    ) -> int:
+        """Model address for the object freed at row ``i`` (0 = nothing to free)."""
+        if fl & F_RCU_COMPLETION:
+            self.warnings["rcu_completion_skipped"] += 1
+            return 0
+        if fl & F_BULK_BOUND:
+            pool = bulk_pool.get(size_l[i])
+            if pool:
+                return pool.pop()
+            self.warnings["bulk_bound_free_without_object"] += 1
+            return 0
+        o = obj_l[i]
+        a = self.addr[o]
+        if a:
+            self.addr[o] = 0
+            return a
+        if fl & F_PRETRACE:
+            self.warnings["pretrace_free_ignored"] += 1
+        elif fl & F_IMPLICIT:
+            self.warnings["implicit_free_without_object"] += 1
+        else:
+            self.warnings["free_without_model_object"] += 1
+        return 0
+
+    def _materialize(
+        self,
+        op_l: list[int],
+        cache_l: list[int],
+        obj_l: list[int],
+        flags_l: list[int],
+        cpu_l: list[int],
+    ) -> None:
+        """Allocate the objects freed before they are allocated in the trace,
+        on the CPU that frees them, then empty every per-CPU cache and barn."""
+        n = 0
+        for i, fl in enumerate(flags_l):
+            if not fl & F_PRETRACE:
+                continue
+            tr = self.tracks.get(cache_l[i])
+            if tr is None or self.addr[obj_l[i]]:
+                continue
+            a = tr.model.alloc(self.cpu_of[cpu_l[i]])
+            if a:
+                self.addr[obj_l[i]] = a
+                n += 1
+        self.pretrace_objects = n
+        if n:
+            for tr in self.tracks.values():
+                s = tr.model
+                s.flush_all()
+                s.layer.submit_partial_rcu_sheaves(0)
+            self.kernel.rcu.barrier()
+            for tr in self.tracks.values():
+                tr.model.layer.shrink_node_caches(0)
+        del op_l
+
+    def _take_baseline(self) -> None:
+        for cid, tr in self.tracks.items():
+            self.baseline[cid] = [list(row) for row in tr.model.stat]
+            tr.model.list_lock = 0
+            tr.model.barn_lock = 0
+            tr.model.pages_peak = tr.model.nr_pages
+            tr.model.slabs_peak = len(tr.model.slabs)
+
+    @staticmethod
+    def _sample(tr: CacheTrack, ts: float) -> None:
+        s = tr.model
+        cached = s.inuse_total - s.nlive
+        if tr.last_ts >= 0.0:
+            tr.area += tr.last_cached * (ts - tr.last_ts)
+        tr.last_ts = ts
+        tr.last_cached = cached
+        if cached > tr.cached_peak:
+            tr.cached_peak = cached
+
+    # --------------------------------------------------------------- results
+    def counters_delta(self, tr: CacheTrack) -> tuple[dict[str, int], dict[str, dict[str, int]]]:
+        s = tr.model
+        base = self.baseline.get(tr.store_id)
+        online = self.machine.online_cpus()
+        totals: dict[str, int] = {}
+        per_cpu: dict[str, dict[str, int]] = {}
+        for idx, item in enumerate(s.stat_items):
+            tot = 0
+            pc: dict[str, int] = {}
+            for c in online:
+                v = s.stat[c][idx] - (base[c][idx] if base else 0)
+                tot += v
+                if v:
+                    pc[str(c)] = v
+            totals[item] = tot
+            per_cpu[item] = pc
+        return totals, per_cpu
+
+    def result(self) -> dict[str, Any]:
+        meta = self.store.meta
+        ts = self.store.columns["ts"]
+        span = float(ts[-1] - ts[0]) if self.store.n else 0.0
+        caches: dict[str, Any] = {}
+        for cid, tr in sorted(self.tracks.items(), key=lambda kv: -sum(kv[1].events.values())):
+            info = self.store.caches[cid]
+            s = tr.model
+            counters, per_cpu = self.counters_delta(tr)
+            ev = dict(tr.events)
+            ops = sum(ev.values())
+            cached_final = s.inuse_total - s.nlive
+            allocs = counters.get("alloc_fastpath", 0) + counters.get("alloc_slowpath", 0)
+            frees = counters.get("free_fastpath", 0) + counters.get("free_slowpath", 0)
+            duration = max(tr.last_ts - float(ts[0]), 0.0) if self.store.n else 0.0
+            caches[info["name"]] = {
+                "aliases": sorted(set(info.get("aliases") or []) | set(s.aliases) - {info["name"]}),
+                "sysfs_dir": info.get("sysfs_dir"),
+                "model_cache": s.name,
+                "geometry": {
+                    "object_size": s.object_size,
+                    "slab_size": s.size,
+                    "order": s.order,
+                    "objs_per_slab": s.objects,
+                    "sheaf_capacity": s.sheaf_capacity,
+                    "min_partial": s.min_partial,
+                    "imposed_from_sysfs": self.imposed.get(info["name"], []),
+                },
+                "events": ev,
+                "counters": counters,
+                "counters_per_cpu": per_cpu,
+                "memory": {
+                    "slabs_peak": s.slabs_peak,
+                    "slabs_final": len(s.slabs),
+                    "pages_peak": s.pages_peak,
+                    "pages_final": s.nr_pages,
+                    "cached_objects_peak": tr.cached_peak,
+                    "cached_objects_final": cached_final,
+                    "cached_bytes_peak": tr.cached_peak * s.size,
+                    "cached_bytes_final": cached_final * s.size,
+                    "cached_bytes_mean": (tr.area / duration * s.size) if duration > 0 else 0.0,
+                    "live_objects_final": s.nlive,
+                },
+                "metrics": {
+                    "ops": ops,
+                    "alloc_hit_rate": _ratio(counters.get("alloc_fastpath", 0), allocs),
+                    "free_hit_rate": _ratio(counters.get("free_fastpath", 0), frees),
+                    "barn_lock_per_1k": _ratio(s.barn_lock * 1000, ops),
+                    "list_lock_per_1k": _ratio(s.list_lock * 1000, ops),
+                },
+            }
+        ingest_warn = meta.get("warnings", [])
+        replay_warn = [
+            {"kind": k, "count": v, "explained": k in _EXPLAINED_REPLAY, "source": "replay"}
+            for k, v in sorted(self.warnings.items())
+        ]
+        return {
+            "kernel": self.generation.name,
+            "trace": {
+                "source": meta.get("source"),
+                "recorded_kernel": meta.get("kernel_version"),
+                "events": self.store.n,
+                "lines": meta.get("lines"),
+                "span_s": span,
+                "cpus": self.machine.nr_cpus,
+                "nodes": self.machine.nr_nodes,
+                "pretrace_policy": self.opt.pretrace,
+                "pretrace_objects": self.pretrace_objects,
+                "overrides": dict(self.opt.overrides),
+                "replay_seconds": getattr(self, "elapsed", 0.0),
+            },
+            "caches": caches,
+            "warnings": [dict(w, source="ingest") for w in ingest_warn] + replay_warn,
+        }
+
+
+_EXPLAINED_REPLAY = frozenset(
+    {
+        "rcu_completion_skipped",
+        "pretrace_free_ignored",
+        "traced_failed_alloc",
+        "unresolved_cache_events_skipped",
+    }
+)
+
+
+def _ratio(a: float, b: float) -> float:
+    return float(a) / float(b) if b else 0.0
+
+
+def replay(store: EventStore, options: ReplayOptions | None = None) -> dict[str, Any]:
+    """Replay ``store``; see :class:`ReplayOptions`."""
+    try:
+        return Replayer(store, options).run()
+    except SlabError as e:  # a model-level misuse means the trace mapping is wrong
+        raise SlubsimUsageError(f"replay stopped: {e}") from e
+
+
+def result_schema_doc() -> str:
+    """Field-by-field description of the replay JSON (also in the README)."""
+    return __doc__ or ""

@@ -1,0 +1,1067 @@
+"""Ingest a trace: parse every line, map events to caches (spec §10.4), report
+what could not be explained, and build an :class:`~slubsim.trace.store.EventStore`.
+
+Mapping rules:
+
+* ``kmem_cache_alloc``/``kmem_cache_free`` by ``name=`` (the surviving cache of a
+  merge).  6.x ``kmem_cache_alloc`` has no name: it is resolved after the fact,
+  in this order, by the next named free of the same pointer, by the 4 KiB page
+  of a known object, by a unique slab size, by the call site.
+* ``kmalloc`` by ``bytes_alloc`` and the gfp type (``kmalloc-rcl-*`` with
+  ``__GFP_RECLAIMABLE``); above 8 KiB a large kmalloc, traced twice (deduped).
+* ``kfree`` by the pointer's live allocation, else by the slab page of a known
+  object of a cache (an object allocated before the trace).
+* ``kfree_rcu`` (kprobe) ends the pointer's life at call time; a later
+  ``kfree_bulk`` of it (``free_bulk name=(fault)``) is the real kernel's delayed
+  free and is flagged as its completion.
+* objects of ``alloc_bulk`` (count only) bind to later frees of unknown
+  pointers of that cache.
+
+Everything unusual is counted in ``warnings`` with a kind, whether it is
+explained, and the first few ``file:line`` locations.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..constants import KMALLOC_MAX_CACHE_SIZE, PAGE_SHIFT, ZERO_SIZE_PTR
+from ..flags import GFP_RECLAIMABLE, parse_gfp
+from ..kmalloc import (
+    KMALLOC_NORMAL,
+    KMALLOC_RECLAIM,
+    kmalloc_cache_name,
+    kmalloc_index_size,
+    parse_kmalloc_name,
+)
+from .events import (
+    F_BULK_BOUND,
+    F_FAILED,
+    F_IMPLICIT,
+    F_PRETRACE,
+    F_RCU_COMPLETION,
+    OP_ALLOC,
+    OP_ALLOC_BULK,
+    OP_ALLOC_FROM_SHEAF,
+    OP_FREE,
+    OP_FREE_BULK,
+    OP_KFREE_BULK,
+    OP_KFREE_RCU,
+    OP_LARGE_ALLOC,
+    OP_LARGE_FREE,
+    OP_MARKER,
+    OP_PREFILL,
+    OP_RCU_SHEAF,
+    OP_REFILL_SHEAF,
+    OP_RETURN_SHEAF,
+)
+from .ftrace import (
+    E_ALLOC_BULK,
+    E_ALLOC_BULK_RET,
+    E_ALLOC_FROM_SHEAF,
+    E_CACHE_ALLOC,
+    E_CACHE_FREE,
+    E_FREE_BULK,
+    E_FREE_BULK_CONT,
+    E_KFREE,
+    E_KFREE_RCU,
+    E_KMALLOC,
+    E_MARKER,
+    E_OTHER,
+    E_PAGE,
+    E_PREFILL,
+    E_PREFILL_RET,
+    E_RCU_FREE_SHEAF,
+    E_REFILL,
+    E_RETURN_SHEAF,
+    E_SLAB_FREE_SLOW,
+    MalformedLine,
+    RawEvent,
+    parse_hex,
+    parse_line,
+)
+from .io import TraceFormatError, iter_lines
+from .store import EventStore
+
+_HEADER_ENTRIES = re.compile(r"entries-in-buffer/entries-written:\s*(\d+)/(\d+)\s+#P:(\d+)")
+_LAB_READ = re.compile(r"LAB_READ\s+(before|after)\s+(\S+)\s+(\S+)")
+MAX_EXAMPLES = 5
+_KPROBE_KINDS = frozenset(
+    (
+        E_KFREE_RCU,
+        E_RCU_FREE_SHEAF,
+        E_FREE_BULK,
+        E_ALLOC_BULK,
+        E_PREFILL,
+        E_ALLOC_FROM_SHEAF,
+        E_RETURN_SHEAF,
+        E_SLAB_FREE_SLOW,
+    )
+)
+
+
+@dataclass
+class Warn:
+    kind: str
+    explained: bool
+    detail: str
+    count: int = 0
+    examples: list[str] | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "explained": self.explained,
+            "count": self.count,
+            "detail": self.detail,
+            "examples": self.examples or [],
+        }
+
+
+WARNING_KINDS: dict[str, tuple[bool, str]] = {
+    "pretrace_free": (
+        True,
+        "free of an object allocated before the trace started (replay policy decides)",
+    ),
+    "bulk_bound_free": (True, "free of a pointer handed out by alloc_bulk (count-only event)"),
+    "rcu_completion": (
+        True,
+        "the real kernel's delayed kfree_bulk of a kfree_rcu'd object (the model does its own)",
+    ),
+    "null_free": (True, "kfree(NULL) / kfree(ZERO_SIZE_PTR): no-op"),
+    "large_kmalloc_duplicate": (True, "second kmalloc event of a large non-constant kmalloc"),
+    "page_events": (True, "mm_page_* events: recognised, not replayed"),
+    "slab_free_slow": (True, "slab_free_slow kprobe: informational (6.12 bulk slow frees)"),
+    "unnamed_alloc_resolved": (True, "6.x kmem_cache_alloc without name= resolved"),
+    "unresolved_kfree": (
+        True,
+        "kfree of an object allocated before the trace on a page where no object of a "
+        "known cache was seen (cache unknowable from the trace; skipped)",
+    ),
+    "unresolved_alloc": (
+        True,
+        "6.x kmem_cache_alloc (no name=) with no later named free, no known object on its "
+        "page, an ambiguous slab size and an unknown call site: cache unknowable from the "
+        "trace; replay skips its events",
+    ),
+    "reuse_before_kprobes": (
+        True,
+        "pointer allocated before the lab kprobes were active and allocated again without "
+        "a traced free: its free was an untraced kfree_rcu/kfree_bulk (early boot)",
+    ),
+    "ptr_reuse_without_free": (
+        False,
+        "pointer allocated again without a free in between (lost or untraced free)",
+    ),
+    "failed_alloc": (True, "allocation returned NULL"),
+    "cache_name_mismatch": (False, "kmem_cache_free name differs from the allocating cache"),
+    "unknown_event": (True, "event type not used by the replay"),
+    "refill_sheaf_unsupported": (False, "kmem_cache_refill_sheaf: not replayed"),
+    "incomplete_bulk": (False, "free_bulk with fewer pointers than its size (truncated probe)"),
+    "orphan_kprobe": (False, "return/continuation kprobe without its entry event"),
+    "ring_buffer_loss": (False, "the ring buffer lost events: the trace is incomplete"),
+    "malformed_line": (False, "line that could not be parsed (skipped with --skip-malformed)"),
+}
+
+
+class IngestError(TraceFormatError):
+    pass
+
+
+@dataclass
+class IngestOptions:
+    skip_malformed: bool = False
+    progress: Callable[[int], None] | None = None  # called with lines read
+
+
+def _parse_objs(v: str) -> list[int]:
+    v = v.strip("{}")
+    return [int(x, 16) for x in v.split(",") if x]
+
+
+def find_trace_file(bundle: Path) -> Path:
+    for name in ("trace.txt.xz", "trace.txt.zst", "trace.txt.gz", "trace.txt", "trace.dat.txt"):
+        if (bundle / name).is_file():
+            return bundle / name
+    raise IngestError(f"{bundle}: bundle directory without trace.txt[.xz|.gz|.zst]")
+
+
+def load_bundle_caches(bundle: Path) -> dict[str, dict[str, Any]]:
+    """``slab_stats.json``: sysfs dir -> {names, config}."""
+    f = bundle / "slab_stats.json"
+    if not f.is_file():
+        return {}
+    data: dict[str, dict[str, Any]] = json.loads(f.read_text())
+    return data
+
+
+class Ingester:
+    """Single forward pass over the lines with back-patching for 6.x names."""
+
+    def __init__(self, source: str, bundle_caches: dict[str, dict[str, Any]]) -> None:
+        self.source = source
+        self.rows: list[tuple[float, int, int, int, int, int, int, int, int]] = []
+        self.cache_patch: dict[int, int] = {}
+        self.cache_ids: dict[str, int] = {}
+        self.cache_info: list[dict[str, Any]] = []
+        self.alias_to_dir: dict[str, str] = {}
+        self.bundle_caches = bundle_caches
+        for d, info in bundle_caches.items():
+            for n in info.get("names", []):
+                self.alias_to_dir[n] = d
+        self.warn: dict[str, Warn] = {}
+        self.markers: list[dict[str, Any]] = []
+        self.header: dict[str, Any] = {}
+        # live pointer -> cache id (>= 0), or -(pending+2) for unnamed 6.x allocs
+        self.live: dict[int, int] = {}
+        self.large_live: dict[int, int] = {}
+        self.page_cache: dict[int, int] = {}
+        self.rcu_pending: dict[int, int] = {}
+        self.bulk_groups: dict[int, list[list[int]]] = defaultdict(list)  # cache -> [[row, left]]
+        self.sheaf_cache: dict[int, int] = {}
+        self.from_sheaf: dict[str, tuple[int, int]] = {}  # task -> (sheaf ptr, cache id)
+        self.pending_bulk_free: dict[int, dict[str, Any]] = {}
+        # kretprobe pairs are matched by task (the task may migrate in between)
+        self.pending_alloc_bulk: dict[str, tuple[int, int, int]] = {}
+        self.pending_prefill: dict[str, tuple[int, int]] = {}
+        self.last_large: dict[int, tuple[int, int]] = {}  # cpu -> (ptr, bytes) of last large
+        self.group = 0
+        self.kmalloc_cid: dict[tuple[str, int], int] = {}
+        # 6.x unnamed allocations
+        self.pending: list[dict[str, Any]] = []
+        self.callsite_cache: dict[str, int] = {}
+        self.size_caches: dict[int, set[int]] = defaultdict(set)
+        self.lines = 0
+        self.kprobes_seen = False
+        self.pre_kprobe_live: set[int] = set()
+        self.events = 0
+        self.event_counts: dict[str, int] = defaultdict(int)
+
+    # ----------------------------------------------------------- helpers
+    def w(self, kind: str, where: int | str) -> None:
+        """Count a warning; ``where`` is a line number (or a ready text)."""
+        wn = self.warn.get(kind)
+        if wn is None:
+            explained, detail = WARNING_KINDS[kind]
+            wn = self.warn[kind] = Warn(kind, explained, detail)
+        wn.count += 1
+        if wn.examples is None:
+            wn.examples = []
+        if len(wn.examples) < MAX_EXAMPLES:
+            wn.examples.append(f"{self.source}:{where}" if isinstance(where, int) else where)
+
+    def cid(self, name: str, bytes_req: int = 0, bytes_alloc: int = 0) -> int:
+        c = self.cache_ids.get(name)
+        if c is None:
+            c = len(self.cache_info)
+            self.cache_ids[name] = c
+            sysdir = self.alias_to_dir.get(name)
+            info: dict[str, Any] = {
+                "id": c,
+                "name": name,
+                "aliases": [],
+                "sysfs_dir": sysdir,
+                "object_size": bytes_req,
+                "size": bytes_alloc,
+                "kmalloc": parse_kmalloc_name(name) is not None,
+                "config": None,
+            }
+            if sysdir is not None:
+                b = self.bundle_caches[sysdir]
+                info["aliases"] = [n for n in b.get("names", []) if n != name]
+                info["config"] = b.get("config")
+            self.cache_info.append(info)
+        else:
+            info = self.cache_info[c]
+            if bytes_req > info["object_size"]:
+                info["object_size"] = bytes_req
+            if bytes_alloc and not info["size"]:
+                info["size"] = bytes_alloc
+        return c
+
+    def row(
+        self,
+        ts: float,
+        cpu: int,
+        op: int,
+        cache: int,
+        ptr: int,
+        size: int = 0,
+        node: int = -1,
+        flags: int = 0,
+        aux: int = 0,
+    ) -> int:
+        if aux >= 1 << 63:  # pointers as signed 64-bit identities
+            aux -= 1 << 64
+        self.rows.append((ts, cpu, op, cache, ptr, size, node, flags, aux))
+        self.events += 1
+        if cache < -1:  # an unnamed 6.x allocation's cache, patched in finish()
+            self.pending[-cache - 2]["rows"].append(self.events - 1)
+        return self.events - 1
+
+    def note_page(self, ptr: int, c: int) -> None:
+        if c >= 0:
+            self.page_cache[ptr >> PAGE_SHIFT] = c
+
+    def bind_bulk(self, c: int) -> int:
+        """Row of an alloc_bulk of cache ``c`` with objects left, or -1."""
+        groups = self.bulk_groups.get(c)
+        while groups:
+            g = groups[-1]
+            if g[1] > 0:
+                g[1] -= 1
+                return g[0]
+            groups.pop()
+        return -1
+
+    # ----------------------------------------------------------- events
+    def feed(self, lineno: int, line: str, skip_malformed: bool) -> None:
+        """Parse and consume one line (single-process path)."""
+        if line.startswith("#"):
+            self.header_line(lineno, line)
+            self.lines += 1
+            return
+        try:
+            parsed = parse_line(line)
+        except (MalformedLine, ValueError) as e:
+            self.lines += 1
+            self.malformed(lineno, _reason(e), line, skip_malformed)
+            return
+        self.consume(lineno, parsed, line, skip_malformed)
+
+    def header_line(self, lineno: int, line: str) -> None:
+        m = _HEADER_ENTRIES.search(line)
+        if m:
+            self.header = {
+                "entries_in_buffer": int(m.group(1)),
+                "entries_written": int(m.group(2)),
+                "nr_cpus": int(m.group(3)),
+            }
+            if int(m.group(1)) < int(m.group(2)):
+                self.w("ring_buffer_loss", lineno)
+
+    def malformed(self, lineno: int, reason: str, line: str, skip: bool) -> None:
+        if skip:
+            self.w("malformed_line", f"{self.source}:{lineno}: {reason}")
+            return
+        raise IngestError(f"{self.source}:{lineno}: {reason}: {line[:120]!r}")
+
+    def consume(
+        self, lineno: int, parsed: RawEvent | None, line: str, skip_malformed: bool
+    ) -> None:
+        """Consume one parsed line (both the serial and the parallel path)."""
+        self.lines += 1
+        if parsed is None:
+            return
+        kind, cpu, ts, ev, task, ptr, name, breq, balloc, gfp, node, cs, extra = parsed
+        if ev == "__lost__":
+            self.w("ring_buffer_loss", f"{self.source}:{lineno}")
+            return
+        self.event_counts[ev] += 1
+        where = lineno
+        if kind != E_FREE_BULK_CONT and kind != E_FREE_BULK and cpu in self.pending_bulk_free:
+            self._flush_cpu_pending(cpu, where)
+        try:
+            if kind == E_CACHE_ALLOC:
+                self._alloc(cpu, ts, ptr, name, breq, balloc, node, cs, where, task)
+            elif kind == E_KMALLOC:
+                self._kmalloc(cpu, ts, ptr, breq, balloc, gfp, node, where, task)
+            elif kind == E_CACHE_FREE:
+                self._cache_free(cpu, ts, ptr, name, where)
+            elif kind == E_KFREE:
+                self._kfree(cpu, ts, ptr, where)
+            else:
+                f = extra if isinstance(extra, dict) else {}
+                rest = extra if isinstance(extra, str) else ""
+                self._dispatch(kind, cpu, ts, ev, f, rest, task, where)
+        except (ValueError, KeyError) as e:
+            if skip_malformed:
+                self.w("malformed_line", f"{self.source}:{where}: {e}")
+                return
+            raise IngestError(
+                f"{self.source}:{where}: bad field value ({e}): {line[:120]!r}"
+            ) from None
+
+    @staticmethod
+    def _bulk_complete(pb: dict[str, Any]) -> bool:
+        if pb.get("main") is None:
+            return False
+        need = min(7, max(0, (pb["size"] - 1) // 64))
+        return all(k in pb["parts"] for k in range(1, need + 1))
+
+    def _flush_cpu_pending(self, cpu: int, where: int) -> None:
+        pb = self.pending_bulk_free.pop(cpu, None)
+        if pb is not None:
+            self._emit_bulk_free(pb, where)
+
+    def _dispatch(
+        self,
+        kind: int,
+        cpu: int,
+        ts: float,
+        ev: str,
+        f: dict[str, str],
+        rest: str,
+        task: str,
+        where: int,
+    ) -> None:
+        if not self.kprobes_seen and kind in _KPROBE_KINDS:
+            self.kprobes_seen = True
+            # objects live now may have been kfree_rcu'd before the probes existed
+            self.pre_kprobe_live = set(self.live)
+        if kind == E_KFREE_RCU:
+            self._kfree_rcu(cpu, ts, f, where)
+        elif kind == E_FREE_BULK:
+            size = int(f["size"])
+            pb = self.pending_bulk_free.get(cpu)
+            parts: dict[int, list[int]] = {}
+            if pb is not None and pb.get("main") is None and pb["size"] == size:
+                parts = pb["parts"]
+            elif pb is not None:
+                self._flush_cpu_pending(cpu, where)
+            self.pending_bulk_free[cpu] = {
+                "name": f.get("name", "(fault)"),
+                "size": size,
+                "main": _parse_objs(f["objs"])[:64],
+                "parts": parts,
+                "ts": ts,
+                "cpu": cpu,
+                "where": where,
+            }
+            if self._bulk_complete(self.pending_bulk_free[cpu]):
+                self._flush_cpu_pending(cpu, where)
+        elif kind == E_FREE_BULK_CONT:
+            size = int(f["size"])
+            k = int(ev.rsplit("_", 1)[1])
+            pb = self.pending_bulk_free.get(cpu)
+            if pb is None or pb["size"] != size:
+                if pb is not None:
+                    self._flush_cpu_pending(cpu, where)
+                pb = self.pending_bulk_free[cpu] = {
+                    "name": "(fault)",
+                    "size": size,
+                    "main": None,
+                    "parts": {},
+                    "ts": ts,
+                    "cpu": cpu,
+                    "where": where,
+                }
+            pb["parts"][k] = _parse_objs(f["objs"])[:64]
+            if self._bulk_complete(pb):
+                self._flush_cpu_pending(cpu, where)
+        elif kind == E_ALLOC_BULK:
+            c = self.cid(f.get("name", "?"))
+            self.pending_alloc_bulk[task] = (c, int(f["size"]), where)
+        elif kind == E_ALLOC_BULK_RET:
+            pab = self.pending_alloc_bulk.pop(task, None)
+            if pab is None:
+                self.w("orphan_kprobe", where)
+                return
+            c, size, _ = pab
+            got = int(f["ret"])
+            r = self.row(ts, cpu, OP_ALLOC_BULK, c, 0, got, flags=0 if got else F_FAILED)
+            if got:
+                self.bulk_groups[c].append([r, got])
+        elif kind == E_PREFILL:
+            c = self.cid(f.get("name", "?"))
+            self.pending_prefill[task] = (c, int(f["count"]))
+        elif kind == E_PREFILL_RET:
+            pp = self.pending_prefill.pop(task, None)
+            if pp is None:
+                self.w("orphan_kprobe", where)
+                return
+            c, count = pp
+            sh = parse_hex(f["sheaf"])
+            self.row(ts, cpu, OP_PREFILL, c, 0, count, aux=sh, flags=0 if sh else F_FAILED)
+            if sh:
+                self.sheaf_cache[sh] = c
+        elif kind == E_ALLOC_FROM_SHEAF:
+            sh = parse_hex(f["sheaf"])
+            sc = self.sheaf_cache.get(sh)
+            self.from_sheaf[task] = (sh, sc if sc is not None else self.cid(f.get("name", "?")))
+        elif kind == E_RETURN_SHEAF:
+            sh = parse_hex(f["sheaf"])
+            sc = self.sheaf_cache.pop(sh, None)
+            c = sc if sc is not None else self.cid(f.get("name", "?"))
+            self.row(ts, cpu, OP_RETURN_SHEAF, c, 0, int(f.get("size", "0")), aux=sh)
+        elif kind == E_REFILL:
+            c = self.cid(f.get("name", "?"))
+            self.row(
+                ts,
+                cpu,
+                OP_REFILL_SHEAF,
+                c,
+                0,
+                int(f.get("size", "0")),
+                aux=parse_hex(f.get("sheafp", "0")),
+            )
+            self.w("refill_sheaf_unsupported", where)
+        elif kind == E_RCU_FREE_SHEAF:
+            c = self.cid(f.get("name", "?"))
+            self.row(
+                ts, cpu, OP_RCU_SHEAF, c, 0, int(f.get("size", "0")), aux=parse_hex(f["sheaf"])
+            )
+        elif kind == E_MARKER:
+            text = rest.strip()
+            idx = len(self.markers)
+            mk: dict[str, Any] = {
+                "index": idx,
+                "row": self.events,
+                "ts": ts,
+                "cpu": cpu,
+                "text": text,
+            }
+            m = _LAB_READ.search(text)
+            if m:
+                mk["read"] = {"when": m.group(1), "cache": m.group(2), "attr": m.group(3)}
+            self.markers.append(mk)
+            self.row(ts, cpu, OP_MARKER, -1, 0, aux=idx)
+        elif kind == E_PAGE:
+            self.w("page_events", where)
+        elif kind == E_SLAB_FREE_SLOW:
+            self.w("slab_free_slow", where)
+        elif kind == E_OTHER:
+            self.w("unknown_event", f"{self.source}:{where} ({ev})")
+
+    def _alloc_row(
+        self,
+        cpu: int,
+        ts: float,
+        c: int,
+        ptr: int,
+        size: int,
+        node: int,
+        where: int,
+        task: str = "",
+    ) -> None:
+        op = OP_ALLOC
+        aux = 0
+        fs = self.from_sheaf.pop(task, None) if task else None
+        if fs is not None:
+            op = OP_ALLOC_FROM_SHEAF
+            aux = fs[0]
+        if ptr == 0:
+            self.w("failed_alloc", where)
+            self.row(ts, cpu, op, c, 0, size, node, F_FAILED, aux)
+            return
+        old = self.live.get(ptr)
+        if old is not None:
+            if not self.kprobes_seen or ptr in self.pre_kprobe_live:
+                self.pre_kprobe_live.discard(ptr)
+                self.w("reuse_before_kprobes", where)
+            else:
+                self.w("ptr_reuse_without_free", where)
+            self.row(ts, cpu, OP_FREE, old if old >= 0 else c, ptr, flags=F_IMPLICIT)
+        elif ptr in self.rcu_pending:
+            # kfree_rcu'd earlier and reused: the rcu sheaf recycled it
+            del self.rcu_pending[ptr]
+        self.live[ptr] = c
+        self.row(ts, cpu, op, c, ptr, size, node, 0, aux)
+
+    def _alloc(
+        self,
+        cpu: int,
+        ts: float,
+        ptr: int,
+        name: str | None,
+        breq: int,
+        balloc: int,
+        node: int,
+        cs: str,
+        where: int,
+        task: str,
+    ) -> None:
+        if name is not None:
+            c = self.cid(name, breq, balloc)
+            self.size_caches[balloc].add(c)
+            if cs:
+                self.callsite_cache[cs] = c
+            self.note_page(ptr, c)
+            self._alloc_row(cpu, ts, c, ptr, breq, node, where, task)
+            return
+        # 6.x: no name -- resolve later
+        pid = len(self.pending)
+        pc = -(pid + 2)
+        self.pending.append(
+            {
+                "bytes_req": breq,
+                "bytes_alloc": balloc,
+                "call_site": cs,
+                "ptr": ptr,
+                "rows": [],
+                "cache": None,
+                "where": where,
+            }
+        )
+        self._alloc_row(cpu, ts, pc, ptr, breq, node, where, task)
+
+    def _kmalloc(
+        self,
+        cpu: int,
+        ts: float,
+        ptr: int,
+        breq: int,
+        balloc: int,
+        gfp_s: str,
+        node: int,
+        where: int,
+        task: str,
+    ) -> None:
+        if balloc > KMALLOC_MAX_CACHE_SIZE:
+            last = self.last_large.get(cpu)
+            if last == (ptr, balloc) and ptr in self.large_live:
+                self.w("large_kmalloc_duplicate", where)
+                return
+            self.last_large[cpu] = (ptr, balloc)
+            if ptr:
+                self.large_live[ptr] = balloc
+                self.row(ts, cpu, OP_LARGE_ALLOC, -1, ptr, breq, node, aux=balloc)
+            return
+        self.last_large.pop(cpu, None)
+        key = (gfp_s, balloc)
+        c = self.kmalloc_cid.get(key, -1)
+        if c < 0:
+            gfp = parse_gfp(gfp_s)
+            ktype = KMALLOC_RECLAIM if gfp & GFP_RECLAIMABLE else KMALLOC_NORMAL
+            try:
+                cls = kmalloc_index_size(balloc)
+            except ValueError:
+                cls = balloc
+            c = self.kmalloc_cid[key] = self.cid(kmalloc_cache_name(ktype, cls), cls, cls)
+        self.note_page(ptr, c)
+        self._alloc_row(cpu, ts, c, ptr, breq, node, where)
+
+    def _free_unknown(
+        self, cpu: int, ts: float, c: int, ptr: int, op: int, where: int, aux: int = 0
+    ) -> None:
+        """Free of a pointer with no live allocation, in a known cache."""
+        b = self.bind_bulk(c)
+        if b >= 0:
+            # the alloc_bulk row it binds to goes in ``size``
+            self.w("bulk_bound_free", where)
+            self.row(ts, cpu, op, c, ptr, size=b, flags=F_BULK_BOUND, aux=aux)
+        else:
+            self.w("pretrace_free", where)
+            self.row(ts, cpu, op, c, ptr, flags=F_PRETRACE, aux=aux)
+
+    def _cache_free(self, cpu: int, ts: float, ptr: int, name: str | None, where: int) -> None:
+        if ptr <= ZERO_SIZE_PTR:
+            self.w("null_free", where)
+            return
+        c = self.cid(name) if name else -1
+        old = self.live.pop(ptr, None)
+        if old is not None and self.pre_kprobe_live:
+            self.pre_kprobe_live.discard(ptr)
+        if old is not None:
+            if old < -1:  # unnamed 6.x allocation: the free names it
+                p = self.pending[-old - 2]
+                if p["cache"] is None and c >= 0:
+                    p["cache"] = c
+                    self.size_caches[p["bytes_alloc"]].add(c)
+                    if p["call_site"]:
+                        self.callsite_cache.setdefault(p["call_site"], c)
+                    self.note_page(ptr, c)
+                rowc = old if c < 0 else c
+            else:
+                if c >= 0 and old != c:
+                    self.w("cache_name_mismatch", where)
+                rowc = old
+            self.row(ts, cpu, OP_FREE, rowc, ptr)
+            return
+        if c < 0:
+            self.w("unresolved_kfree", where)
+            return
+        self.note_page(ptr, c)
+        self._free_unknown(cpu, ts, c, ptr, OP_FREE, where)
+
+    def _resolve_free_ptr(self, ptr: int) -> tuple[str, int]:
+        """('live'|'large'|'rcu'|'page'|'none', cache) for a freed pointer."""
+        c = self.live.pop(ptr, None)
+        if c is not None:
+            if self.pre_kprobe_live:
+                self.pre_kprobe_live.discard(ptr)
+            return "live", c
+        if ptr in self.large_live:
+            del self.large_live[ptr]
+            return "large", -1
+        rc = self.rcu_pending.pop(ptr, None)
+        if rc is not None:
+            return "rcu", rc
+        pc = self.page_cache.get(ptr >> PAGE_SHIFT)
+        if pc is not None:
+            return "page", pc
+        return "none", -1
+
+    def _kfree(self, cpu: int, ts: float, ptr: int, where: int) -> None:
+        if ptr <= ZERO_SIZE_PTR:
+            self.w("null_free", where)
+            return
+        how, c = self._resolve_free_ptr(ptr)
+        if how == "live":
+            self.row(ts, cpu, OP_FREE, c, ptr)
+        elif how == "large":
+            self.row(ts, cpu, OP_LARGE_FREE, -1, ptr)
+        elif how == "rcu":
+            self.w("rcu_completion", where)
+            self.row(ts, cpu, OP_FREE, c, ptr, flags=F_RCU_COMPLETION)
+        elif how == "page":
+            self._free_unknown(cpu, ts, c, ptr, OP_FREE, where)
+        else:
+            self.w("unresolved_kfree", where)
+
+    def _kfree_rcu(self, cpu: int, ts: float, f: dict[str, str], where: int) -> None:
+        ptr = parse_hex(f["ptr"])
+        if ptr <= ZERO_SIZE_PTR:
+            self.w("null_free", where)
+            return
+        c = self.live.pop(ptr, None)
+        if c is not None:
+            self.row(ts, cpu, OP_KFREE_RCU, c, ptr)
+            self.rcu_pending[ptr] = c
+            return
+        if ptr in self.large_live:
+            del self.large_live[ptr]
+            self.row(ts, cpu, OP_LARGE_FREE, -1, ptr)
+            return
+        pc = self.page_cache.get(ptr >> PAGE_SHIFT)
+        if pc is None:
+            self.w("unresolved_kfree", where)
+            return
+        b = self.bind_bulk(pc)
+        if b >= 0:
+            self.w("bulk_bound_free", where)
+            self.row(ts, cpu, OP_KFREE_RCU, pc, ptr, size=b, flags=F_BULK_BOUND)
+        else:
+            self.w("pretrace_free", where)
+            self.row(ts, cpu, OP_KFREE_RCU, pc, ptr, flags=F_PRETRACE)
+        self.rcu_pending[ptr] = pc
+
+    def _emit_bulk_free(self, pb: dict[str, Any], where: int) -> None:
+        if pb.get("main") is None:
+            self.w("orphan_kprobe", pb["where"])
+            return
+        objs: list[int] = list(pb["main"])
+        for k in sorted(pb["parts"]):
+            objs.extend(pb["parts"][k])
+        objs = objs[: pb["size"]]
+        if len(objs) < pb["size"]:
+            self.w("incomplete_bulk", pb["where"])
+        self.group += 1
+        gid = self.group
+        ts, cpu = pb["ts"], pb["cpu"]
+        name = pb["name"]
+        if name != "(fault)":
+            c = self.cid(name)
+            for ptr in objs:
+                old = self.live.pop(ptr, None)
+                if old is not None:
+                    self.row(ts, cpu, OP_FREE_BULK, old, ptr, aux=gid)
+                elif ptr in self.rcu_pending:
+                    self.w("rcu_completion", pb["where"])
+                    self.row(
+                        ts,
+                        cpu,
+                        OP_FREE_BULK,
+                        self.rcu_pending.pop(ptr),
+                        ptr,
+                        flags=F_RCU_COMPLETION,
+                        aux=gid,
+                    )
+                else:
+                    self._free_unknown(cpu, ts, c, ptr, OP_FREE_BULK, pb["where"], aux=gid)
+            return
+        for ptr in objs:  # kfree_bulk(): cache per object
+            how, c = self._resolve_free_ptr(ptr)
+            if how == "live":
+                self.row(ts, cpu, OP_KFREE_BULK, c, ptr, aux=gid)
+            elif how == "large":
+                self.row(ts, cpu, OP_LARGE_FREE, -1, ptr)
+            elif how == "rcu":
+                self.w("rcu_completion", pb["where"])
+                self.row(ts, cpu, OP_KFREE_BULK, c, ptr, flags=F_RCU_COMPLETION, aux=gid)
+            elif how == "page":
+                self._free_unknown(cpu, ts, c, ptr, OP_KFREE_BULK, pb["where"], aux=gid)
+            else:
+                self.w("unresolved_kfree", pb["where"])
+
+    # ----------------------------------------------------------- finish
+    def finish(self) -> None:
+        for cpu in list(self.pending_bulk_free):
+            self._flush_cpu_pending(cpu, self.lines)
+        for pab in self.pending_alloc_bulk.values():
+            self.w("orphan_kprobe", pab[2])
+        self._resolve_pending()
+
+    def _slab_internal(self, call_site: str) -> int | None:
+        """Boot-time allocations of the slab allocator's own structures:
+        ``struct kmem_cache`` (from cache creation) and ``kmem_cache_node``."""
+        fn = call_site.split("+", 1)[0]
+        if fn in (
+            "__kmem_cache_create_args",
+            "create_cache",
+            "__kmem_cache_create",
+            "kmem_cache_create_usercopy",
+        ):
+            return self.cid("kmem_cache")
+        # init_kmem_cache_nodes() is inlined into do_kmem_cache_create()
+        if fn in (
+            "do_kmem_cache_create",
+            "init_kmem_cache_nodes",
+            "alloc_kmem_cache_node",
+            "slab_mem_going_online",
+        ):
+            return self.cid("kmem_cache_node")
+        return None
+
+    def _resolve_pending(self) -> None:
+        """Second look at 6.x unnamed allocations (spec §10.4 rule 1)."""
+        if not self.pending:
+            return
+        # page map over the whole trace from named objects
+        page_map: dict[tuple[int, int], int] = {}
+        sizes = [int(ci["size"] or 0) for ci in self.cache_info]
+        for r in self.rows:
+            rc = r[3]
+            if rc >= 0 and r[4]:
+                # pages are reused by other caches over time: key by slab size too
+                page_map.setdefault((r[4] >> PAGE_SHIFT, sizes[rc]), rc)
+        bundle_sizes: dict[int, set[str]] = defaultdict(set)
+        for d, info in self.bundle_caches.items():
+            cfg = info.get("config", {})
+            try:
+                bundle_sizes[int(cfg.get("slab_size", 0))].add(d)
+            except (TypeError, ValueError):
+                continue
+        methods: dict[str, int] = defaultdict(int)
+        for p in self.pending:
+            c: int | None = p["cache"]
+            how = "ptr_free"
+            if c is None:
+                how = "page"
+                c = page_map.get((p["ptr"] >> PAGE_SHIFT, p["bytes_alloc"]))
+            if c is None:
+                how = "call_site"
+                c = self._slab_internal(p["call_site"])
+            if c is None:
+                how = "size"
+                cands = self.size_caches.get(p["bytes_alloc"], set())
+                if len(cands) == 1:
+                    c = next(iter(cands))
+                elif not cands and len(bundle_sizes.get(p["bytes_alloc"], ())) == 1:
+                    d = next(iter(bundle_sizes[p["bytes_alloc"]]))
+                    names = self.bundle_caches[d].get("names", [d])
+                    c = self.cid(names[0], p["bytes_req"], p["bytes_alloc"])
+            if c is None:
+                how = "call_site"
+                c = self.callsite_cache.get(p["call_site"])
+            if c is None:
+                self.w("unresolved_alloc", p["where"])
+                c = self.cid(f"?size-{p['bytes_alloc']}", p["bytes_req"], p["bytes_alloc"])
+                how = "unresolved"
+            else:
+                self.w("unnamed_alloc_resolved", p["where"])
+            methods[how] += 1
+            for r in p["rows"]:
+                self.cache_patch[r] = c
+        self.header["kmem_cache_alloc_attribution"] = dict(methods)
+
+    def to_store(self, extra_meta: dict[str, Any]) -> EventStore:
+        dtype = np.dtype(
+            [
+                ("ts", "f8"),
+                ("cpu", "i2"),
+                ("op", "i1"),
+                ("cache", "i4"),
+                ("ptr", "u8"),
+                ("size", "i4"),
+                ("node", "i1"),
+                ("flags", "u1"),
+                ("aux", "i8"),
+            ]
+        )
+        rec = np.array(self.rows, dtype=dtype) if self.rows else np.zeros(0, dtype)
+        cache = rec["cache"].copy()
+        for r, c in self.cache_patch.items():
+            cache[r] = c
+        ptr = rec["ptr"].copy()
+        # dense object ids in first-seen order
+        _, first_idx, inv = np.unique(ptr, return_index=True, return_inverse=True)
+        order = np.argsort(first_idx, kind="stable")
+        rank = np.empty_like(order)
+        rank[order] = np.arange(len(order))
+        obj = rank[inv].astype(np.int32)
+        cols: dict[str, Any] = {
+            "ts": rec["ts"].copy(),
+            "cpu": rec["cpu"].copy(),
+            "op": rec["op"].copy(),
+            "cache": cache,
+            "obj": obj,
+            "ptr": ptr,
+            "size": rec["size"].copy(),
+            "node": rec["node"].copy(),
+            "flags": rec["flags"].copy(),
+            "aux": rec["aux"].copy(),
+        }
+        meta = {
+            "source": self.source,
+            "lines": self.lines,
+            "events": self.events,
+            "event_counts": dict(self.event_counts),
+            "header": self.header,
+            "caches": self.cache_info,
+            "warnings": [w.as_dict() for w in self.warn.values()],
+            "markers": self.markers,
+        }
+        meta.update(extra_meta)
+        self.rows = []
+        return EventStore(cols, meta)
+
+
+CHUNK_LINES = 20000
+
+
+def _reason(e: Exception) -> str:
+    return str(e) if isinstance(e, MalformedLine) else f"bad field value ({e})"
+
+
+def _default_workers(p: Path) -> int:
+    """Serial by default: measured on the shared traces, the sequential
+    resolution step dominates, and shipping parsed events between processes
+    costs more than parsing them (4.2 s serial vs 5.4 s with 2 workers for
+    616k lines).  ``workers=2`` stays available for experiments."""
+    del p
+    return 1
+
+
+def _parse_chunk(chunk: list[tuple[int, str]]) -> list[tuple[int, Any, str]]:
+    """Worker: parse lines; errors and headers are passed back as markers."""
+    out: list[tuple[int, Any, str]] = []
+    for lineno, line in chunk:
+        if line.startswith("#"):
+            out.append((lineno, "#", line))
+            continue
+        try:
+            out.append((lineno, parse_line(line), ""))
+        except (MalformedLine, ValueError) as e:
+            out.append((lineno, ("!", _reason(e)), line))
+    return out
+
+
+def _chunks(lines: Iterable[tuple[int, str]], n: int) -> Iterable[list[tuple[int, str]]]:
+    buf: list[tuple[int, str]] = []
+    for item in lines:
+        buf.append(item)
+        if len(buf) >= n:
+            yield buf
+            buf = []
+    if buf:
+        yield buf
+
+
+def _ingest_parallel(
+    ing: Ingester,
+    p: Path,
+    nworkers: int,
+    skip_malformed: bool,
+    progress: Callable[[int, int], None] | None,
+    total: int,
+) -> None:
+    """Decompression and resolution in this process, parsing in ``nworkers``
+    processes; a bounded window of chunks in flight keeps memory flat."""
+    from collections import deque
+    from concurrent.futures import Future, ProcessPoolExecutor
+
+    window: deque[Future[list[tuple[int, Any, str]]]] = deque()
+    with ProcessPoolExecutor(max_workers=nworkers) as ex:
+
+        def drain_one() -> None:
+            for lineno, parsed, line in window.popleft().result():
+                if parsed == "#":
+                    ing.lines += 1
+                    ing.header_line(lineno, line)
+                elif isinstance(parsed, tuple) and parsed and parsed[0] == "!":
+                    ing.lines += 1
+                    ing.malformed(lineno, parsed[1], line, skip_malformed)
+                else:
+                    ing.consume(lineno, parsed, line, skip_malformed)
+            if progress is not None:
+                progress(ing.lines, total)
+
+        for chunk in _chunks(iter_lines(p), CHUNK_LINES):
+            window.append(ex.submit(_parse_chunk, chunk))
+            if len(window) > 2 * nworkers:
+                drain_one()
+        while window:
+            drain_one()
+
+
+def ingest(
+    trace: str | Path,
+    skip_malformed: bool = False,
+    progress: Callable[[int, int], None] | None = None,
+    workers: int | None = None,
+) -> EventStore:
+    """Parse a trace file or a bundle directory into an :class:`EventStore`.
+
+    ``progress(lines, bytes_total)`` is called as lines are consumed;
+    ``workers`` parsing processes (default: 2 for large files, else 1).
+    """
+    from ..bundle import BundleMeta
+
+    p = Path(trace)
+    if not p.exists():
+        raise TraceFormatError(f"{p}: no such file")
+    bundle: Path | None = None
+    extra: dict[str, Any] = {}
+    if p.is_dir():
+        bundle = p
+        p = find_trace_file(p)
+    elif (p.parent / "meta.json").is_file() and (p.parent / "slab_stats.json").is_file():
+        bundle = p.parent
+    bundle_caches: dict[str, dict[str, Any]] = {}
+    if bundle is not None:
+        bundle_caches = load_bundle_caches(bundle)
+        try:
+            bm = BundleMeta.load(bundle)
+            extra["machine"] = {"cpus": bm.cpus, "nodes": bm.nodes, "cpu_nodes": bm.cpu_nodes}
+            extra["kernel_version"] = bm.kernel_version
+            extra["bundle"] = str(bundle)
+        except Exception as e:  # a bad meta.json should not stop ingestion
+            extra["bundle_error"] = str(e)
+    ing = Ingester(p.name if bundle is None else f"{bundle.name}/{p.name}", bundle_caches)
+    total = p.stat().st_size
+    nworkers = workers if workers is not None else _default_workers(p)
+    if nworkers <= 1:
+        for lineno, line in iter_lines(p):
+            ing.feed(lineno, line, skip_malformed)
+            if progress is not None and not lineno & 0xFFFF:
+                progress(lineno, total)
+    else:
+        _ingest_parallel(ing, p, nworkers, skip_malformed, progress, total)
+    ing.finish()
+    if ing.events == 0 or not any(
+        k in ing.event_counts for k in ("kmem_cache_alloc", "kmalloc", "kmem_cache_free", "kfree")
+    ):
+        raise IngestError(f"{p}: no kmem events (kmem_cache_alloc/kmalloc/kfree/...) in the trace")
+    if "machine" not in extra:
+        ncpu = int(
+            ing.header.get("nr_cpus") or (max(r[1] for r in ing.rows) + 1 if ing.rows else 1)
+        )
+        extra["machine"] = {"cpus": ncpu, "nodes": 1, "cpu_nodes": [0] * ncpu}
+    if "kernel_version" not in extra:
+        named = any(True for c in ing.cache_info if not c["kmalloc"]) and not ing.pending
+        extra["kernel_version"] = "7.3" if named or not ing.pending else "6.12"
+    return ing.to_store(extra)
+
+
+def iter_store_lines(lines: Iterable[str]) -> Iterable[tuple[int, str]]:
+    """Helper for tests: number an iterable of lines from 1."""
+    return enumerate(lines, start=1)

@@ -1,0 +1,83 @@
+"""The command line, end to end (click's runner, no subprocess)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from conftest import DATA
+from slubsim.cli import main
+
+
+def run(*args: str) -> tuple[int, str, str]:
+    r = CliRunner().invoke(main, list(args), catch_exceptions=False)
+    return r.exit_code, r.stdout, r.stderr
+
+
+def test_replay_of_the_embedded_sample() -> None:
+    code, out, _ = run("replay")
+    assert code == 0
+    assert "Linux 7.3 model on 4 CPUs" in out and "maple_node" in out and "kmalloc-192" in out
+    assert "(0 unexplained)" in out
+
+
+def test_ingest_inspect_replay_json(tmp_path: Path) -> None:
+    store = tmp_path / "s.parquet"
+    code, out, _ = run("ingest", str(DATA / "numa2-cut"), "-o", str(store))
+    assert code == 0 and store.is_file() and "events" in out
+    code, out, _ = run("inspect", str(store), "--json", "-")
+    assert code == 0
+    info = json.loads(out)
+    assert info["machine"]["nodes"] == 2 and info["events"] > 5000
+    code, out, _ = run("inspect", str(store))
+    assert code == 0 and "events per cache" in out
+    code, out, _ = run(
+        "replay", str(store), "--json", "-", "--set", "sheaf_capacity=16", "--cache", "maple_node"
+    )
+    assert code == 0
+    res = json.loads(out)
+    assert list(res["caches"]) == ["maple_node"]
+    c = res["caches"]["maple_node"]
+    assert c["geometry"]["sheaf_capacity"] == 16
+    for key in (
+        "aliases",
+        "sysfs_dir",
+        "events",
+        "counters",
+        "counters_per_cpu",
+        "memory",
+        "metrics",
+    ):
+        assert key in c
+    assert {"kernel", "trace", "caches", "warnings"} <= set(res)
+    out_file = tmp_path / "r.json"
+    code, _, _ = run("replay", str(store), "--json", str(out_file))
+    assert code == 0 and json.loads(out_file.read_text())["kernel"] == "7.3"
+
+
+def test_bad_input_is_one_clear_line(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.txt"
+    bad.write_text("# tracer: nop\nhello world\n")
+    code, out, err = run("replay", str(bad))
+    assert code == 2
+    assert err.startswith("slubsim: error: bad.txt:2: not a trace event line")
+    assert "Traceback" not in out + err
+    code, out, err = run("replay", str(bad), "--skip-malformed")
+    assert code == 2 and "no kmem events" in err
+    empty = tmp_path / "empty.txt"
+    empty.write_text("")
+    code, _, err = run("inspect", str(empty))
+    assert code == 2 and "empty file" in err
+    code, _, err = run("replay", "--set", "foo=1")
+    assert code == 2 and "unknown --set key 'foo'" in err and "sheaf_capacity" in err
+    code, _, err = run("replay", str(DATA / "v612-cut"))
+    assert code == 2 and "no model yet" in err
+    code, _, err = run("replay", "--kernel", "2.6")
+    assert code == 2 and "unknown kernel version" in err
+
+
+def test_example_command() -> None:
+    code, out, _ = run("example", "A")
+    assert code == 0 and "100 C0=100" in out

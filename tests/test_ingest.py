@@ -1,0 +1,347 @@
+"""Trace readers and the ingest resolver."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import lzma
+from pathlib import Path
+
+import pytest
+
+from conftest import DATA, needs_shared, shared_bundles
+from slubsim.trace.events import (
+    F_BULK_BOUND,
+    F_PRETRACE,
+    F_RCU_COMPLETION,
+    OP_ALLOC,
+    OP_ALLOC_BULK,
+    OP_ALLOC_FROM_SHEAF,
+    OP_FREE,
+    OP_FREE_BULK,
+    OP_KFREE_BULK,
+    OP_KFREE_RCU,
+    OP_LARGE_ALLOC,
+    OP_LARGE_FREE,
+    OP_PREFILL,
+)
+from slubsim.trace.ftrace import E_CACHE_ALLOC, E_KMALLOC, parse_line
+from slubsim.trace.ingest import IngestError, ingest
+from slubsim.trace.io import TraceFormatError
+from slubsim.trace.store import EventStore
+
+HDR = "# tracer: nop\n#\n# entries-in-buffer/entries-written: 10/10   #P:2\n#\n"
+
+
+def line(cpu: int, ts: float, ev: str, fields: str, task: str = "bash-1") -> str:
+    return f"  {task:>16} [{cpu:03d}] .....  {ts:.6f}: {ev}: {fields}\n"
+
+
+def write(tmp: Path, text: str, name: str = "t.txt") -> Path:
+    p = tmp / name
+    p.write_text(text)
+    return p
+
+
+ALLOC73 = (
+    "call_site=f+0x1/0x2 ptr=ffff888100001000 name=filp bytes_req=168 bytes_alloc=192 "
+    "gfp_flags=GFP_KERNEL node=-1 accounted=false"
+)
+
+
+def test_line_formats_agree() -> None:
+    ftrace = f"            bash-1234    [001] d..1.  1234.567890: kmem_cache_alloc: {ALLOC73}"
+    tcmd_flags = f"bash-1234  [001] d..1.  1234.567890: kmem_cache_alloc: {ALLOC73}"
+    tcmd = f"bash-1234  [001]  1234.567890: kmem_cache_alloc:  {ALLOC73}"
+    perf = f"bash  1234 [001]  1234.567890: kmem:kmem_cache_alloc: {ALLOC73}"
+    shuffled = (
+        "bash-1234 [001] 1234.567890: kmem_cache_alloc: name=filp node=-1 "
+        "bytes_alloc=192 ptr=0xffff888100001000 bytes_req=168 call_site=f+0x1/0x2 "
+        "gfp_flags=GFP_KERNEL accounted=false"
+    )
+    parsed = [parse_line(x) for x in (ftrace, tcmd_flags, tcmd, perf, shuffled)]
+    for p in parsed:
+        assert p is not None
+        kind, cpu, ts, ev, _task, ptr, name, breq, balloc, gfp, node, _cs, _ = p
+        assert (kind, cpu, ts, ev, ptr, name, breq, balloc, gfp, node) == (
+            E_CACHE_ALLOC,
+            1,
+            1234.56789,
+            "kmem_cache_alloc",
+            0xFFFF888100001000,
+            "filp",
+            168,
+            192,
+            "GFP_KERNEL",
+            -1,
+        )
+    # 6.x kmem_cache_alloc has no name=
+    p612 = parse_line(
+        "x-1 [000] ..... 1.0: kmem_cache_alloc: call_site=a ptr=ffff888100002000 "
+        "bytes_req=176 bytes_alloc=192 gfp_flags=GFP_KERNEL node=-1 accounted=false"
+    )
+    assert p612 is not None and p612[6] is None and p612[8] == 192
+    assert (
+        parse_line(
+            "x-1 [000] 1.0: kmalloc: call_site=a ptr=0 bytes_req=1 bytes_alloc=8 "
+            "gfp_flags=GFP_KERNEL node=0 accounted=false"
+        )[0]
+        == E_KMALLOC
+    )
+
+
+def test_pairing_resolution_and_warnings(tmp_path: Path) -> None:
+    a = "ffff888100001000"
+    b = "ffff888100001040"  # same page as a
+    big = "ffff888120000000"
+    text = HDR + "".join(
+        [
+            line(0, 1.0, "kmem_cache_alloc", ALLOC73),
+            line(1, 1.1, "kfree", f"call_site=x ptr={a}"),  # kfree resolved by the live object
+            line(0, 1.2, "kmem_cache_free", f"call_site=x ptr={b} name=filp"),  # pre-trace
+            line(0, 1.3, "kfree", "call_site=x ptr=0000000000000010"),  # ZERO_SIZE_PTR
+            line(
+                0,
+                1.4,
+                "kmalloc",
+                f"call_site=__kmalloc_noprof+0x1/0x2 ptr={big} bytes_req=20000 "
+                "bytes_alloc=32768 gfp_flags=GFP_KERNEL node=-1 accounted=false",
+            ),
+            line(
+                0,
+                1.4,
+                "kmalloc",
+                f"call_site=caller+0x1/0x2 ptr={big} bytes_req=20000 "
+                "bytes_alloc=32768 gfp_flags=GFP_KERNEL node=-1 accounted=false",
+            ),
+            line(1, 1.5, "kfree", f"call_site=x ptr={big}"),
+            line(
+                0,
+                1.6,
+                "kmalloc",
+                "call_site=y ptr=ffff888100003000 bytes_req=100 bytes_alloc=128 "
+                "gfp_flags=GFP_KERNEL|__GFP_RECLAIMABLE node=-1 accounted=false",
+            ),
+        ]
+    )
+    st = ingest(write(tmp_path, text))
+    ops = st.columns["op"].tolist()
+    assert ops == [OP_ALLOC, OP_FREE, OP_FREE, OP_LARGE_ALLOC, OP_LARGE_FREE, OP_ALLOC]
+    assert st.columns["flags"].tolist()[2] == F_PRETRACE
+    names = [st.caches[c]["name"] for c in st.columns["cache"].tolist() if c >= 0]
+    assert names == ["filp", "filp", "filp", "kmalloc-rcl-128"]
+    kinds = {w["kind"]: w for w in st.warnings}
+    assert kinds["pretrace_free"]["count"] == 1 and kinds["null_free"]["count"] == 1
+    assert kinds["large_kmalloc_duplicate"]["count"] == 1
+    assert kinds["pretrace_free"]["examples"] == ["t.txt:7"]
+    assert all(w["explained"] for w in st.warnings)
+
+
+def test_kprobe_events(tmp_path: Path) -> None:
+    m1, m2, m3 = "ffff888100010000", "ffff888100010100", "ffff888100010200"
+    sheaf = "0xffff888100800000"
+    objs = "{" + ",".join("0x" + x for x in (m1, m2)) + ",0x0,0x0}"
+    maple = (
+        "call_site=mas+0x1/0x2 ptr={p} name=maple_node bytes_req=256 bytes_alloc=256 "
+        "gfp_flags=GFP_NOWAIT node=-1 accounted=false"
+    )
+    text = HDR + "".join(
+        [
+            line(0, 1.0, "kmem_cache_alloc", maple.format(p=m1)),
+            line(0, 1.1, "kmem_cache_alloc", maple.format(p=m2)),
+            # a bulk free whose continuation probe fires first (as on the real kernel)
+            line(0, 1.2, "free_bulk_1", "(kmem_cache_free_bulk+0x0/0x3fa) size=2 objs={0x0}"),
+            line(
+                0,
+                1.2,
+                "free_bulk",
+                f'(kmem_cache_free_bulk+0x0/0x3fa) size=2 name="maple_node" caller=x objs={objs}',
+            ),
+            # prefill on CPU 0, its kretprobe on CPU 1 (the task migrated)
+            line(
+                0,
+                1.3,
+                "prefill_sheaf",
+                '(kmem_cache_prefill_sheaf+0x0/0x1c2) gfp=0xcc0 count=3 name="maple_node" caller=y',
+                task="cp-7",
+            ),
+            line(
+                1,
+                1.4,
+                "prefill_sheaf_ret",
+                f"(mas+0xa9/0xc3 <- kmem_cache_prefill_sheaf) sheaf={sheaf}",
+                task="cp-7",
+            ),
+            line(
+                1,
+                1.5,
+                "alloc_from_sheaf",
+                f"(kmem_cache_alloc_from_sheaf_noprof+0x0/0x6f) "
+                f'sheaf={sheaf} size=32 name="maple_node"',
+                task="cp-7",
+            ),
+            line(1, 1.5, "kmem_cache_alloc", maple.format(p=m3), task="cp-7"),
+            line(1, 1.6, "kfree_rcu", f"(kvfree_call_rcu+0x0/0x2aa) ptr=0x{m3} head=0x0 caller=z"),
+            line(
+                1,
+                1.7,
+                "free_bulk",
+                f"(kmem_cache_free_bulk+0x0/0x3fa) size=1 name=(fault) "
+                f"caller=kvfree_rcu_bulk objs={{0x{m3}}}",
+            ),
+            line(
+                0,
+                1.8,
+                "alloc_bulk",
+                "(kmem_cache_alloc_bulk_noprof+0x0/0x1) gfp=0xcc0 size=2 "
+                'arr=0x0 name="maple_node" caller=q',
+                task="w-9",
+            ),
+            line(0, 1.9, "alloc_bulk_ret", "(x <- kmem_cache_alloc_bulk_noprof) ret=2", task="w-9"),
+            line(0, 2.0, "kmem_cache_free", "call_site=q ptr=ffff888100010300 name=maple_node"),
+        ]
+    )
+    st = ingest(write(tmp_path, text))
+    ops = st.columns["op"].tolist()
+    assert ops == [
+        OP_ALLOC,
+        OP_ALLOC,
+        OP_FREE_BULK,
+        OP_FREE_BULK,
+        OP_PREFILL,
+        OP_ALLOC_FROM_SHEAF,
+        OP_KFREE_RCU,
+        OP_KFREE_BULK,
+        OP_ALLOC_BULK,
+        OP_FREE,
+    ]
+    fl = st.columns["flags"].tolist()
+    assert fl[7] == F_RCU_COMPLETION  # the delayed kfree_bulk of the kfree_rcu'd object
+    assert fl[9] == F_BULK_BOUND and st.columns["size"].tolist()[9] == 8  # bound to row 8
+    assert st.columns["size"].tolist()[4] == 3
+    assert not [w for w in st.warnings if not w["explained"]]
+
+
+def test_malformed_lines(tmp_path: Path) -> None:
+    text = HDR + line(0, 1.0, "kmem_cache_alloc", ALLOC73) + "this is not an event\n"
+    p = write(tmp_path, text)
+    with pytest.raises(IngestError, match=r"t\.txt:6: not a trace event line"):
+        ingest(p)
+    st = ingest(p, skip_malformed=True)
+    w = {x["kind"]: x for x in st.warnings}["malformed_line"]
+    assert w["count"] == 1 and "t.txt:6" in w["examples"][0]
+    bad = HDR + line(0, 1.0, "kmalloc", "call_site=x ptr=zzz bytes_alloc=8")
+    with pytest.raises(IngestError, match=r"t\.txt:5: bad field value"):
+        ingest(write(tmp_path, bad))
+
+
+def test_bad_files(tmp_path: Path) -> None:
+    text = HDR + "".join(
+        line(0, 1.0 + i, "kmem_cache_alloc", ALLOC73.replace("1000", f"{i:04x}"))
+        for i in range(3000)
+    )
+    xz = tmp_path / "t.txt.xz"
+    xz.write_bytes(lzma.compress(text.encode()))
+    assert ingest(xz).n == 3000
+    cut = tmp_path / "cut.txt.xz"
+    cut.write_bytes(xz.read_bytes()[: xz.stat().st_size // 2])
+    with pytest.raises(TraceFormatError, match="truncated xz stream"):
+        ingest(cut)
+    gz = tmp_path / "t.txt.gz"
+    gz.write_bytes(gzip.compress(text.encode())[:-200])
+    with pytest.raises(TraceFormatError, match="truncated gzip"):
+        ingest(gz)
+    import zstandard
+
+    zst = tmp_path / "t.txt.zst"
+    zst.write_bytes(zstandard.ZstdCompressor().compress(text.encode()))
+    assert ingest(zst).n == 3000
+    empty = tmp_path / "empty.txt"
+    empty.write_text("")
+    with pytest.raises(TraceFormatError, match="empty file"):
+        ingest(empty)
+    binary = tmp_path / "bin.dat"
+    binary.write_bytes(b"\x7fELF\x00\x00\x01\x02" * 100)
+    with pytest.raises(TraceFormatError, match="binary data"):
+        ingest(binary)
+    nokmem = write(tmp_path, HDR + line(0, 1.0, "sched_switch", "prev_comm=a"), "n.txt")
+    with pytest.raises(IngestError, match="no kmem events"):
+        ingest(nokmem)
+    with pytest.raises(TraceFormatError, match="no such file"):
+        ingest(tmp_path / "missing.txt")
+
+
+def test_ring_buffer_loss_is_reported(tmp_path: Path) -> None:
+    text = HDR.replace("10/10", "10/25") + line(0, 1.0, "kmem_cache_alloc", ALLOC73)
+    text += "CPU:1 [LOST 15 EVENTS]\n"
+    st = ingest(write(tmp_path, text))
+    w = {x["kind"]: x for x in st.warnings}["ring_buffer_loss"]
+    assert w["count"] == 2 and not w["explained"]
+
+
+def test_committed_cuts_and_store_roundtrip(tmp_path: Path) -> None:
+    for cut, version in (("numa2-cut", "7.3"), ("v612-cut", "6.12")):
+        st = ingest(DATA / cut)
+        assert st.meta["kernel_version"] == version
+        assert st.n > 5000
+        assert not [w for w in st.warnings if not w["explained"]], st.warnings
+        out = tmp_path / f"{cut}.parquet"
+        st.write(out)
+        back = EventStore.read(out)
+        assert back.n == st.n and back.caches == st.caches
+        for name, col in st.columns.items():
+            assert (back.columns[name] == col).all(), name
+    numa = ingest(DATA / "numa2-cut")
+    assert numa.meta["machine"] == {"cpus": 4, "nodes": 2, "cpu_nodes": [0, 0, 1, 1]}
+
+
+# per-cache event counts of the shared bundles against meta.json:events_per_cache
+KNOWN_DIFFERENCES = {
+    # meta.json dedups large kmallocs by pointer; one pointer was kmalloc'ed,
+    # kfree'd and kmalloc'ed again (lines 233748/234079), i.e. 5 allocations.
+    "kmalloc-large",
+    # kfrees whose cache cannot be known (pre-trace objects on unknown pages)
+    "?unresolved",
+    "?unattributed",
+}
+
+
+@needs_shared
+@pytest.mark.parametrize("bundle", shared_bundles(), ids=lambda p: p.name)
+def test_shared_bundle_counts_match_meta(bundle: Path) -> None:
+    from slubsim.trace.events import F_IMPLICIT
+
+    st = ingest(bundle)
+    unexplained = [w for w in st.warnings if not w["explained"]]
+    assert not unexplained, unexplained
+    meta = json.loads((bundle / "meta.json").read_text())
+    mine: dict[str, dict[str, int]] = {}
+    c = st.columns
+    for op, cache, fl in zip(
+        c["op"].tolist(), c["cache"].tolist(), c["flags"].tolist(), strict=True
+    ):
+        if cache < 0 or fl & F_IMPLICIT:
+            continue
+        info = st.caches[cache]
+        d = mine.setdefault(info["sysfs_dir"] or info["name"], {"alloc": 0, "free": 0})
+        if op in (OP_ALLOC, OP_ALLOC_FROM_SHEAF):
+            d["alloc"] += 1
+        elif op == OP_FREE:
+            d["free"] += 1
+    diffs = []
+    for d, e in meta["events_per_cache"].items():
+        if d in KNOWN_DIFFERENCES:
+            continue
+        for key in ("alloc", "free"):
+            got = mine.get(d, {}).get(key, 0)
+            if got != e.get(key, 0):
+                diffs.append((d, key, e.get(key, 0), got))
+    if bundle.name == "v612-boot-mixed-4cpu":
+        # boot-time kmem_cache/kmem_cache_node allocations (35 each) have no name
+        # in 6.12 and share slab sizes with kmalloc caches; they are attributed
+        # by call site to :0000064/:0004096, and a few bio-160/:0000128/:0000256
+        # allocations by size (see the closing note of the replay issue).
+        total = sum(abs(m - g) for _, _, m, g in diffs)
+        assert total <= 120, diffs
+    else:
+        assert not diffs, diffs

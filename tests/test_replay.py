@@ -1,0 +1,122 @@
+"""Replay of stores through the 7.3 model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from conftest import DATA, needs_shared, shared_bundles
+from slubsim import SlubsimUsageError
+from slubsim.cli import sample_trace
+from slubsim.replay import OVERRIDE_KEYS, ReplayOptions, parse_overrides, replay
+from slubsim.trace.ingest import ingest
+
+
+@pytest.fixture(scope="module")
+def sample():  # type: ignore[no-untyped-def]
+    return ingest(sample_trace())
+
+
+def test_sample_replay_counts_every_traced_operation(sample) -> None:  # type: ignore[no-untyped-def]
+    r = replay(sample)
+    assert r["kernel"] == "7.3" and r["trace"]["cpus"] == 4
+    assert r["trace"]["pretrace_objects"] > 0
+    assert len(r["caches"]) > 20
+    for name, c in r["caches"].items():
+        k, ev = c["counters"], c["events"]
+        # every traced allocation is one model allocation on a counted path;
+        # allocations from prefilled sheaves are counted nowhere (as in the kernel)
+        assert k["alloc_fastpath"] + k["alloc_slowpath"] == ev.get("alloc", 0), name
+        frees = ev.get("free", 0) + ev.get("free_bulk", 0)
+        assert k["free_fastpath"] + k["free_slowpath"] <= frees, name
+        assert k["free_rcu_sheaf"] + k["free_rcu_sheaf_fail"] <= ev.get("kfree_rcu", 0), name
+        m = c["memory"]
+        assert m["slabs_peak"] >= m["slabs_final"] and m["pages_peak"] >= m["pages_final"]
+        assert m["cached_objects_peak"] >= m["cached_objects_final"] >= 0
+        assert 0.0 <= c["metrics"]["alloc_hit_rate"] <= 1.0
+    maple = r["caches"]["maple_node"]
+    assert maple["geometry"]["sheaf_capacity"] == 32
+    assert (
+        maple["counters"]["sheaf_prefill_fast"] + maple["counters"]["sheaf_prefill_slow"]
+        == (maple["events"]["prefill_sheaf"])
+    )
+    assert r["caches"]["kmalloc-192"]["sysfs_dir"] == ":0000192"
+    assert "cred" in r["caches"]["kmalloc-192"]["aliases"]
+    assert not [w for w in r["warnings"] if not w["explained"]]
+
+
+def test_overrides_change_the_outcome(sample) -> None:  # type: ignore[no-untyped-def]
+    base = replay(sample, ReplayOptions(caches=["maple_node"]))
+    small = replay(
+        sample,
+        ReplayOptions(caches=["maple_node"], overrides={"sheaf_capacity": 4, "barn_max_full": 2}),
+    )
+    b, s = base["caches"]["maple_node"], small["caches"]["maple_node"]
+    assert s["geometry"]["sheaf_capacity"] == 4
+    assert s["counters"]["sheaf_refill"] != b["counters"]["sheaf_refill"]
+    assert s["memory"]["cached_objects_peak"] < b["memory"]["cached_objects_peak"]
+    assert list(base["caches"]) == ["maple_node"]
+    two = replay(sample, ReplayOptions(caches=["filp"], overrides={"cpus": 2}))
+    assert two["trace"]["cpus"] == 2
+    assert set(two["caches"]["filp"]["counters_per_cpu"]["alloc_fastpath"]) <= {"0", "1"}
+
+
+def test_cache_selection_by_alias_and_directory(sample) -> None:  # type: ignore[no-untyped-def]
+    by_alias = replay(sample, ReplayOptions(caches=["cred"]))
+    by_dir = replay(sample, ReplayOptions(caches=[":0000192"]))
+    assert list(by_alias["caches"]) == list(by_dir["caches"]) == ["kmalloc-192"]
+    assert (
+        by_alias["caches"]["kmalloc-192"]["counters"]
+        == (by_dir["caches"]["kmalloc-192"]["counters"])
+    )
+    with pytest.raises(SlubsimUsageError, match="no cache named nosuch"):
+        replay(sample, ReplayOptions(caches=["nosuch"]))
+
+
+def test_pretrace_policies(sample) -> None:  # type: ignore[no-untyped-def]
+    mat = replay(sample, ReplayOptions(pretrace="materialize"))
+    ign = replay(sample, ReplayOptions(pretrace="ignore"))
+    n = sum(w["count"] for w in sample.warnings if w["kind"] == "pretrace_free")
+    assert mat["trace"]["pretrace_objects"] == n > 0
+    assert ign["trace"]["pretrace_objects"] == 0
+    ignored = {w["kind"]: w["count"] for w in ign["warnings"]}
+    assert ignored["pretrace_free_ignored"] == n
+    with pytest.raises(SlubsimUsageError):
+        replay(sample, ReplayOptions(pretrace="guess"))
+
+
+def test_override_keys() -> None:
+    assert parse_overrides(["sheaf_capacity=32", "cpus=8"]) == {"sheaf_capacity": 32, "cpus": 8}
+    with pytest.raises(SlubsimUsageError) as ei:
+        parse_overrides(["capacity=3"])
+    for key in OVERRIDE_KEYS:
+        assert key in str(ei.value)
+    with pytest.raises(SlubsimUsageError, match="not an integer"):
+        parse_overrides(["cpus=x"])
+    with pytest.raises(SlubsimUsageError, match="out of range"):
+        parse_overrides(["cpus=0"])
+
+
+def test_numa_cut_replays_on_two_nodes() -> None:
+    st = ingest(DATA / "numa2-cut")
+    r = replay(st)
+    assert r["trace"]["nodes"] == 2
+    assert sum(c["counters"]["alloc_fastpath"] for c in r["caches"].values()) > 1000
+
+
+def test_612_trace_needs_a_model_choice() -> None:
+    st = ingest(DATA / "v612-cut")
+    with pytest.raises(SlubsimUsageError, match=r"6\.12, which has no model yet"):
+        replay(st)
+    r = replay(st, ReplayOptions(kernel="7.3"))  # replayed under 7.3 on purpose
+    assert r["kernel"] == "7.3" and r["trace"]["recorded_kernel"] == "6.12"
+
+
+@needs_shared
+@pytest.mark.parametrize("bundle", shared_bundles("7.3"), ids=lambda p: p.name)
+def test_every_shared_73_bundle_replays_and_validates(bundle: Path) -> None:
+    r = replay(ingest(bundle))  # validate() runs at the end of replay
+    assert r["trace"]["events"] > 300_000
+    bad = [w for w in r["warnings"] if not w["explained"]]
+    assert not bad, bad
