@@ -359,6 +359,97 @@ def _print_replay(result: dict[str, Any], top: int) -> None:
 
 
 @main.command()
+@click.argument("bundle", type=click.Path(exists=True, file_okay=False))
+@click.option("--json", "json_out", type=str, default=None, help="write JSON to PATH or -")
+@click.option("--all", "show_all", is_flag=True, help="list exact counters too")
+@click.option("--kernel", default=None, help="model generation (default: as recorded)")
+@click.option(
+    "--warm-sheaves",
+    type=click.FloatRange(0.0, 1.0),
+    default=0.0,
+    help="start each CPU's main sheaf this full (traces not taken from boot)",
+)
+def validate(
+    bundle: str, json_out: str | None, show_all: bool, kernel: str | None, warm_sheaves: float
+) -> None:
+    """Compare the model's SLUB_STATS deltas with the real kernel's, counter by
+    counter, over exactly the same window of events (LAB_READ markers)."""
+
+    def go() -> None:
+        from .validate import validate_bundle
+
+        quiet = json_out == "-"
+        from .trace.ingest import ingest as do_ingest
+
+        show = not quiet and sys.stderr.isatty()
+        with _progress(f"parsing {Path(bundle).name}", show) as cb:
+            from .bundle import BundleMeta
+
+            meta = BundleMeta.load(bundle)
+            from .kernel import GENERATIONS, VERSION_ALIASES
+
+            version = kernel or VERSION_ALIASES.get(meta.kernel_version, meta.kernel_version)
+            store = do_ingest(bundle, progress=cb) if version in GENERATIONS else None
+        res = validate_bundle(bundle, store=store, kernel=kernel, warm_sheaves=warm_sheaves)
+        if json_out:
+            out = {k: v for k, v in res.items() if k != "rows"}
+            _write_json(out, json_out)
+            if quiet:
+                return
+        _print_validation(res, show_all)
+
+    _run(go)
+
+
+def _print_validation(res: dict[str, Any], show_all: bool) -> None:
+    from rich.table import Table
+
+    con = _console()
+    if "skipped" in res:
+        con.print(f"[bold]{res['bundle']}[/]: skipped -- {res['skipped']}")
+        return
+    rows = res["rows"]
+    shown = [r for r in rows if show_all or r["rel_error"] > 0]
+    t = Table(
+        title=f"{res['bundle']}: Linux {res['kernel']} model vs the kernel's counters "
+        f"({'all' if show_all else 'differing'} counters)",
+        title_justify="left",
+    )
+    for col in ("cache", "sysfs dir", "counter", "kernel", "model", "diff", "rel err", "events"):
+        t.add_column(
+            col,
+            justify="left" if col in ("cache", "sysfs dir", "counter") else "right",
+            no_wrap=col in ("cache", "sysfs dir"),
+        )
+    for r in sorted(shown, key=lambda r: (-r["events"], r["cache"], r["counter"])):
+        t.add_row(
+            r["cache"],
+            r["sysfs_dir"] if r["sysfs_dir"] != r["cache"] else "",
+            r["counter"],
+            f"{r['kernel']:,}",
+            f"{r['model']:,}",
+            f"{r['diff']:+,}",
+            f"{r['rel_error']:.1%}",
+            f"{r['events']:,}",
+        )
+    con.print(t)
+    s = res["summary"]
+    k = res["summary_key_counters_busy_caches"]
+    w = res["warmup"]
+    n = max(s["counters_compared"], 1)
+    kn = max(k["counters_compared"], 1)
+    con.print(
+        f"all counters: {s['counters_compared']:,} compared, exact {s['exact'] / n:.1%}, "
+        f"within 1% {s['within_1pct'] / n:.1%}, within 5% {s['within_5pct'] / n:.1%}\n"
+        f"key counters of caches with >= 5,000 events: {k['counters_compared']} compared, "
+        f"exact {k['exact'] / kn:.1%}, within 1% {k['within_1pct'] / kn:.1%}, "
+        f"within 5% {k['within_5pct'] / kn:.1%}\n"
+        f"warm-up: {w['pretrace_objects']:,} pre-trace objects materialised; "
+        f"{w['counters_sensitive_to_warmup']} counters change agreement when they are ignored"
+    )
+
+
+@main.command()
 @click.argument("name", type=click.Choice(["A", "C", "D"], case_sensitive=False))
 @click.option("--cpus", type=int, default=None, help="possible CPUs (default: the spec's)")
 def example(name: str, cpus: int | None) -> None:

@@ -24,14 +24,30 @@ from collections.abc import Callable
 class Rcu:
     def __init__(self) -> None:
         self.callbacks: list[tuple[int, Callable[[int], None]]] = []
+        self.tags: list[object] = []
         self.gp_seq = 0
         self.completed_callbacks = 0
         #: hooks run after the callbacks of each grace period (kvfree_rcu drain)
         self.after_gp: list[Callable[[], None]] = []
 
-    def call_rcu(self, cpu: int, fn: Callable[[int], None]) -> None:
-        """Queue ``fn(cpu)`` to run after the next grace period."""
+    def call_rcu(self, cpu: int, fn: Callable[[int], None], tag: object = None) -> None:
+        """Queue ``fn(cpu)`` to run after the next grace period; ``tag`` lets a
+        trace-driven caller complete one specific callback (:meth:`run_one`)."""
         self.callbacks.append((cpu, fn))
+        self.tags.append(tag)
+
+    def run_one(self, tag: object, cpu: int | None = None) -> bool:
+        """Run the oldest queued callback carrying ``tag`` now (on ``cpu`` if
+        given, else its queueing CPU), as when a trace shows that one RCU
+        callback ran.  False if there is none."""
+        for i, t in enumerate(self.tags):
+            if t is tag:
+                qcpu, fn = self.callbacks.pop(i)
+                del self.tags[i]
+                fn(qcpu if cpu is None else cpu)
+                self.completed_callbacks += 1
+                return True
+        return False
 
     def pending(self) -> int:
         return len(self.callbacks)
@@ -39,6 +55,7 @@ class Rcu:
     def grace_period(self) -> int:
         """End one grace period; returns how many callbacks ran."""
         cbs, self.callbacks = self.callbacks, []
+        self.tags = []
         for cpu, fn in cbs:
             fn(cpu)
         self.gp_seq += 1

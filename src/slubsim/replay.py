@@ -12,9 +12,16 @@ Decisions (documented, tested):
   them before replay starts, then flushes every per-CPU cache and barn and
   takes the counter baseline there; ``"ignore"`` skips their frees.  Either
   way the count is reported.
-* **Grace periods**: every ``rcu_free_sheaf`` event in the trace ends an RCU
-  grace period in the model.  A trace without such events gets one grace
-  period every ``gp_interval`` seconds of trace time (default 0.03 s).
+* **Grace periods** (``rcu_mode``): ``"trace"`` (default when replaying under
+  the generation that recorded the trace with its own sheaf capacities) -- each
+  ``rcu_free_sheaf`` event completes the oldest in-flight rcu sheaf of that
+  cache in the model, on the event's CPU; the classic kvfree_rcu batches drain
+  every ``gp_interval`` seconds of trace time.  ``"periodic"`` (default for
+  what-if runs, and for traces without ``rcu_free_sheaf`` events) -- one full
+  grace period every ``gp_interval`` seconds (default 0.03 s).
+* **Frees that happened before the lab kprobes were active** (a pointer
+  allocated again without a traced free, ingest flag ``F_EARLY``) are replayed
+  as ``kfree_rcu`` at the row where the probes became active.
 * **kfree_rcu completions**: the real kernel's delayed ``kfree_bulk`` of
   kfree_rcu'd objects is not replayed -- the model performs its own.
 * **alloc_bulk** hands out anonymous model objects; frees bound to that bulk
@@ -39,6 +46,7 @@ from .sheaf import Sheaf
 from .sysfs_import import create_from_sysfs
 from .trace.events import (
     F_BULK_BOUND,
+    F_EARLY,
     F_FAILED,
     F_IMPLICIT,
     F_PRETRACE,
@@ -99,6 +107,9 @@ class ReplayOptions:
     overrides: dict[str, int] = field(default_factory=dict)
     pretrace: str = "materialize"
     gp_interval: float = 0.03
+    rcu_mode: str | None = None  # "trace" | "periodic" | None (choose, see module doc)
+    #: per-CPU main sheaves at trace start: fill fraction (0 = empty)
+    warm_sheaves: float = 0.0
     validate: bool = True
     progress: Callable[[int, int], None] | None = None
     #: called at every marker row with (marker dict, replayer)
@@ -245,7 +256,20 @@ class Replayer:
         warn = self.warnings
         markers = self.store.meta.get("markers", [])
         has_rcu_events = bool((cols["op"] == OP_RCU_SHEAF).any())
+        mode = self.opt.rcu_mode
+        if mode is None:
+            what_if = bool(
+                {"sheaf_capacity", "barn_max_full", "barn_max_empty"} & set(self.opt.overrides)
+            ) or (self.generation.name != str(self.store.meta.get("kernel_version")))
+            mode = "trace" if has_rcu_events and not what_if else "periodic"
+        if mode not in ("trace", "periodic"):
+            raise SlubsimUsageError("rcu_mode must be 'trace' or 'periodic'")
+        self.rcu_mode = mode
+        trace_rcu = mode == "trace"
         gp_interval = self.opt.gp_interval
+        early: dict[int, list[int]] = defaultdict(list)
+        for j in (cols["flags"] & F_EARLY).nonzero()[0].tolist():
+            early[aux_l[j]].append(j)
         next_gp = (ts_l[0] + gp_interval) if n else 0.0
         bulk_pool: dict[int, list[int]] = {}
         sheaves: dict[int, Sheaf] = {}
@@ -253,6 +277,8 @@ class Replayer:
 
         if self.opt.pretrace == "materialize":
             self._materialize(op_l, cache_l, obj_l, flags_l, cpu_l)
+        if self.opt.warm_sheaves > 0:
+            self._warm_sheaves(self.opt.warm_sheaves)
         self._take_baseline()
 
         i = 0
@@ -261,9 +287,19 @@ class Replayer:
             c = cache_l[i]
             cpu = cpu_of[cpu_l[i]]
             fl = flags_l[i]
-            if not has_rcu_events and ts_l[i] >= next_gp:
-                k.synchronize_rcu()
+            if ts_l[i] >= next_gp:
+                if trace_rcu:
+                    k._drain_kvfree_rcu()
+                else:
+                    k.synchronize_rcu()
                 next_gp = ts_l[i] + gp_interval
+            if early and i in early:
+                for j in early.pop(i):
+                    a = addr[obj_l[j]]
+                    t3 = tracks.get(cache_l[j])
+                    if a and t3 is not None:
+                        addr[obj_l[j]] = 0
+                        k.kfree_rcu(a, cpu=cpu_of[cpu_l[j]])
             if op == OP_MARKER:
                 if self.opt.on_marker is not None:
                     self.opt.on_marker(markers[aux_l[i]], self)
@@ -285,7 +321,12 @@ class Replayer:
                 i += 1
                 continue
             if op == OP_RCU_SHEAF:
-                k.synchronize_rcu()
+                if trace_rcu:
+                    t4 = tracks.get(c)
+                    if t4 is not None and not k.rcu.run_one(t4.model, cpu=cpu):
+                        warn["rcu_sheaf_event_without_model_sheaf"] += 1
+                else:
+                    k.synchronize_rcu()
                 i += 1
                 continue
             tr = tracks.get(c)
@@ -401,6 +442,8 @@ class Replayer:
         if fl & F_RCU_COMPLETION:
             self.warnings["rcu_completion_skipped"] += 1
             return 0
+        if fl & F_EARLY:
+            return 0  # freed (as kfree_rcu) at the row where the kprobes started
         if fl & F_BULK_BOUND:
             pool = bulk_pool.get(size_l[i])
             if pool:
@@ -451,6 +494,29 @@ class Replayer:
             for tr in self.tracks.values():
                 tr.model.layer.shrink_node_caches(0)
         del op_l
+
+    def _warm_sheaves(self, fraction: float) -> None:
+        """Start every CPU's main sheaf ``fraction`` full (a steady state the
+        kernel had when tracing began, which the trace does not show): refill
+        it through the normal path, then hold the objects handed out as
+        pre-existing live objects."""
+        held = 0
+        for tr in self.tracks.values():
+            s = tr.model
+            cap = s.sheaf_capacity
+            if not cap:
+                continue
+            take = cap - round(cap * fraction)
+            for cpu in self.machine.online_cpus():
+                for _ in range(max(take, 0) if fraction < 1 else 0):
+                    if s.alloc(cpu):
+                        held += 1
+                if fraction >= 1:
+                    objs = [s.alloc(cpu) for _ in range(cap)]
+                    for a in objs:
+                        if a:
+                            s.free(a, cpu)
+        self.warm_objects = held
 
     def _take_baseline(self) -> None:
         for cid, tr in self.tracks.items():
@@ -558,6 +624,9 @@ class Replayer:
                 "nodes": self.machine.nr_nodes,
                 "pretrace_policy": self.opt.pretrace,
                 "pretrace_objects": self.pretrace_objects,
+                "rcu_mode": getattr(self, "rcu_mode", None),
+                "warm_sheaves": self.opt.warm_sheaves,
+                "warm_objects": getattr(self, "warm_objects", 0),
                 "overrides": dict(self.opt.overrides),
                 "replay_seconds": getattr(self, "elapsed", 0.0),
             },
@@ -569,6 +638,7 @@ class Replayer:
 _EXPLAINED_REPLAY = frozenset(
     {
         "rcu_completion_skipped",
+        "rcu_sheaf_event_without_model_sheaf",
         "pretrace_free_ignored",
         "traced_failed_alloc",
         "unresolved_cache_events_skipped",

@@ -928,10 +928,12 @@ class SheavesLayer(PerCpuLayer):
         """``call_rcu(&sheaf->rcu_head, rcu_free_sheaf[_nobarn])``."""
         self.rcu_inflight[sh.sid] = sh
         if barn_ok:
-            self.cache.kernel.rcu.call_rcu(cpu, lambda run_cpu: self._rcu_free_sheaf(run_cpu, sh))
+            self.cache.kernel.rcu.call_rcu(
+                cpu, lambda run_cpu: self._rcu_free_sheaf(run_cpu, sh), tag=self.cache
+            )
         else:
             self.cache.kernel.rcu.call_rcu(
-                cpu, lambda run_cpu: self._rcu_free_sheaf_nobarn(run_cpu, sh)
+                cpu, lambda run_cpu: self._rcu_free_sheaf_nobarn(run_cpu, sh), tag=self.cache
             )
 
     def _rcu_free_sheaf(self, cpu: int, sh: Sheaf) -> None:

@@ -43,3 +43,6 @@ F_BULK_BOUND = 2  # free of a pointer handed out by an earlier alloc_bulk (aux =
 F_RCU_COMPLETION = 4  # the real kernel's delayed free of a kfree_rcu'd object
 F_IMPLICIT = 8  # free synthesised for a pointer re-allocated without a free (lost event)
 F_FAILED = 16  # the allocation returned NULL
+#: on an F_IMPLICIT free: the object's real free was untraced and happened before
+#: the lab kprobes were active; replay frees it (as kfree_rcu) at row ``aux``
+F_EARLY = 32

@@ -44,6 +44,7 @@ from ..kmalloc import (
 )
 from .events import (
     F_BULK_BOUND,
+    F_EARLY,
     F_FAILED,
     F_IMPLICIT,
     F_PRETRACE,
@@ -242,6 +243,7 @@ class Ingester:
         self.lines = 0
         self.kprobes_seen = False
         self.pre_kprobe_live: set[int] = set()
+        self.kprobe_row = 0
         self.events = 0
         self.event_counts: dict[str, int] = defaultdict(int)
 
@@ -417,6 +419,7 @@ class Ingester:
             self.kprobes_seen = True
             # objects live now may have been kfree_rcu'd before the probes existed
             self.pre_kprobe_live = set(self.live)
+            self.kprobe_row = self.events
         if kind == E_KFREE_RCU:
             self._kfree_rcu(cpu, ts, f, where)
         elif kind == E_FREE_BULK:
@@ -554,12 +557,18 @@ class Ingester:
             return
         old = self.live.get(ptr)
         if old is not None:
-            if not self.kprobes_seen or ptr in self.pre_kprobe_live:
+            oc = old if old >= 0 else c
+            if not self.kprobes_seen:
+                self.w("reuse_before_kprobes", where)
+                self.row(ts, cpu, OP_FREE, oc, ptr, flags=F_IMPLICIT | F_EARLY, aux=self.events)
+            elif ptr in self.pre_kprobe_live:
+                # freed (untraced) before the probes existed: replay frees it there
                 self.pre_kprobe_live.discard(ptr)
                 self.w("reuse_before_kprobes", where)
+                self.row(ts, cpu, OP_FREE, oc, ptr, flags=F_IMPLICIT | F_EARLY, aux=self.kprobe_row)
             else:
                 self.w("ptr_reuse_without_free", where)
-            self.row(ts, cpu, OP_FREE, old if old >= 0 else c, ptr, flags=F_IMPLICIT)
+                self.row(ts, cpu, OP_FREE, oc, ptr, flags=F_IMPLICIT)
         elif ptr in self.rcu_pending:
             # kfree_rcu'd earlier and reused: the rcu sheaf recycled it
             del self.rcu_pending[ptr]

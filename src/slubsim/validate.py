@@ -1,0 +1,218 @@
+"""Fidelity against the real kernel: compare the model's SLUB_STATS deltas with
+the kernel's over exactly the same window of events.
+
+A bundle's trace carries ``LAB_READ before|after <sysfs dir> <attr>`` markers
+written right after each sysfs read of the kernel's counters; ``slab_stats.json``
+holds the values read.  The replay samples the model's counter of that cache at
+the same markers, so both deltas cover the same events.
+
+Warm-up: apart from ``boot-*`` runs, the kernel's state when tracing started is
+unknown (sheaves, barns and partial slabs hold objects the model never saw).
+The replay starts empty, materialises objects that are freed before they are
+allocated (``pretrace="materialize"``), and compares deltas only.  To show how
+much of the remaining difference comes from the warm-up, the validation is
+also run with ``pretrace="ignore"``: counters whose agreement changes between
+the two runs are warm-up sensitive.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+from .bundle import BundleMeta
+from .errors import SlubsimUsageError
+from .kernel import GENERATIONS, VERSION_ALIASES
+from .replay import Replayer, ReplayOptions
+from .trace.store import EventStore
+
+KEY_COUNTERS = (
+    "alloc_fastpath",
+    "alloc_slowpath",
+    "free_fastpath",
+    "free_slowpath",
+    "sheaf_refill",
+    "sheaf_flush",
+    "barn_get",
+    "barn_get_fail",
+    "barn_put",
+    "alloc_slab",
+    "free_slab",
+)
+
+
+def rel_error(model: int, kernel: int) -> float:
+    """|model - kernel| / max(kernel, 1): a zero kernel delta is exact only at 0."""
+    return abs(model - kernel) / max(abs(kernel), 1)
+
+
+def _collect(
+    store: EventStore,
+    pretrace: str,
+    kernel: str | None,
+    rcu_mode: str | None = None,
+    warm_sheaves: float = 0.0,
+) -> tuple[dict[tuple[str, str], dict[str, int]], dict[str, int], Replayer]:
+    """Replay and sample the model's counters at every LAB_READ marker."""
+    samples: dict[tuple[str, str], dict[str, int]] = defaultdict(dict)
+    dir_tracks: dict[str, Any] = {}
+
+    def on_marker(mk: dict[str, Any], rp: Replayer) -> None:
+        rd = mk.get("read")
+        if rd is None:
+            return
+        d, attr = rd["cache"], rd["attr"]
+        if not dir_tracks:
+            for cid, t in rp.tracks.items():
+                info = rp.store.caches[cid]
+                dir_tracks.setdefault(info.get("sysfs_dir") or info["name"], t)
+        track = dir_tracks.get(d)
+        if track is None:
+            value = 0
+        else:
+            s = track.model
+            items = s.stat_items
+            if attr not in items:
+                return
+            idx = items.index(attr)
+            value = sum(s.stat[c][idx] for c in rp.machine.online_cpus())
+        samples[(d, attr)][rd["when"]] = value
+
+    rp = Replayer(
+        store,
+        ReplayOptions(
+            kernel=kernel,
+            pretrace=pretrace,
+            on_marker=on_marker,
+            rcu_mode=rcu_mode,
+            warm_sheaves=warm_sheaves,
+        ),
+    )
+    result = rp.run()
+    events = {(c["sysfs_dir"] or name): c["metrics"]["ops"] for name, c in result["caches"].items()}
+    return samples, events, rp
+
+
+def validate_bundle(
+    bundle: str | Path,
+    store: EventStore | None = None,
+    kernel: str | None = None,
+    rcu_mode: str | None = None,
+    warm_sheaves: float = 0.0,
+) -> dict[str, Any]:
+    """Validate one bundle; the JSON-ready result of ``slubsim validate``.
+
+    ``warm_sheaves`` starts every CPU's main sheaf that full (0..1) instead of
+    empty, for traces that did not start at boot (see :mod:`slubsim.replay`).
+    """
+    from .trace.ingest import ingest
+
+    path = Path(bundle)
+    meta = BundleMeta.load(path)
+    version = kernel or VERSION_ALIASES.get(meta.kernel_version, meta.kernel_version)
+    if version not in GENERATIONS:
+        return {
+            "bundle": str(path),
+            "kernel": meta.kernel_version,
+            "skipped": (
+                f"recorded on Linux {meta.kernel_version}: no model of that generation yet "
+                f"(available: {', '.join(sorted(GENERATIONS))})"
+            ),
+        }
+    stats_file = path / "slab_stats.json"
+    if not stats_file.is_file():
+        raise SlubsimUsageError(f"{path}: no slab_stats.json (the kernel's counters)")
+    kstats: dict[str, Any] = json.loads(stats_file.read_text())
+    if store is None:
+        store = ingest(path)
+    samples, events, rp = _collect(store, "materialize", version, rcu_mode, warm_sheaves)
+    samples_ign, _, _ = _collect(store, "ignore", version, rcu_mode, warm_sheaves)
+    stat_items = rp.generation.stat_items
+    caches: dict[str, Any] = {}
+    rows: list[dict[str, Any]] = []
+    for d, info in kstats.items():
+        names = info.get("names") or [d]
+        name = next((n for n in names if n in _trace_names(store)), names[0])
+        counters: dict[str, Any] = {}
+        for item in stat_items:
+            st = (info.get("stats") or {}).get(item)
+            if st is None:
+                continue
+            s = samples.get((d, item), {})
+            si = samples_ign.get((d, item), {})
+            if "before" not in s or "after" not in s:
+                continue  # never read inside the trace
+            model = s["after"] - s["before"]
+            model_ign = si.get("after", 0) - si.get("before", 0)
+            kern = int(st["delta"])
+            err = rel_error(model, kern)
+            counters[item] = {
+                "kernel": kern,
+                "model": model,
+                "rel_error": err,
+                "model_pretrace_ignored": model_ign,
+            }
+            rows.append(
+                {
+                    "cache": name,
+                    "sysfs_dir": d,
+                    "counter": item,
+                    "kernel": kern,
+                    "model": model,
+                    "diff": model - kern,
+                    "rel_error": err,
+                    "events": events.get(d, 0),
+                    "warmup_sensitive": (err == 0) != (rel_error(model_ign, kern) == 0),
+                }
+            )
+        if counters:
+            caches[name] = {
+                "sysfs_dir": d,
+                "aliases": [n for n in names if n != name],
+                "events": events.get(d, 0),
+                "counters": counters,
+            }
+
+    def summary(sel: list[dict[str, Any]]) -> dict[str, Any]:
+        n = len(sel)
+        return {
+            "counters_compared": n,
+            "exact": sum(r["rel_error"] == 0 for r in sel),
+            "within_1pct": sum(r["rel_error"] <= 0.01 for r in sel),
+            "within_5pct": sum(r["rel_error"] <= 0.05 for r in sel),
+        }
+
+    key_busy = [r for r in rows if r["counter"] in KEY_COUNTERS and r["events"] >= 5000]
+    return {
+        "bundle": str(path),
+        "kernel": rp.generation.name,
+        "recorded_kernel": meta.kernel_version,
+        "caches": caches,
+        "summary": summary(rows),
+        "summary_key_counters_busy_caches": summary(key_busy),
+        "warmup": {
+            "policy": "materialize objects freed before their allocation; compare deltas",
+            "warm_sheaves": warm_sheaves,
+            "pretrace_objects": rp.pretrace_objects,
+            "counters_sensitive_to_warmup": sum(r["warmup_sensitive"] for r in rows),
+            "summary_with_pretrace_ignored": summary(
+                [
+                    dict(
+                        r,
+                        rel_error=rel_error(
+                            caches[r["cache"]]["counters"][r["counter"]]["model_pretrace_ignored"],
+                            r["kernel"],
+                        ),
+                    )
+                    for r in rows
+                ]
+            ),
+        },
+        "rows": rows,
+    }
+
+
+def _trace_names(store: EventStore) -> set[str]:
+    return {c["name"] for c in store.caches}
