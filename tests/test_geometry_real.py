@@ -5,13 +5,14 @@ model kernel with the bundle's CPU and node count, creates the cache from what
 the kernel was given (size, alignment request, flags, ctor, plus the creation
 arguments sysfs does not show, listed in KNOWN_ARGS with their kernel source),
 creates every alias name, and compares everything sysfs reports about the shape.
+The creation arguments sysfs does not show come from ``slubsim.sysfs_import.KNOWN_ARGS``
+(each with its kernel source); nothing is imposed here, every value is derived.
 """
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -19,34 +20,9 @@ from conftest import shared_bundles
 from slubsim import Kernel, Machine
 from slubsim.bundle import BundleMeta
 from slubsim.kmalloc import parse_kmalloc_name
-
-# Creation arguments that sysfs does not show (kernel source of 7.3):
-KNOWN_ARGS: dict[str, dict[str, Any]] = {
-    # lib/maple_tree.c maple_tree_init(): kmem_cache_args.sheaf_capacity = 32
-    "maple_node": {"sheaf_capacity": 32},
-    # mm/vma_init.c: sheaf_capacity 32, freeptr_offset (TYPESAFE_BY_RCU)
-    "vm_area_struct": {"sheaf_capacity": 32, "freeptr_offset": 0},
-    # fs/file_table.c: kmem_cache_create(... freeptr_offset ...) for files
-    "filp": {"freeptr_offset": 0},
-    "bfilp": {"freeptr_offset": 0},
-    # net/ipv4/tcp_ipv4.c: struct proto tcp_prot with freeptr_offset
-    "TCP": {"freeptr_offset": 0},
-    # net/core/skbuff.c: kmem_cache_create_usercopy() => usersize, unmergeable
-    "skbuff_head_cache": {"usersize": 1},
-}
+from slubsim.sysfs_import import KNOWN_ARGS, flags_from_sysfs
 
 BUNDLES = shared_bundles("7.3")
-
-
-def _flags(cfg: dict[str, str]) -> set[str]:
-    out = set()
-    if cfg.get("hwcache_align") == "1":
-        out.add("SLAB_HWCACHE_ALIGN")
-    if cfg.get("reclaim_account") == "1":
-        out.add("SLAB_RECLAIM_ACCOUNT")
-    if cfg.get("destroy_by_rcu") == "1":
-        out.add("SLAB_TYPESAFE_BY_RCU")
-    return out
 
 
 def check_bundle(bundle: Path) -> list[str]:
@@ -69,7 +45,7 @@ def check_bundle(bundle: Path) -> list[str]:
                 name,
                 size=int(cfg["object_size"]),
                 align=align,
-                flags=_flags(cfg),
+                flags=flags_from_sysfs(cfg),
                 ctor=bool(cfg["ctor"]),
                 **args,
             )
@@ -81,7 +57,7 @@ def check_bundle(bundle: Path) -> list[str]:
                 alias,
                 size=int(cfg["object_size"]),
                 align=align,
-                flags=_flags(cfg),
+                flags=flags_from_sysfs(cfg),
                 ctor=bool(cfg["ctor"]),
                 **KNOWN_ARGS.get(alias, {}),
             )

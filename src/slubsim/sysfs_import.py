@@ -41,7 +41,8 @@ GEOMETRY_ATTRS = (
 )
 
 
-def _flags(cfg: dict[str, Any]) -> set[str]:
+def flags_from_sysfs(cfg: dict[str, Any]) -> set[str]:
+    """SLAB_* flag names from sysfs booleans (hwcache_align, poison, ...)."""
     out = set()
     if str(cfg.get("hwcache_align")) == "1":
         out.add("SLAB_HWCACHE_ALIGN")
@@ -75,7 +76,7 @@ def create_from_sysfs(
             name,
             size=int(cfg["object_size"]),
             align=align,
-            flags=_flags(cfg),
+            flags=flags_from_sysfs(cfg),
             ctor=bool(cfg.get("ctor")),
             **KNOWN_ARGS.get(name, {}),
         )
