@@ -105,12 +105,21 @@ def test_numa_cut_replays_on_two_nodes() -> None:
     assert sum(c["counters"]["alloc_fastpath"] for c in r["caches"].values()) > 1000
 
 
-def test_612_trace_needs_a_model_choice() -> None:
+def test_612_trace_replays_under_612_and_73() -> None:
     st = ingest(DATA / "v612-cut")
-    with pytest.raises(SlubsimUsageError, match=r"6\.12, which has no model yet"):
+    r = replay(st)  # the generation that recorded it
+    assert r["kernel"] == "6.12"
+    for name, c in r["caches"].items():
+        k, ev = c["counters"], c["events"]
+        assert "cpu_partial_free" in k and "sheaf_refill" not in k
+        assert k["alloc_fastpath"] + k["alloc_slowpath"] == (
+            ev.get("alloc", 0) + ev.get("alloc_bulk", 0)
+        ), name
+    r73 = replay(st, ReplayOptions(kernel="7.3"))  # what sheaves would have done
+    assert r73["kernel"] == "7.3" and r73["trace"]["recorded_kernel"] == "6.12"
+    st.meta["kernel_version"] = "5.10"
+    with pytest.raises(SlubsimUsageError, match=r"5\.10, which has no model yet"):
         replay(st)
-    r = replay(st, ReplayOptions(kernel="7.3"))  # replayed under 7.3 on purpose
-    assert r["kernel"] == "7.3" and r["trace"]["recorded_kernel"] == "6.12"
 
 
 @needs_shared

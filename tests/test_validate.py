@@ -109,9 +109,9 @@ def test_validation_reports_a_wrong_kernel_value(tmp_path: Path) -> None:
     assert "sheaf_refill" in r.stdout and "-1" in r.stdout
 
 
-def test_612_bundle_is_skipped_with_a_reason(tmp_path: Path) -> None:
+def test_unknown_generation_is_skipped_with_a_reason(tmp_path: Path) -> None:
     b = make_bundle(tmp_path, EXAMPLE_A)
-    (b / "meta.json").write_text(json.dumps({"kernel_version": "6.12", "vcpus": 1}))
+    (b / "meta.json").write_text(json.dumps({"kernel_version": "5.10", "vcpus": 1}))
     res = validate_bundle(b)
     assert "no model of that generation yet" in res["skipped"]
 
@@ -140,3 +140,15 @@ def test_traced_after_boot_fidelity_floor(run: str) -> None:
     res = validate_bundle(TRACES / run)
     s = res["summary"]
     assert s["within_5pct"] / s["counters_compared"] >= 0.92
+
+
+@needs_shared
+def test_612_boot_bundle_fidelity_does_not_regress() -> None:
+    """The 6.12 classic model against the real 6.12.117 kernel, traced from boot."""
+    res = validate_bundle(TRACES / "v612-boot-mixed-4cpu")
+    assert res["kernel"] == "6.12"
+    s = res["summary"]
+    assert s["counters_compared"] >= 1700
+    assert s["exact"] / s["counters_compared"] >= 0.96
+    k = res["summary_key_counters_busy_caches"]
+    assert k["within_5pct"] / k["counters_compared"] >= 0.93

@@ -36,13 +36,7 @@ from .geometry import Geometry
 from .node import KmemCacheNode
 from .page_alloc import PageAllocator
 from .slab import Slab
-from .stats import (
-    ALLOC_SLAB,
-    FREE_SLAB,
-    ORDER_FALLBACK,
-    format_stat,
-    new_counters,
-)
+from .stats import format_stat, new_counters
 
 if TYPE_CHECKING:
     from .kernel import Kernel
@@ -149,8 +143,16 @@ class KmemCache:
         self.list_lock = 0
         self.barn_lock = 0
 
-    def attach_layer(self, layer_factory: Callable[[KmemCache], PerCpuLayer], nitems: int) -> None:
-        self.stat = new_counters(self.machine.nr_cpus, nitems)
+    def attach_layer(
+        self,
+        layer_factory: Callable[[KmemCache], PerCpuLayer],
+        stat_items: tuple[str, ...],
+    ) -> None:
+        self.stat = new_counters(self.machine.nr_cpus, len(stat_items))
+        # the generation-independent counters this class moves itself
+        self.i_order_fallback = stat_items.index("order_fallback")
+        self.i_alloc_slab = stat_items.index("alloc_slab")
+        self.i_free_slab = stat_items.index("free_slab")
         self.layer = layer_factory(self)
 
     # ================================================================ helpers
@@ -198,7 +200,7 @@ class KmemCache:
             addr = pages.alloc_pages(order, node, thisnode)
             if not addr:
                 return None
-            self.stat[cpu][ORDER_FALLBACK] += 1
+            self.stat[cpu][self.i_order_fallback] += 1
         nid = PageAllocator.addr_to_nid(addr)
         slab = Slab(self, addr, order, objects, nid, self.size)
         pfn = addr >> PAGE_SHIFT
@@ -602,7 +604,7 @@ class KmemCache:
         slabs = self._node_values(lambda n: n.nr_slabs)
         total = self._node_values(lambda n: n.total_objects)
         fl = self.flags
-        return {
+        out: dict[str, int | str] = {
             "object_size": self.object_size,
             "slab_size": self.size,
             "objs_per_slab": self.objects,
@@ -632,6 +634,8 @@ class KmemCache:
             "failslab": int(bool(fl & F.SLAB_FAILSLAB)),
             "skip_kfence": int(bool(fl & F.SLAB_SKIP_KFENCE)),
         }
+        out.update(self.layer.sysfs_extra())
+        return out
 
     def sysfs_read(self, attr: str) -> str:
         """Exact file contents of ``/sys/kernel/slab/<cache>/<attr>`` (with ``\\n``)."""
@@ -687,12 +691,17 @@ class KmemCache:
                 place(x, f"free in {slab}")
             if slab.on_partial and slab.inuse == slab.objects:
                 raise InvariantError(f"{self.name}: full {slab} on the partial list")
-            if not slab.on_partial and slab.inuse < slab.objects and not slab.frozen:
+            if (
+                not slab.on_partial
+                and slab.inuse < slab.objects
+                and not slab.frozen
+                and slab.cpu_partial_of < 0
+            ):
                 raise InvariantError(f"{self.name}: {slab} with free objects is on no list")
         for w, x in self.layer.cached_objects():
             place(x, w)
-        for cpu, batch in enumerate(self.kernel.kvfree_rcu_pending):
-            for x in batch:
+        for cpu, pending in enumerate(self.kernel.kvfree_rcu_pending):
+            for x in pending:
                 owner = self._slab_or_none(x)
                 if owner is not None and owner.cache is self:
                     place(x, f"cpu{cpu}.kvfree_rcu batch")
@@ -744,11 +753,11 @@ class KmemCache:
                         f"model holds {counted} sheaves"
                     )
             slabs_ctr = (
-                sum(self.stat[c][ALLOC_SLAB] for c in range(self.machine.nr_cpus))
-                - sum(self.stat[c][FREE_SLAB] for c in range(self.machine.nr_cpus))
+                sum(self.stat[c][self.i_alloc_slab] for c in range(self.machine.nr_cpus))
+                - sum(self.stat[c][self.i_free_slab] for c in range(self.machine.nr_cpus))
                 - self.discarded_without_stat
             )
-            if slabs_ctr != len(self.slabs) and self.layer.generation == "7.3":
+            if slabs_ctr != len(self.slabs):
                 raise InvariantError(
                     f"{self.name}: alloc_slab-free_slab-discards={slabs_ctr} "
                     f"but {len(self.slabs)} slabs"

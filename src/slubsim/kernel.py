@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from .cache import KmemCache, build_detached_freelist
+from .classic import ClassicLayer
 from .constants import (
     KMALLOC_MAX_CACHE_SIZE,
     KMALLOC_MAX_SIZE,
@@ -26,7 +27,9 @@ from .errors import InvalidFreeError, SlubsimUsageError
 from .faults import FaultAttr
 from .flags import (
     SLAB_MERGE_SAME_73,
+    SLAB_MERGE_SAME_612,
     SLAB_NEVER_MERGE_73,
+    SLAB_NEVER_MERGE_612,
     SlabFlag,
     parse_flags,
     parse_gfp,
@@ -49,7 +52,7 @@ from .pcpu import PerCpuLayer
 from .rcu import Rcu
 from .sheaves import SheavesLayer
 from .slab import Slab
-from .stats import FREE_SLOWPATH, STAT_ITEMS_73
+from .stats import STAT_ITEMS_73, STAT_ITEMS_612
 
 F = SlabFlag
 
@@ -78,10 +81,27 @@ GENERATIONS: dict[str, Generation] = {
         default_sheaves=True,
         description="Linux 7.x sheaves for all (modelled on 7.3.4)",
     ),
+    "6.12": Generation(
+        name="6.12",
+        stat_items=STAT_ITEMS_612,
+        layer=ClassicLayer,
+        never_merge=SLAB_NEVER_MERGE_612,
+        merge_same=SLAB_MERGE_SAME_612,
+        default_sheaves=False,
+        description="Linux 6.12 classic: cpu slab + cpu partial slabs (modelled on 6.12.117)",
+    ),
 }
 
 #: Other spellings accepted for a generation.
-VERSION_ALIASES = {"7": "7.3", "7.0": "7.3", "7.1": "7.3", "7.2": "7.3", "7.3.4": "7.3"}
+VERSION_ALIASES = {
+    "7": "7.3",
+    "7.0": "7.3",
+    "7.1": "7.3",
+    "7.2": "7.3",
+    "7.3.4": "7.3",
+    "6.12.117": "6.12",
+    "classic": "6.12",
+}
 
 
 def resolve_version(version: str) -> Generation:
@@ -145,7 +165,9 @@ class Kernel:
         self.large_kmalloc: dict[int, int] = {}  # address -> order
         self.rcu = Rcu()
         self.rcu.after_gp.append(self._drain_kvfree_rcu)
-        self.kvfree_rcu_pending: list[list[int]] = [[] for _ in range(machine.nr_cpus)]
+        # classic kvfree_rcu batches per CPU (ordered dicts: O(1) removal)
+        self.kvfree_rcu_pending: list[dict[int, None]] = [{} for _ in range(machine.nr_cpus)]
+        self.kvfree_rcu_cpu: dict[int, int] = {}
         self.fail_slab: FaultAttr | None = None
         self.failslab_cache_filter = False
         self.fail_sheaf_alloc: FaultAttr | None = None
@@ -160,7 +182,10 @@ class Kernel:
         caches (``create_kmalloc_caches``), which get their sheaves in
         ``bootstrap_kmalloc_sheaves()``."""
         cfg = self.config
-        kc_size = cfg.kmem_cache_size or (224 if cfg.numa else 200)
+        if self.version == "6.12":
+            kc_size = cfg.kmem_cache_size or (208 if cfg.numa else 192)
+        else:
+            kc_size = cfg.kmem_cache_size or (224 if cfg.numa else 200)
         self._create_boot_cache(
             "kmem_cache_node", cfg.kmem_cache_node_size, F.SLAB_HWCACHE_ALIGN | F.SLAB_NO_SHEAVES
         )
@@ -210,7 +235,7 @@ class Kernel:
         )
         s = KmemCache(self, name, geom, flags, ctor, usersize, refcount)
         layer = self.generation.layer
-        s.attach_layer(lambda c: layer(c, cpu), len(self.generation.stat_items))
+        s.attach_layer(lambda c: layer(c, cpu), self.generation.stat_items)
         self.caches.append(s)
         self.by_name[name] = s
         return s
@@ -417,6 +442,8 @@ class Kernel:
     ) -> int:
         """``kmalloc_nolock()`` (spec §6.16): never refills or allocates sheaves;
         if the first bucket fails, retries once with the next larger one."""
+        if self.version == "6.12":
+            raise SlubsimUsageError("kmalloc_nolock() does not exist before Linux 6.18")
         if size <= 0 or size > KMALLOC_MAX_CACHE_SIZE:
             return 0
         s = self.kmalloc_slab(size)
@@ -463,9 +490,7 @@ class Kernel:
                 if order is not None:
                     self.machine.pages.free_pages(chain[0], order)
                 continue
-            s = slab.cache
-            s.layer.slab_free_to_slab(cpu, slab, chain)
-            s.stat[cpu][FREE_SLOWPATH] += len(chain)
+            slab.cache.layer.bulk_free_group(cpu, slab, chain)
 
     # ============================================================ kfree_rcu
     def kfree_rcu(self, p: int, cpu: int = 0, context: str = "task") -> None:
@@ -481,24 +506,53 @@ class Kernel:
         if slab is None:
             if p not in self.large_kmalloc:
                 raise InvalidFreeError("kfree_rcu", p, "object is not in a slab page")
-            self.kvfree_rcu_pending[cpu].append(p)
+            self.kvfree_rcu_pending[cpu][p] = None
+            self.kvfree_rcu_cpu[p] = cpu
             return
         s = slab.cache
         irq = s._context(cpu, context)
         s._check_free(p)
         s.mark_freed(p)
         if not s.layer.kfree_rcu(cpu, p, slab, irq):
-            self.kvfree_rcu_pending[cpu].append(p)
+            self.kvfree_rcu_pending[cpu][p] = None
+            self.kvfree_rcu_cpu[p] = cpu
 
     def _drain_kvfree_rcu(self) -> None:
         for cpu, batch in enumerate(self.kvfree_rcu_pending):
             if batch:
-                self.kvfree_rcu_pending[cpu] = []
-                self._kfree_bulk_unchecked(batch, cpu)
+                self.kvfree_rcu_pending[cpu] = {}
+                for p in batch:
+                    del self.kvfree_rcu_cpu[p]
+                self._kfree_bulk_unchecked(list(batch), cpu)
 
-    def synchronize_rcu(self) -> None:
-        """End one RCU grace period (runs queued callbacks, drains kvfree_rcu)."""
-        self.rcu.grace_period()
+    def kvfree_rcu_take(self, p: int) -> bool:
+        """Remove ``p`` from the classic kvfree_rcu batches (a trace-driven
+        replay frees it when the traced kernel did); False if it is not there."""
+        cpu = self.kvfree_rcu_cpu.pop(p, None)
+        if cpu is None:
+            return False
+        del self.kvfree_rcu_pending[cpu][p]
+        return True
+
+    def kfree_unchecked(self, p: int, cpu: int) -> None:
+        """``kfree()`` of an object whose user-side free was already recorded
+        (the delayed free of a kfree_rcu'd object)."""
+        slab = self.pfn_to_slab.get(p >> PAGE_SHIFT)
+        if slab is None:
+            order = self.large_kmalloc.pop(p, None)
+            if order is not None:
+                self.machine.pages.free_pages(p, order)
+            return
+        slab.cache.layer.free(cpu, p, slab, False, False)
+
+    def kfree_bulk_unchecked(self, ptrs: list[int], cpu: int) -> None:
+        """``kfree_bulk()`` of objects already released by their users."""
+        self._kfree_bulk_unchecked(list(ptrs), cpu)
+
+    def synchronize_rcu(self, drain_kvfree: bool = True) -> None:
+        """End one RCU grace period: run queued callbacks and (unless told not
+        to) drain the classic kvfree_rcu batches."""
+        self.rcu.grace_period(run_hooks=drain_kvfree)
 
     def rcu_barrier(self) -> None:
         self.rcu.barrier()

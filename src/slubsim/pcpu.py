@@ -62,6 +62,20 @@ class PerCpuLayer(ABC):
         """``__slab_free`` of a chain of objects of one slab (head first); the
         caller counts FREE_SLOWPATH."""
 
+    @abstractmethod
+    def bulk_free_group(self, cpu: int, slab: Slab, chain: list[int]) -> None:
+        """``slab_free_bulk`` of one detached freelist (``kfree_bulk`` path),
+        counters included."""
+
+    @property
+    def has_prefill(self) -> bool:
+        """Whether the generation has the prefilled-sheaf API (6.18+)."""
+        return type(self).prefill_sheaf is not PerCpuLayer.prefill_sheaf
+
+    def sysfs_extra(self) -> dict[str, int | str]:
+        """Generation-specific sysfs attributes (``cpu_partial``, ...)."""
+        return {}
+
     def submit_partial_rcu_sheaves(self, cpu: int) -> None:  # noqa: B027 - optional
         """``flush_all_rcu_sheaves()`` for this cache (layers with rcu sheaves)."""
 

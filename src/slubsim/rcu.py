@@ -52,7 +52,7 @@ class Rcu:
     def pending(self) -> int:
         return len(self.callbacks)
 
-    def grace_period(self) -> int:
+    def grace_period(self, run_hooks: bool = True) -> int:
         """End one grace period; returns how many callbacks ran."""
         cbs, self.callbacks = self.callbacks, []
         self.tags = []
@@ -60,8 +60,9 @@ class Rcu:
             fn(cpu)
         self.gp_seq += 1
         self.completed_callbacks += len(cbs)
-        for hook in self.after_gp:
-            hook()
+        if run_hooks:
+            for hook in self.after_gp:
+                hook()
         return len(cbs)
 
     def barrier(self) -> None:

@@ -22,8 +22,14 @@ Decisions (documented, tested):
 * **Frees that happened before the lab kprobes were active** (a pointer
   allocated again without a traced free, ingest flag ``F_EARLY``) are replayed
   as ``kfree_rcu`` at the row where the probes became active.
-* **kfree_rcu completions**: the real kernel's delayed ``kfree_bulk`` of
-  kfree_rcu'd objects is not replayed -- the model performs its own.
+* **kfree_rcu completions**: when the traced kernel shows the delayed free of
+  a kfree_rcu'd object (``free_bulk name=(fault)`` or ``kfree`` from the
+  kvfree_rcu batch) and the model put that object in its own classic batch, it
+  is freed at that moment; objects the model sent to an rcu sheaf are skipped.
+  Without such events the classic batches drain at every grace period.
+* **Generations without the prefilled-sheaf API** (6.12): a prefill and a
+  return are not replayed and each allocation from a prefilled sheaf becomes a
+  plain allocation.
 * **alloc_bulk** hands out anonymous model objects; frees bound to that bulk
   (ingest decided which) release them LIFO.
 * **Internal sheaf allocations** of the traced kernel appear as kmalloc events
@@ -267,6 +273,11 @@ class Replayer:
         self.rcu_mode = mode
         trace_rcu = mode == "trace"
         gp_interval = self.opt.gp_interval
+        # the traced kernel's delayed frees of kfree_rcu'd objects drive the
+        # model's classic kvfree_rcu batch when there are any
+        self.drain_by_trace = bool((cols["flags"] & F_RCU_COMPLETION).any())
+        self.rcu_addr: dict[int, int] = {}
+        has_prefill = all(tr.model.layer.has_prefill for tr in self.tracks.values())
         early: dict[int, list[int]] = defaultdict(list)
         for j in (cols["flags"] & F_EARLY).nonzero()[0].tolist():
             early[aux_l[j]].append(j)
@@ -289,9 +300,10 @@ class Replayer:
             fl = flags_l[i]
             if ts_l[i] >= next_gp:
                 if trace_rcu:
-                    k._drain_kvfree_rcu()
+                    if not self.drain_by_trace:
+                        k._drain_kvfree_rcu()
                 else:
-                    k.synchronize_rcu()
+                    k.synchronize_rcu(drain_kvfree=not self.drain_by_trace)
                 next_gp = ts_l[i] + gp_interval
             if early and i in early:
                 for j in early.pop(i):
@@ -326,7 +338,7 @@ class Replayer:
                     if t4 is not None and not k.rcu.run_one(t4.model, cpu=cpu):
                         warn["rcu_sheaf_event_without_model_sheaf"] += 1
                 else:
-                    k.synchronize_rcu()
+                    k.synchronize_rcu(drain_kvfree=not self.drain_by_trace)
                 i += 1
                 continue
             tr = tracks.get(c)
@@ -348,29 +360,36 @@ class Replayer:
                 tr.events["free"] += 1
                 a = self._resolve(i, fl, obj_l, size_l, bulk_pool)
                 if a:
-                    s.free(a, cpu)
+                    if fl & F_RCU_COMPLETION:
+                        k.kfree_unchecked(a, cpu)
+                    else:
+                        s.free(a, cpu)
             elif op == OP_KFREE_RCU:
                 tr.events["kfree_rcu"] += 1
                 a = self._resolve(i, fl, obj_l, size_l, bulk_pool)
                 if a:
                     k.kfree_rcu(a, cpu=cpu)
+                    self.rcu_addr[obj_l[i]] = a
             elif op in (OP_FREE_BULK, OP_KFREE_BULK):
                 group = aux_l[i]
                 j = i
                 objs: list[int] = []
+                done: list[int] = []  # delayed frees of kfree_rcu'd objects
                 while j < n and op_l[j] == op and aux_l[j] == group:
                     t2 = tracks.get(cache_l[j])
                     if t2 is not None:
                         t2.events["free_bulk"] += 1
                         a = self._resolve(j, flags_l[j], obj_l, size_l, bulk_pool)
                         if a:
-                            objs.append(a)
+                            (done if flags_l[j] & F_RCU_COMPLETION else objs).append(a)
                     j += 1
                 if objs:
                     if op == OP_FREE_BULK:
                         s.free_bulk(objs, cpu)
                     else:
                         k.kfree_bulk(objs, cpu=cpu)
+                if done:
+                    k.kfree_bulk_unchecked(done, cpu)
                 for jj in range(i, j):
                     t2 = tracks.get(cache_l[jj])
                     if t2 is not None:
@@ -386,7 +405,9 @@ class Replayer:
                     bulk_pool[i] = got
             elif op == OP_PREFILL:
                 tr.events["prefill_sheaf"] += 1
-                if not fl & F_FAILED:
+                if not has_prefill:
+                    warn["prefill_translated_to_plain_allocs"] += 1
+                elif not fl & F_FAILED:
                     sh = s.prefill_sheaf(size_l[i], cpu)
                     if sh is not None:
                         sheaves[aux_l[i]] = sh
@@ -398,7 +419,8 @@ class Replayer:
                 if fl & F_FAILED:
                     warn["traced_failed_alloc"] += 1
                 elif sh2 is None:
-                    warn["alloc_from_unknown_sheaf"] += 1
+                    if has_prefill:
+                        warn["alloc_from_unknown_sheaf"] += 1
                     a = s.alloc(cpu, node_l[i])
                     if a:
                         addr[obj_l[i]] = a
@@ -413,7 +435,7 @@ class Replayer:
                 sh2 = sheaves.pop(aux_l[i], None)
                 if sh2 is not None:
                     s.return_sheaf(sh2, cpu)
-                else:
+                elif has_prefill:
                     warn["return_of_unknown_sheaf"] += 1
             elif op == OP_REFILL_SHEAF:
                 warn["refill_sheaf_skipped"] += 1
@@ -440,6 +462,11 @@ class Replayer:
     ) -> int:
         """Model address for the object freed at row ``i`` (0 = nothing to free)."""
         if fl & F_RCU_COMPLETION:
+            # the traced kernel freed a kfree_rcu'd object now: if the model
+            # put it in its classic batch, free it here too
+            a = self.rcu_addr.pop(obj_l[i], 0)
+            if a and self.kernel.kvfree_rcu_take(a):
+                return a
             self.warnings["rcu_completion_skipped"] += 1
             return 0
         if fl & F_EARLY:
@@ -638,6 +665,7 @@ class Replayer:
 _EXPLAINED_REPLAY = frozenset(
     {
         "rcu_completion_skipped",
+        "prefill_translated_to_plain_allocs",
         "rcu_sheaf_event_without_model_sheaf",
         "pretrace_free_ignored",
         "traced_failed_alloc",

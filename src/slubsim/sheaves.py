@@ -598,6 +598,11 @@ class SheavesLayer(PerCpuLayer):
             n.add_partial(slab, True)
             c.stat[cpu][FREE_ADD_PARTIAL] += 1
 
+    def bulk_free_group(self, cpu: int, slab: Slab, chain: list[int]) -> None:
+        """``slab_free_bulk`` (7.3): ``__slab_free`` + FREE_SLOWPATH per object."""
+        self.slab_free_to_slab(cpu, slab, chain)
+        self.cache.stat[cpu][FREE_SLOWPATH] += len(chain)
+
     def free_bulk_to_slabs(self, cpu: int, objs: list[int]) -> int:
         """Models ``__kmem_cache_free_bulk`` (internal: no hooks, no FREE_SLOWPATH):
         group with ``build_detached_freelist`` and ``__slab_free`` each group.
@@ -717,8 +722,7 @@ class SheavesLayer(PerCpuLayer):
             size = len(p)
             while size:
                 size, slab, chain = c.build_detached_freelist(p, size)
-                self.slab_free_to_slab(cpu, slab, chain)
-                c.stat[cpu][FREE_SLOWPATH] += len(chain)
+                self.bulk_free_group(cpu, slab, chain)
             return
         self._free_to_pcs_bulk(cpu, objs)
 

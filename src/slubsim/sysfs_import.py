@@ -30,6 +30,21 @@ KNOWN_ARGS: dict[str, dict[str, Any]] = {
     "skbuff_head_cache": {"usersize": 1},
 }
 
+#: Arguments of KNOWN_ARGS that the named kernel generation does not have.
+NOT_IN_VERSION: dict[str, dict[str, tuple[str, ...]]] = {
+    # 6.12 tcp_prot has no freeptr_offset (TCP is 2240 + free pointer -> 2304)
+    "6.12": {"TCP": ("freeptr_offset",)},
+}
+
+
+def known_args(name: str, version: str) -> dict[str, Any]:
+    """Creation arguments of a real kernel cache that sysfs does not show."""
+    args = dict(KNOWN_ARGS.get(name, {}))
+    for key in NOT_IN_VERSION.get(version, {}).get(name, ()):
+        args.pop(key, None)
+    return args
+
+
 GEOMETRY_ATTRS = (
     "object_size",
     "slab_size",
@@ -78,7 +93,7 @@ def create_from_sysfs(
             align=align,
             flags=flags_from_sysfs(cfg),
             ctor=bool(cfg.get("ctor")),
-            **KNOWN_ARGS.get(name, {}),
+            **known_args(name, k.version),
         )
     for alias in aliases:
         if alias not in k.by_name and alias not in s.aliases:
