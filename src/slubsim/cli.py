@@ -449,6 +449,247 @@ def _print_validation(res: dict[str, Any], show_all: bool) -> None:
     )
 
 
+def _store_path(trace: str | None, quiet: bool) -> tuple[str, str]:
+    """A store path for TRACE_OR_STORE (ingesting a trace to a temporary store)."""
+    import tempfile
+
+    from .trace.store import is_store
+
+    if trace and is_store(trace):
+        return trace, trace
+    store, path = _load(trace, False, quiet)
+    tmp = Path(tempfile.mkdtemp(prefix="slubsim-")) / "store.parquet"
+    store.write(tmp)
+    return str(tmp), path
+
+
+def _executor(workers: int, scheduler: str | None) -> tuple[Any, Callable[[], None]]:
+    """(executor or None, closer): local processes, or a Dask cluster."""
+    if scheduler:
+        import importlib
+
+        try:
+            dist: Any = importlib.import_module("distributed")  # lazy: heavy import
+        except ImportError:
+            raise click.UsageError(
+                "--scheduler needs Dask distributed: pip install 'slubsim[cluster]'"
+            ) from None
+        if scheduler == "local":
+            cluster = dist.LocalCluster(
+                n_workers=max(workers, 1),
+                threads_per_worker=1,
+                processes=True,
+                dashboard_address=None,
+            )
+            client = dist.Client(cluster)
+
+            def close_local() -> None:
+                client.close()
+                cluster.close()
+
+            return client.get_executor(), close_local
+        remote = dist.Client(scheduler)
+        return remote.get_executor(), remote.close
+    if workers <= 1:
+        return None, lambda: None
+    from concurrent.futures import ProcessPoolExecutor
+
+    ex = ProcessPoolExecutor(max_workers=workers)
+    return ex, ex.shutdown
+
+
+@main.command()
+@click.argument("trace", required=False, type=click.Path(exists=True))
+@click.option(
+    "--vary",
+    "vary",
+    multiple=True,
+    required=True,
+    metavar="KEY=V1,V2,...",
+    help="values to sweep (sheaf_capacity, barn_max_full, barn_max_empty, "
+    "min_partial, cpus, nodes); every combination runs",
+)
+@click.option("--kernel", default=None, help="model generation (default: as recorded)")
+@click.option("--cache", "caches", multiple=True, help="only these caches")
+@click.option(
+    "-o",
+    "--output",
+    required=True,
+    type=click.Path(),
+    help="results: .parquet (one row per config x cache) or .json",
+)
+@click.option(
+    "--workers",
+    type=int,
+    default=2,
+    show_default=True,
+    help="local worker processes (1 = in this process)",
+)
+@click.option(
+    "--scheduler", default=None, help="Dask scheduler address, or 'local' for a LocalCluster"
+)
+@click.option("--top", type=int, default=15, help="recommendations shown")
+def sweep(
+    trace: str | None,
+    vary: tuple[str, ...],
+    kernel: str | None,
+    caches: tuple[str, ...],
+    output: str,
+    workers: int,
+    scheduler: str | None,
+    top: int,
+) -> None:
+    """Replay TRACE_OR_STORE under every combination of the --vary values."""
+
+    def go() -> None:
+        import time
+
+        from .analysis import recommend
+        from .sweep import grid, parse_vary, write_rows
+        from .sweep import sweep as do_sweep
+
+        spec = parse_vary(list(vary))
+        store_path, path = _store_path(trace, False)
+        n = len(grid(spec))
+        ex, close = _executor(min(workers, n), scheduler)
+        t0 = time.perf_counter()
+        try:
+            show = sys.stderr.isatty()
+            with _sweep_progress(n, show) as cb:
+                rows = do_sweep(
+                    store_path, spec, kernel=kernel, caches=list(caches), executor=ex, progress=cb
+                )
+        finally:
+            close()
+        dt = time.perf_counter() - t0
+        write_rows(rows, output)
+        click.echo(
+            f"{path}: {n} configurations x {len(rows) // max(n, 1)} caches "
+            f"-> {output} ({len(rows):,} rows, {dt:.1f} s)"
+        )
+        if "sheaf_capacity" in spec:
+            _print_recommendations(recommend(rows), top)
+
+    _run(go)
+
+
+@contextmanager
+def _sweep_progress(total: int, enabled: bool) -> Iterator[Callable[[int, int], None] | None]:
+    if not enabled:
+        yield None
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TimeRemainingColumn
+
+    with Progress(
+        "[bold]sweeping",
+        BarColumn(),
+        "{task.completed}/{task.total}",
+        TimeRemainingColumn(),
+        console=Console(stderr=True),
+        transient=True,
+    ) as prog:
+        task = prog.add_task("sweep", total=total)
+
+        def cb(done: int, n: int) -> None:
+            prog.update(task, completed=done)
+
+        yield cb
+
+
+def _print_recommendations(recs: list[dict[str, Any]], top: int) -> None:
+    from rich.table import Table
+
+    t = Table(
+        title="sheaf capacity recommendations (rule: smallest capacity within 1% of "
+        "the best lock traffic)",
+        title_justify="left",
+    )
+    for col in (
+        "cache",
+        "ops",
+        "recommend",
+        "lock/1k",
+        "best",
+        "stranded KiB",
+        "default",
+        "default lock/1k",
+        "default KiB",
+        "saves KiB",
+    ):
+        t.add_column(col, justify="left" if col == "cache" else "right", no_wrap=col == "cache")
+    for r in recs[:top]:
+        t.add_row(
+            r["cache"],
+            f"{r['ops']:,}",
+            str(r["recommended_capacity"]),
+            f"{r['lock_per_1k']:.2f}",
+            f"{r['best_lock_per_1k']:.2f}",
+            f"{r['stranded_bytes_mean'] / 1024:.1f}",
+            str(r["default_capacity"]),
+            f"{r['default_lock_per_1k']:.2f}",
+            f"{r['default_stranded_bytes_mean'] / 1024:.1f}",
+            f"{r['saves_bytes'] / 1024:+.1f}",
+        )
+    _console().print(t)
+
+
+@main.command()
+@click.argument("results", type=click.Path(exists=True))
+@click.option(
+    "--tolerance",
+    type=float,
+    default=0.01,
+    show_default=True,
+    help="lock traffic within this fraction of the best counts as equal",
+)
+@click.option(
+    "--floor",
+    type=float,
+    default=0.1,
+    show_default=True,
+    help="absolute tolerance in lock acquisitions per 1k ops",
+)
+@click.option("--json", "json_out", type=str, default=None, help="write JSON to PATH or -")
+@click.option("--top", type=int, default=20)
+def recommend(results: str, tolerance: float, floor: float, json_out: str | None, top: int) -> None:
+    """Per-cache sheaf capacity on the knee of lock traffic vs memory, from a sweep."""
+
+    def go() -> None:
+        from .analysis import recommend as do_recommend
+        from .sweep import read_rows
+
+        recs = do_recommend(read_rows(results), tolerance=tolerance, floor=floor)
+        if not recs:
+            raise click.UsageError("no sheaf_capacity sweep rows in these results")
+        if json_out:
+            _write_json(recs, json_out)
+            if json_out == "-":
+                return
+        _print_recommendations(recs, top)
+
+    _run(go)
+
+
+@main.command()
+@click.argument("results", type=click.Path(exists=True))
+@click.option("-o", "--output", required=True, type=click.Path(), help="HTML file to write")
+@click.option("--png", "png_dir", type=click.Path(), default=None, help="also write PNGs here")
+@click.option("--top", type=int, default=12, help="caches with plots")
+def report(results: str, output: str, png_dir: str | None, top: int) -> None:
+    """A self-contained HTML report of a sweep (curves + recommendation table)."""
+
+    def go() -> None:
+        from .report import build_report
+        from .sweep import read_rows
+
+        rows = read_rows(results)
+        recs = build_report(rows, output, png_dir, top=top)
+        click.echo(f"{output}: {len(recs)} caches, {min(top, len(recs))} with plots")
+
+    _run(go)
+
+
 @main.command()
 @click.argument("name", type=click.Choice(["A", "C", "D"], case_sensitive=False))
 @click.option("--cpus", type=int, default=None, help="possible CPUs (default: the spec's)")

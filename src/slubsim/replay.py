@@ -46,7 +46,9 @@ from typing import Any
 
 from .cache import KmemCache
 from .errors import SlabError, SlubsimUsageError
+from .geometry import sheaf_struct_size
 from .kernel import Kernel, KernelConfig, resolve_version
+from .kmalloc import kmalloc_size_roundup
 from .machine import Machine
 from .sheaf import Sheaf
 from .sysfs_import import create_from_sysfs
@@ -130,8 +132,13 @@ class CacheTrack:
         "cached_peak",
         "events",
         "last_cached",
+        "last_sheaves",
+        "last_slabs",
         "last_ts",
         "model",
+        "sheaf_area",
+        "sheaves_peak",
+        "slab_area",
         "store_id",
     )
 
@@ -143,6 +150,11 @@ class CacheTrack:
         self.last_cached = 0
         self.area = 0.0
         self.last_ts = -1.0
+        self.sheaves_peak = 0
+        self.last_sheaves = 0
+        self.sheaf_area = 0.0
+        self.last_slabs = 0
+        self.slab_area = 0.0
 
 
 class Replayer:
@@ -557,12 +569,21 @@ class Replayer:
     def _sample(tr: CacheTrack, ts: float) -> None:
         s = tr.model
         cached = s.inuse_total - s.nlive
+        sheaves = s.layer.live_sheaves()
+        slabs = len(s.slabs)
         if tr.last_ts >= 0.0:
-            tr.area += tr.last_cached * (ts - tr.last_ts)
+            dt = ts - tr.last_ts
+            tr.area += tr.last_cached * dt
+            tr.sheaf_area += tr.last_sheaves * dt
+            tr.slab_area += tr.last_slabs * dt
         tr.last_ts = ts
         tr.last_cached = cached
+        tr.last_sheaves = sheaves
+        tr.last_slabs = slabs
         if cached > tr.cached_peak:
             tr.cached_peak = cached
+        if sheaves > tr.sheaves_peak:
+            tr.sheaves_peak = sheaves
 
     # --------------------------------------------------------------- results
     def counters_delta(self, tr: CacheTrack) -> tuple[dict[str, int], dict[str, dict[str, int]]]:
@@ -595,9 +616,19 @@ class Replayer:
             ev = dict(tr.events)
             ops = sum(ev.values())
             cached_final = s.inuse_total - s.nlive
-            allocs = counters.get("alloc_fastpath", 0) + counters.get("alloc_slowpath", 0)
-            frees = counters.get("free_fastpath", 0) + counters.get("free_slowpath", 0)
+            g = counters.get
+            allocs = g("alloc_fastpath", 0) + g("alloc_slowpath", 0)
+            frees = g("free_fastpath", 0) + g("free_slowpath", 0)
+            # a hit is served by the CPU's own sheaves / cpu slab without the barn,
+            # the slab lists or the slow path
+            alloc_miss = g("alloc_slowpath", 0) + g("barn_get", 0) + g("barn_get_fail", 0)
+            free_miss = g("free_slowpath", 0) + g("barn_put", 0) + g("barn_put_fail", 0)
             duration = max(tr.last_ts - float(ts[0]), 0.0) if self.store.n else 0.0
+            sheaf_bytes = (
+                kmalloc_size_roundup(sheaf_struct_size(s.sheaf_capacity))
+                if (s.sheaf_capacity)
+                else 0
+            )
             caches[info["name"]] = {
                 "aliases": sorted(set(info.get("aliases") or []) | set(s.aliases) - {info["name"]}),
                 "sysfs_dir": info.get("sysfs_dir"),
@@ -624,12 +655,22 @@ class Replayer:
                     "cached_bytes_peak": tr.cached_peak * s.size,
                     "cached_bytes_final": cached_final * s.size,
                     "cached_bytes_mean": (tr.area / duration * s.size) if duration > 0 else 0.0,
+                    "slabs_mean": (tr.slab_area / duration)
+                    if duration > 0
+                    else float(len(s.slabs)),
+                    "sheaves_peak": tr.sheaves_peak,
+                    "sheaf_bytes_peak": tr.sheaves_peak * sheaf_bytes,
+                    "sheaf_bytes_mean": (tr.sheaf_area / duration * sheaf_bytes)
+                    if duration > 0
+                    else 0.0,
                     "live_objects_final": s.nlive,
                 },
                 "metrics": {
                     "ops": ops,
-                    "alloc_hit_rate": _ratio(counters.get("alloc_fastpath", 0), allocs),
-                    "free_hit_rate": _ratio(counters.get("free_fastpath", 0), frees),
+                    "alloc_hit_rate": 1.0 - _ratio(alloc_miss, allocs) if allocs else 0.0,
+                    "free_hit_rate": 1.0 - _ratio(free_miss, frees) if frees else 0.0,
+                    "alloc_fastpath_share": _ratio(g("alloc_fastpath", 0), allocs),
+                    "free_fastpath_share": _ratio(g("free_fastpath", 0), frees),
                     "barn_lock_per_1k": _ratio(s.barn_lock * 1000, ops),
                     "list_lock_per_1k": _ratio(s.list_lock * 1000, ops),
                 },
