@@ -26,7 +26,7 @@ def _plot_cache(rec: dict[str, Any]) -> bytes:
     fig, axes = plt.subplots(1, 3, figsize=(11, 3.0))
     panels = (
         ("lock_per_1k", "barn + list_lock / 1k ops"),
-        ("alloc_hit_rate", "alloc fast-path hit rate"),
+        ("alloc_hit_rate", "alloc hit rate (own sheaves / cpu slab)"),
         ("stranded_bytes_mean", "stranded memory, mean (KiB)"),
     )
     for ax, (key, title) in zip(axes, panels, strict=True):
