@@ -186,3 +186,19 @@ def test_shared_trace_sweep_six_capacities_local_and_dask(tmp_path: Path) -> Non
     )
     recs = {r["cache"]: r for r in recommend(local)}
     assert recs["maple_node"]["ops"] > 50_000
+
+
+def test_adaptive_policies_grow_capacity_under_lock_traffic(tmp_path: Path) -> None:
+    st = ingest(lifo_trace(tmp_path, depth=40, cycles=300))
+    fixed = replay(st, ReplayOptions(overrides={"sheaf_capacity": 4}))["caches"]["lifo"]
+    for policy in ("bonwick", "uma"):
+        r = replay(st, ReplayOptions(overrides={"sheaf_capacity": 4}, policy=policy))
+        c = r["caches"]["lifo"]
+        assert c["policy"]["name"] == policy and c["policy"]["start_capacity"] == 4
+        assert c["policy"]["final_capacity"] > 4 and c["policy"]["changes"] >= 1
+        assert c["metrics"]["barn_lock_per_1k"] < fixed["metrics"]["barn_lock_per_1k"]
+    bon = replay(st, ReplayOptions(overrides={"sheaf_capacity": 4}, policy="bonwick"))
+    assert bon["caches"]["lifo"]["policy"]["final_capacity"] in (8, 16, 32, 64, 128, 256)
+    # enough capacity: no lock traffic, so nothing to adapt
+    calm = replay(st, ReplayOptions(overrides={"sheaf_capacity": 64}, policy="uma"))
+    assert calm["caches"]["lifo"]["policy"]["changes"] == 0

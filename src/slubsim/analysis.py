@@ -80,8 +80,11 @@ def rows_from_result(
         m = c["metrics"]
         ops = int(m["ops"])
         row: dict[str, Any] = {f"cfg_{k}": v for k, v in config.items()}
+        pol = c.get("policy") or {}
+        row["cfg_policy"] = pol.get("name", "fixed")
         row.update(
             {
+                "final_capacity": pol.get("final_capacity", c["geometry"]["sheaf_capacity"]),
                 "kernel": result["kernel"],
                 "cache": name,
                 "sysfs_dir": c["sysfs_dir"],
@@ -130,8 +133,11 @@ def recommend(
     ``rows`` must come from a sweep that varied ``sheaf_capacity``; rows of
     caches without sheaves (capacity 0) are ignored."""
     by_cache: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    adaptive: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for r in rows:
-        if "cfg_sheaf_capacity" in r and r["sheaf_capacity"]:
+        if r.get("cfg_policy", "fixed") != "fixed":
+            adaptive[r["cache"]].append(r)
+        elif "cfg_sheaf_capacity" in r and r["sheaf_capacity"]:
             by_cache[r["cache"]].append(r)
     out: list[dict[str, Any]] = []
     for cache, rs in by_cache.items():
@@ -160,6 +166,17 @@ def recommend(
                 "default_stranded_bytes_mean": ref["mem_stranded_bytes_mean"],
                 "saves_bytes": ref["mem_stranded_bytes_mean"] - pick["mem_stranded_bytes_mean"],
                 "saves_lock_per_1k": ref["lock_per_1k"] - pick["lock_per_1k"],
+                "adaptive": [
+                    {
+                        "policy": a["cfg_policy"],
+                        "start_capacity": a.get("cfg_sheaf_capacity"),
+                        "final_capacity": a["final_capacity"],
+                        "lock_per_1k": a["lock_per_1k"],
+                        "stranded_bytes_mean": a["mem_stranded_bytes_mean"],
+                        "alloc_hit_rate": a["alloc_hit_rate"],
+                    }
+                    for a in adaptive.get(cache, [])
+                ],
                 "curve": [
                     {
                         "capacity": r["cfg_sheaf_capacity"],

@@ -80,6 +80,8 @@ def _run(fn: Callable[[], None]) -> None:
         _fail(str(e))
     except (OSError, ValueError) as e:
         _fail(str(e))
+    except KeyboardInterrupt:
+        _fail("interrupted")
 
 
 def _write_json(data: Any, dest: str) -> None:
@@ -248,6 +250,12 @@ def inspect(trace: str | None, skip_malformed: bool, json_out: str | None) -> No
 @click.option("--top", type=int, default=15, help="caches shown in the table")
 @click.option("--skip-malformed", is_flag=True)
 @click.option("--no-validate", is_flag=True, help="skip the final invariant check")
+@click.option(
+    "--policy",
+    type=click.Choice(["fixed", "bonwick", "uma"]),
+    default="fixed",
+    help="adaptive sheaf capacity policy (slubsim.policies)",
+)
 def replay(
     trace: str | None,
     kernel: str | None,
@@ -258,6 +266,7 @@ def replay(
     top: int,
     skip_malformed: bool,
     no_validate: bool,
+    policy: str,
 ) -> None:
     """Replay TRACE (or the embedded sample) through the model and print the
     SLUB_STATS counters, memory and lock traffic per cache."""
@@ -274,6 +283,7 @@ def replay(
             overrides=parse_overrides(list(sets)),
             pretrace=pretrace,
             validate=not no_validate,
+            policy=policy,
         )
         show = not quiet and sys.stderr.isatty()
         with _progress("replaying", show) as cb:
@@ -529,6 +539,13 @@ def _executor(workers: int, scheduler: str | None) -> tuple[Any, Callable[[], No
     "--scheduler", default=None, help="Dask scheduler address, or 'local' for a LocalCluster"
 )
 @click.option("--top", type=int, default=15, help="recommendations shown")
+@click.option(
+    "--policy",
+    "policies",
+    multiple=True,
+    type=click.Choice(["fixed", "bonwick", "uma"]),
+    help="capacity policies to run (default fixed; adaptive ones start from each swept capacity)",
+)
 def sweep(
     trace: str | None,
     vary: tuple[str, ...],
@@ -538,6 +555,7 @@ def sweep(
     workers: int,
     scheduler: str | None,
     top: int,
+    policies: tuple[str, ...],
 ) -> None:
     """Replay TRACE_OR_STORE under every combination of the --vary values."""
 
@@ -549,15 +567,22 @@ def sweep(
         from .sweep import sweep as do_sweep
 
         spec = parse_vary(list(vary))
+        pols = tuple(dict.fromkeys(policies or ("fixed",)))
         store_path, path = _store_path(trace, False)
-        n = len(grid(spec))
+        n = len(grid(spec)) * len(pols)
         ex, close = _executor(min(workers, n), scheduler)
         t0 = time.perf_counter()
         try:
             show = sys.stderr.isatty()
             with _sweep_progress(n, show) as cb:
                 rows = do_sweep(
-                    store_path, spec, kernel=kernel, caches=list(caches), executor=ex, progress=cb
+                    store_path,
+                    spec,
+                    kernel=kernel,
+                    caches=list(caches),
+                    executor=ex,
+                    progress=cb,
+                    policies=pols,
                 )
         finally:
             close()
@@ -568,9 +593,44 @@ def sweep(
             f"-> {output} ({len(rows):,} rows, {dt:.1f} s)"
         )
         if "sheaf_capacity" in spec:
-            _print_recommendations(recommend(rows), top)
+            recs = recommend(rows)
+            _print_recommendations(recs, top)
+            if len(pols) > 1:
+                _print_adaptive(recs, top)
 
     _run(go)
+
+
+def _print_adaptive(recs: list[dict[str, Any]], top: int) -> None:
+    from rich.table import Table
+
+    t = Table(title="adaptive policies vs the recommended fixed capacity", title_justify="left")
+    for col in (
+        "cache",
+        "policy",
+        "start",
+        "final",
+        "lock/1k",
+        "stranded KiB",
+        "fixed rec",
+        "fixed lock/1k",
+        "fixed KiB",
+    ):
+        t.add_column(col, justify="left" if col in ("cache", "policy") else "right")
+    for r in recs[:top]:
+        for a in r["adaptive"]:
+            t.add_row(
+                r["cache"],
+                a["policy"],
+                str(a["start_capacity"]),
+                str(a["final_capacity"]),
+                f"{a['lock_per_1k']:.2f}",
+                f"{a['stranded_bytes_mean'] / 1024:.1f}",
+                str(r["recommended_capacity"]),
+                f"{r['lock_per_1k']:.2f}",
+                f"{r['stranded_bytes_mean'] / 1024:.1f}",
+            )
+    _console().print(t)
 
 
 @contextmanager

@@ -118,6 +118,8 @@ class ReplayOptions:
     rcu_mode: str | None = None  # "trace" | "periodic" | None (choose, see module doc)
     #: per-CPU main sheaves at trace start: fill fraction (0 = empty)
     warm_sheaves: float = 0.0
+    #: adaptive capacity policy ("fixed", "bonwick", "uma"; see slubsim.policies)
+    policy: str = "fixed"
     validate: bool = True
     progress: Callable[[int, int], None] | None = None
     #: called at every marker row with (marker dict, replayer)
@@ -190,6 +192,13 @@ class Replayer:
         self.imposed: dict[str, list[str]] = {}
         self.tracks: dict[int, CacheTrack] = {}
         self._build_caches()
+        from .policies import CapacityPolicy, PolicyState
+
+        self.policy_states: dict[int, PolicyState] = {}
+        if self.opt.policy != "fixed":
+            pol = CapacityPolicy(self.opt.policy)
+            for cid, tr in self.tracks.items():
+                self.policy_states[cid] = PolicyState(pol, tr.model)
         self.baseline: dict[int, list[list[int]]] = {}
         self.addr: list[int] = []
         self.pretrace_objects = 0
@@ -296,6 +305,7 @@ class Replayer:
         next_gp = (ts_l[0] + gp_interval) if n else 0.0
         bulk_pool: dict[int, list[int]] = {}
         sheaves: dict[int, Sheaf] = {}
+        policy_states = self.policy_states
         t0 = time.perf_counter()
 
         if self.opt.pretrace == "materialize":
@@ -452,6 +462,10 @@ class Replayer:
             elif op == OP_REFILL_SHEAF:
                 warn["refill_sheaf_skipped"] += 1
             self._sample(tr, ts_l[i])
+            if policy_states:
+                ps = policy_states.get(c)
+                if ps is not None:
+                    ps.step(s)
             i += 1
             if self.opt.progress is not None and not i & 0xFFFF:
                 self.opt.progress(i, n)
@@ -633,6 +647,14 @@ class Replayer:
                 "aliases": sorted(set(info.get("aliases") or []) | set(s.aliases) - {info["name"]}),
                 "sysfs_dir": info.get("sysfs_dir"),
                 "model_cache": s.name,
+                "policy": {
+                    "name": self.opt.policy,
+                    "start_capacity": self.policy_states[cid].start_capacity
+                    if cid in self.policy_states
+                    else s.sheaf_capacity,
+                    "final_capacity": s.sheaf_capacity,
+                    "changes": self.policy_states[cid].changes if cid in self.policy_states else 0,
+                },
                 "geometry": {
                     "object_size": s.object_size,
                     "slab_size": s.size,
@@ -694,6 +716,7 @@ class Replayer:
                 "pretrace_objects": self.pretrace_objects,
                 "rcu_mode": getattr(self, "rcu_mode", None),
                 "warm_sheaves": self.opt.warm_sheaves,
+                "policy": self.opt.policy,
                 "warm_objects": getattr(self, "warm_objects", 0),
                 "overrides": dict(self.opt.overrides),
                 "replay_seconds": getattr(self, "elapsed", 0.0),

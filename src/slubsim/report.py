@@ -101,7 +101,24 @@ def build_report(
             f"{r['saves_bytes'] / 1024:+.1f}",
         ]
         parts.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
-    parts.append("</table><h2>Curves</h2>")
+    parts.append("</table>")
+    adaptive = [(r["cache"], a) for r in recs for a in r["adaptive"]]
+    if adaptive:
+        parts.append("<h2>Adaptive policies</h2><table><tr>")
+        acols = ["cache", "policy", "start", "final", "lock/1k", "stranded KiB"]
+        parts.append("".join(f"<th>{c}</th>" for c in acols) + "</tr>")
+        for cache, a in adaptive:
+            cells = [
+                esc(cache),
+                esc(a["policy"]),
+                str(a["start_capacity"]),
+                str(a["final_capacity"]),
+                f"{a['lock_per_1k']:.2f}",
+                f"{a['stranded_bytes_mean'] / 1024:.1f}",
+            ]
+            parts.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
+        parts.append("</table>")
+    parts.append("<h2>Curves</h2>")
     for r in recs[:top]:
         png = _plot_cache(r)
         if png_dir is not None:

@@ -142,6 +142,24 @@ class SheavesLayer(PerCpuLayer):
         """``get_barn()``: the barn of the CPU's own node (``numa_node_id()``)."""
         return self.barns[self.machine.cpu_node[cpu]]
 
+    def grow_capacity(self, new: int) -> None:
+        """Raise ``s->sheaf_capacity`` in place (adaptive policies): existing
+        sheaves hold more from now on; nothing is flushed."""
+        if new <= self.capacity:
+            return
+        self.capacity = new
+        self.cache.sheaf_capacity = new
+        for pcs in self.pcs:
+            for sh in (pcs.main, pcs.spare, pcs.rcu_free):
+                if sh is not None and sh is not BOOTSTRAP_SHEAF:
+                    sh.capacity = new
+        for barn in self.barns:
+            if barn is not None:
+                for sh in barn.full + barn.empty:
+                    sh.capacity = new
+        for sh in self.rcu_inflight.values():
+            sh.capacity = new
+
     def lock_held(self, cpu: int) -> bool:
         return self.pcs[cpu].locked
 

@@ -63,12 +63,15 @@ def run_config(
     kernel: str | None,
     caches: list[str],
     costs: dict[str, float] | None = None,
+    policy: str = "fixed",
 ) -> list[dict[str, Any]]:
     """One configuration (runs in a worker; the store is read once per process)."""
     store = _STORE_CACHE.get(store_path)
     if store is None:
         store = _STORE_CACHE[store_path] = EventStore.read(store_path)
-    opts = ReplayOptions(kernel=kernel, caches=list(caches), overrides=dict(config), validate=False)
+    opts = ReplayOptions(
+        kernel=kernel, caches=list(caches), overrides=dict(config), validate=False, policy=policy
+    )
     result = replay(store, opts)
     return rows_from_result(result, config, costs)
 
@@ -81,25 +84,27 @@ def sweep(
     executor: Executor | None = None,
     progress: Callable[[int, int], None] | None = None,
     costs: dict[str, float] | None = None,
+    policies: tuple[str, ...] = ("fixed",),
 ) -> list[dict[str, Any]]:
-    """Run every configuration of the grid; rows in grid order, then cache order."""
-    configs = grid(vary)
+    """Run every configuration of the grid (times every policy); rows in grid
+    order, then cache order."""
+    jobs = [(cfg, pol) for pol in policies for cfg in grid(vary)]
     path = str(Path(store_path).resolve())
-    args = (kernel, list(caches or []), costs)
-    results: list[list[dict[str, Any]] | None] = [None] * len(configs)
+    names = list(caches or [])
+    results: list[list[dict[str, Any]] | None] = [None] * len(jobs)
     if executor is None:
-        for i, cfg in enumerate(configs):
-            results[i] = run_config(path, cfg, *args)
+        for i, (cfg, pol) in enumerate(jobs):
+            results[i] = run_config(path, cfg, kernel, names, costs, pol)
             if progress is not None:
-                progress(i + 1, len(configs))
+                progress(i + 1, len(jobs))
     else:
         futs: list[Future[list[dict[str, Any]]]] = [
-            executor.submit(run_config, path, cfg, *args) for cfg in configs
+            executor.submit(run_config, path, cfg, kernel, names, costs, pol) for cfg, pol in jobs
         ]
         for done, (i, f) in enumerate(enumerate(futs), start=1):
             results[i] = f.result()
             if progress is not None:
-                progress(done, len(configs))
+                progress(done, len(jobs))
     rows: list[dict[str, Any]] = []
     for part in results:
         assert part is not None
