@@ -134,10 +134,12 @@ class CacheTrack:
         "cached_peak",
         "events",
         "last_cached",
+        "last_pages",
         "last_sheaves",
         "last_slabs",
         "last_ts",
         "model",
+        "page_area",
         "sheaf_area",
         "sheaves_peak",
         "slab_area",
@@ -157,6 +159,8 @@ class CacheTrack:
         self.sheaf_area = 0.0
         self.last_slabs = 0
         self.slab_area = 0.0
+        self.last_pages = 0
+        self.page_area = 0.0
 
 
 class Replayer:
@@ -590,7 +594,9 @@ class Replayer:
             tr.area += tr.last_cached * dt
             tr.sheaf_area += tr.last_sheaves * dt
             tr.slab_area += tr.last_slabs * dt
+            tr.page_area += tr.last_pages * dt
         tr.last_ts = ts
+        tr.last_pages = s.nr_pages
         tr.last_cached = cached
         tr.last_sheaves = sheaves
         tr.last_slabs = slabs
@@ -680,6 +686,7 @@ class Replayer:
                     "slabs_mean": (tr.slab_area / duration)
                     if duration > 0
                     else float(len(s.slabs)),
+                    "pages_mean": (tr.page_area / duration) if duration > 0 else float(s.nr_pages),
                     "sheaves_peak": tr.sheaves_peak,
                     "sheaf_bytes_peak": tr.sheaves_peak * sheaf_bytes,
                     "sheaf_bytes_mean": (tr.sheaf_area / duration * sheaf_bytes)
