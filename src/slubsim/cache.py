@@ -456,6 +456,8 @@ class KmemCache:
         objs_per_slab: int | None = None,
         barn_max_full: int | None = None,
         barn_max_empty: int | None = None,
+        cpu_partial: int | None = None,
+        pca_capacity: int | None = None,
         cpu: int = 0,
     ) -> None:
         """Change tunables for what-if runs (and impose a real kernel's geometry).
@@ -503,6 +505,16 @@ class KmemCache:
             self.sheaf_capacity = sheaf_capacity
             factory = self.kernel.generation.layer
             self.layer = factory(self, cpu)
+        if cpu_partial is not None:
+            setter = getattr(self.layer, "set_cpu_partial", None)
+            if setter is None:
+                raise SlubsimUsageError(f"{self.layer.generation} has no cpu partial lists")
+            setter(cpu_partial)
+        if pca_capacity is not None and int(getattr(self.layer, "count", 0) or 0):
+            if pca_capacity <= 0:
+                raise SlubsimUsageError("pca_capacity must be positive")
+            self.flush_all()
+            self.layer.count = pca_capacity  # type: ignore[attr-defined]
         for attr, val in (("max_full", barn_max_full), ("max_empty", barn_max_empty)):
             if val is not None:
                 if val < 0:

@@ -78,6 +78,7 @@ class ClassicLayer(PerCpuLayer):
         self.numa = bool(cache.kernel.config.numa)
         self.cpus = [KmemCacheCpu() for _ in range(self.machine.nr_cpus)]
         self.has_cpu_partial = not cache.debug  # kmem_cache_has_cpu_partial()
+        self.cpu_partial = cache.geometry.cpu_partial
         self.cpu_partial_slabs = cache.geometry.cpu_partial_slabs
         self.locked = [False] * self.machine.nr_cpus
         del creating_cpu
@@ -476,6 +477,20 @@ class ClassicLayer(PerCpuLayer):
     def shrink_node_caches(self, cpu: int) -> None:
         """6.12 has no barn."""
 
+    def set_cpu_partial(self, nr_objects: int) -> None:
+        """Writing sysfs ``cpu_partial``: recompute the slab limit, ``flush_all``."""
+        from .geometry import cpu_partial_slabs
+
+        if self.cache.debug and nr_objects:
+            from .errors import SlubsimUsageError
+
+            raise SlubsimUsageError(f"{self.cache.name}: cpu_partial of a debug cache (-EINVAL)")
+        self.cache.flush_all()
+        self.cpu_partial = nr_objects
+        self.cpu_partial_slabs = (
+            cpu_partial_slabs(nr_objects, self.cache.objects) if (nr_objects) else 0
+        )
+
     # ========================================================= introspection
     def cached_objects(self) -> Iterator[tuple[str, int]]:
         for cpu, c in enumerate(self.cpus):
@@ -504,7 +519,7 @@ class ClassicLayer(PerCpuLayer):
             if c.slab is not None:
                 cpu_slabs += 1 + ns
         return {
-            "cpu_partial": self.cache.geometry.cpu_partial,
+            "cpu_partial": self.cpu_partial,
             "slabs_cpu_partial": f"{total_slabs * objs // 2}({total_slabs})" + "".join(parts),
             "cpu_slabs": cpu_slabs,
         }

@@ -48,11 +48,12 @@ from .kmalloc import (
     kmalloc_type,
 )
 from .machine import Machine
+from .pca import DEFAULT_OPT_IN, PcaLayer, PcaV3Layer
 from .pcpu import PerCpuLayer
 from .rcu import Rcu
 from .sheaves import SheavesLayer
 from .slab import Slab
-from .stats import STAT_ITEMS_73, STAT_ITEMS_612
+from .stats import STAT_ITEMS_73, STAT_ITEMS_612, STAT_ITEMS_RFC_PCA
 
 F = SlabFlag
 
@@ -89,6 +90,24 @@ GENERATIONS: dict[str, Generation] = {
         merge_same=SLAB_MERGE_SAME_612,
         default_sheaves=False,
         description="Linux 6.12 classic: cpu slab + cpu partial slabs (modelled on 6.12.117)",
+    ),
+    "rfc-pca": Generation(
+        name="rfc-pca",
+        stat_items=STAT_ITEMS_RFC_PCA,
+        layer=PcaLayer,
+        never_merge=SLAB_NEVER_MERGE_612,
+        merge_same=SLAB_MERGE_SAME_612,
+        default_sheaves=False,
+        description="2023 RFC v2 percpu array (never merged) on top of 6.12",
+    ),
+    "rfc-pca-v3": Generation(
+        name="rfc-pca-v3",
+        stat_items=STAT_ITEMS_RFC_PCA,
+        layer=PcaV3Layer,
+        never_merge=SLAB_NEVER_MERGE_612,
+        merge_same=SLAB_MERGE_SAME_612,
+        default_sheaves=False,
+        description="2023 RFC v3 percpu array: half-array refill/flush, bulk, NUMA bypass",
     ),
 }
 
@@ -130,6 +149,8 @@ class KernelConfig:
     slab_debug: frozenset[str] = field(default_factory=frozenset)
     kmem_cache_node_size: int = 64
     kmem_cache_size: int | None = None  # None: 200 (1 node) / 224 (NUMA)
+    #: rfc-pca generations: caches that call kmem_cache_setup_percpu_array(count)
+    pca_opt_in: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_OPT_IN))
 
 
 class Kernel:
@@ -182,7 +203,7 @@ class Kernel:
         caches (``create_kmalloc_caches``), which get their sheaves in
         ``bootstrap_kmalloc_sheaves()``."""
         cfg = self.config
-        if self.version == "6.12":
+        if self.generation.stat_items is not STAT_ITEMS_73:  # 6.12-based generations
             kc_size = cfg.kmem_cache_size or (208 if cfg.numa else 192)
         else:
             kc_size = cfg.kmem_cache_size or (224 if cfg.numa else 200)
@@ -276,6 +297,8 @@ class Kernel:
             raise SlubsimUsageError("sheaf_capacity must be >= 0")
         self.machine.check_cpu(cpu)
         fl = parse_flags(flags)
+        if self.generation.layer in (PcaLayer, PcaV3Layer) and name in self.config.pca_opt_in:
+            fl |= F.SLAB_NO_MERGE  # the RFC requires it of array caches
         if sheaf_capacity and self.generation.default_sheaves:
             # "caches with specific capacity are special enough" (7.x)
             fl |= F.SLAB_NO_MERGE
@@ -442,7 +465,7 @@ class Kernel:
     ) -> int:
         """``kmalloc_nolock()`` (spec §6.16): never refills or allocates sheaves;
         if the first bucket fails, retries once with the next larger one."""
-        if self.version == "6.12":
+        if not self.generation.default_sheaves:
             raise SlubsimUsageError("kmalloc_nolock() does not exist before Linux 6.18")
         if size <= 0 or size > KMALLOC_MAX_CACHE_SIZE:
             return 0

@@ -82,6 +82,8 @@ OVERRIDE_KEYS: dict[str, str] = {
     "barn_max_full": "MAX_FULL_SHEAVES of every barn",
     "barn_max_empty": "MAX_EMPTY_SHEAVES of every barn",
     "min_partial": "min_partial of every replayed cache",
+    "cpu_partial": "cpu_partial objects of every replayed cache (6.12-based generations)",
+    "pca_capacity": "percpu array size of the opted-in caches (rfc-pca generations)",
     "cpus": "number of CPUs of the model machine",
     "nodes": "number of NUMA nodes of the model machine",
 }
@@ -246,9 +248,11 @@ class Replayer:
             kw: dict[str, int] = {}
             if "sheaf_capacity" in ov and s.sheaf_capacity:
                 kw["sheaf_capacity"] = ov["sheaf_capacity"]
-            for key in ("min_partial", "barn_max_full", "barn_max_empty"):
+            for key in ("min_partial", "barn_max_full", "barn_max_empty", "pca_capacity"):
                 if key in ov:
                     kw[key] = ov[key]
+            if "cpu_partial" in ov and hasattr(s.layer, "set_cpu_partial") and not s.debug:
+                kw["cpu_partial"] = ov["cpu_partial"]
             if kw:
                 s.reconfigure(**kw)
             self.tracks[info["id"]] = CacheTrack(s, info["id"])

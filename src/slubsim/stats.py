@@ -106,10 +106,23 @@ STAT_ITEMS_612: tuple[str, ...] = (
     "cpu_partial_drain",
 )
 
+# --- 2023 RFC percpu array on top of 6.12: the classic items plus the RFC's
+# (v1/v2 ALLOC_PERCPU_CACHE/FREE_PERCPU_CACHE, v3 ALLOC_PCA/FREE_PCA/PCA_REFILL/
+# PCA_FLUSH; sysfs names below).
+STAT_ITEMS_RFC_PCA: tuple[str, ...] = (
+    *STAT_ITEMS_612,
+    "alloc_cpu_cache",
+    "free_cpu_cache",
+    "cpu_cache_refill",
+    "cpu_cache_flush",
+)
+
 # The generation -> stat item table.  New generations add their tuple here.
 STAT_ITEMS: dict[str, tuple[str, ...]] = {
     "7.3": STAT_ITEMS_73,
     "6.12": STAT_ITEMS_612,
+    "rfc-pca": STAT_ITEMS_RFC_PCA,
+    "rfc-pca-v3": STAT_ITEMS_RFC_PCA,
 }
 
 UINT_MASK = 0xFFFFFFFF
