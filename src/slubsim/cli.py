@@ -459,6 +459,70 @@ def _print_validation(res: dict[str, Any], show_all: bool) -> None:
     )
 
 
+@main.command()
+@click.argument("trace", required=False, type=click.Path(exists=True))
+@click.option(
+    "--kernel",
+    "kernels",
+    default="6.12,rfc-pca,6.18,7.3",
+    show_default=True,
+    help="comma-separated generations to replay side by side",
+)
+@click.option("--cache", "caches", multiple=True, help="only these caches")
+@click.option("--top", type=int, default=6, help="caches shown (busiest first)")
+@click.option("--json", "json_out", type=str, default=None, help="write JSON to PATH or -")
+def compare(
+    trace: str | None, kernels: str, caches: tuple[str, ...], top: int, json_out: str | None
+) -> None:
+    """Replay one trace under several allocator generations; one table per cache."""
+
+    def go() -> None:
+        from .analysis import rows_from_result
+        from .replay import ReplayOptions
+        from .replay import replay as do_replay
+
+        gens = [g.strip() for g in kernels.split(",") if g.strip()]
+        store, _ = _load(trace, False, json_out == "-")
+        by_gen: dict[str, dict[str, dict[str, Any]]] = {}
+        for g in gens:
+            res = do_replay(store, ReplayOptions(kernel=g, caches=list(caches), validate=False))
+            by_gen[g] = {r["cache"]: r for r in rows_from_result(res, {})}
+        if json_out:
+            _write_json(by_gen, json_out)
+            if json_out == "-":
+                return
+        from rich.table import Table
+
+        first = by_gen[gens[0]]
+        names = sorted(first, key=lambda n: -int(first[n]["ops"]))[:top]
+        metrics = (
+            ("ops", "{:,.0f}"),
+            ("alloc_hit_rate", "{:.1%}"),
+            ("free_hit_rate", "{:.1%}"),
+            ("barn_lock_per_1k", "{:.2f}"),
+            ("list_lock_per_1k", "{:.2f}"),
+            ("ctr_alloc_slab", "{:,.0f}"),
+            ("mem_slabs_peak", "{:,.0f}"),
+            ("mem_stranded_bytes_mean", "{:,.0f}"),
+            ("est_ns_per_1k", "{:,.0f}"),
+        )
+        con = _console()
+        for name in names:
+            t = Table(title=name, title_justify="left")
+            t.add_column("metric")
+            for g in gens:
+                t.add_column(g, justify="right")
+            for key, fmt in metrics:
+                cells = []
+                for g in gens:
+                    row = by_gen[g].get(name)
+                    cells.append(fmt.format(row[key]) if row is not None and key in row else "-")
+                t.add_row(key, *cells)
+            con.print(t)
+
+    _run(go)
+
+
 def _store_path(trace: str | None, quiet: bool) -> tuple[str, str]:
     """A store path for TRACE_OR_STORE (ingesting a trace to a temporary store)."""
     import tempfile

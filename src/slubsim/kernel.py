@@ -48,12 +48,13 @@ from .kmalloc import (
     kmalloc_type,
 )
 from .machine import Machine
+from .optin import OptInSheavesLayer
 from .pca import DEFAULT_OPT_IN, PcaLayer, PcaV3Layer
 from .pcpu import PerCpuLayer
 from .rcu import Rcu
 from .sheaves import SheavesLayer
 from .slab import Slab
-from .stats import STAT_ITEMS_73, STAT_ITEMS_612, STAT_ITEMS_RFC_PCA
+from .stats import STAT_ITEMS_73, STAT_ITEMS_612, STAT_ITEMS_618, STAT_ITEMS_RFC_PCA
 
 F = SlabFlag
 
@@ -70,6 +71,8 @@ class Generation:
     #: every cache gets sheaves by default (7.x); explicit capacity => NO_MERGE
     default_sheaves: bool
     description: str = ""
+    #: 6.18/6.19: only caches that ask get sheaves, of exactly the asked capacity
+    explicit_sheaves: bool = False
 
 
 GENERATIONS: dict[str, Generation] = {
@@ -90,6 +93,16 @@ GENERATIONS: dict[str, Generation] = {
         merge_same=SLAB_MERGE_SAME_612,
         default_sheaves=False,
         description="Linux 6.12 classic: cpu slab + cpu partial slabs (modelled on 6.12.117)",
+    ),
+    "6.18": Generation(
+        name="6.18",
+        stat_items=STAT_ITEMS_618,
+        layer=OptInSheavesLayer,
+        never_merge=SLAB_NEVER_MERGE_612,
+        merge_same=SLAB_MERGE_SAME_612,
+        default_sheaves=False,
+        explicit_sheaves=True,
+        description="Linux 6.18/6.19 opt-in sheaves on top of the cpu slab (double caching)",
     ),
     "rfc-pca": Generation(
         name="rfc-pca",
@@ -119,6 +132,7 @@ VERSION_ALIASES = {
     "7.2": "7.3",
     "7.3.4": "7.3",
     "6.12.117": "6.12",
+    "6.19": "6.18",
     "classic": "6.12",
 }
 
@@ -251,9 +265,18 @@ class Kernel:
             ctor=ctor,
             freeptr_offset=freeptr_offset,
             sheaf_capacity=sheaf_capacity,
-            version=self.version,
+            # the classic-based generations (6.12, the RFC, 6.18) lay caches out and
+            # size cpu partial lists as 6.12 does
+            version="7.3" if self.generation.default_sheaves else "6.12",
             has_sheaves=self.generation.default_sheaves,
         )
+        if self.generation.explicit_sheaves and sheaf_capacity:
+            from dataclasses import replace
+
+            from .flags import SLAB_DEBUG_FLAGS
+
+            # 6.18: the requested capacity verbatim; debug caches ignore it
+            geom = replace(geom, sheaf_capacity=0 if flags & SLAB_DEBUG_FLAGS else sheaf_capacity)
         s = KmemCache(self, name, geom, flags, ctor, usersize, refcount)
         layer = self.generation.layer
         s.attach_layer(lambda c: layer(c, cpu), self.generation.stat_items)
@@ -302,6 +325,8 @@ class Kernel:
         if sheaf_capacity and self.generation.default_sheaves:
             # "caches with specific capacity are special enough" (7.x)
             fl |= F.SLAB_NO_MERGE
+        if sheaf_capacity and self.generation.explicit_sheaves:
+            fl |= F.SLAB_NO_MERGE  # 6.18: caches with sheaves are unmergeable
         target = self.find_mergeable(size, align, fl, ctor, usersize)
         if target is not None:
             target.refcount += 1

@@ -235,7 +235,15 @@ class Replayer:
                 self.warnings["unresolved_cache_events_skipped"] += 1
                 continue
             cfg = info.get("config")
+            same_gen = self.generation.name == str(self.store.meta.get("kernel_version"))
             if cfg:
+                if not same_gen:
+                    # another generation derives its own tunables from the geometry
+                    cfg = {
+                        key: v
+                        for key, v in cfg.items()
+                        if key not in ("sheaf_capacity", "cpu_partial", "min_partial")
+                    }
                 s, imposed = create_from_sysfs(k, name, list(info.get("aliases") or []), cfg)
                 if imposed:
                     self.imposed[name] = imposed
@@ -643,10 +651,19 @@ class Replayer:
             g = counters.get
             allocs = g("alloc_fastpath", 0) + g("alloc_slowpath", 0)
             frees = g("free_fastpath", 0) + g("free_slowpath", 0)
-            # a hit is served by the CPU's own sheaves / cpu slab without the barn,
-            # the slab lists or the slow path
-            alloc_miss = g("alloc_slowpath", 0) + g("barn_get", 0) + g("barn_get_fail", 0)
-            free_miss = g("free_slowpath", 0) + g("barn_put", 0) + g("barn_put_fail", 0)
+            # a hit is served by the CPU's own sheaves / array / cpu slab without
+            # the barn, the slab lists or the slow path; rates are per traced op
+            n_alloc = ev.get("alloc", 0) + ev.get("alloc_bulk", 0)
+            n_free = ev.get("free", 0) + ev.get("free_bulk", 0) + ev.get("kfree_rcu", 0)
+            if "alloc_cpu_sheaf" in counters and s.sheaf_capacity:
+                # 6.18: the classic counters also count sheaf refills and flushes
+                alloc_miss = max(n_alloc - g("alloc_cpu_sheaf", 0), 0)
+                free_miss = max(n_free - g("free_cpu_sheaf", 0) - g("free_rcu_sheaf", 0), 0)
+            else:
+                alloc_miss = g("alloc_slowpath", 0)
+                free_miss = g("free_slowpath", 0)
+            alloc_miss += g("barn_get", 0) + g("barn_get_fail", 0)
+            free_miss += g("barn_put", 0) + g("barn_put_fail", 0) + g("free_rcu_sheaf_fail", 0)
             duration = max(tr.last_ts - float(ts[0]), 0.0) if self.store.n else 0.0
             sheaf_bytes = (
                 kmalloc_size_roundup(sheaf_struct_size(s.sheaf_capacity))
@@ -700,8 +717,10 @@ class Replayer:
                 },
                 "metrics": {
                     "ops": ops,
-                    "alloc_hit_rate": 1.0 - _ratio(alloc_miss, allocs) if allocs else 0.0,
-                    "free_hit_rate": 1.0 - _ratio(free_miss, frees) if frees else 0.0,
+                    "alloc_hit_rate": max(1.0 - _ratio(alloc_miss, n_alloc), 0.0)
+                    if n_alloc
+                    else 0.0,
+                    "free_hit_rate": max(1.0 - _ratio(free_miss, n_free), 0.0) if n_free else 0.0,
                     "alloc_fastpath_share": _ratio(g("alloc_fastpath", 0), allocs),
                     "free_fastpath_share": _ratio(g("free_fastpath", 0), frees),
                     "barn_lock_per_1k": _ratio(s.barn_lock * 1000, ops),

@@ -33,33 +33,7 @@ from .node import Barn, KmemCacheNode
 from .pcpu import PerCpuLayer
 from .sheaf import BOOTSTRAP_SHEAF, Sheaf
 from .slab import Slab
-from .stats import (
-    ALLOC_FASTPATH,
-    ALLOC_NODE_MISMATCH,
-    ALLOC_SLAB,
-    ALLOC_SLOWPATH,
-    BARN_GET,
-    BARN_GET_FAIL,
-    BARN_PUT,
-    BARN_PUT_FAIL,
-    FREE_ADD_PARTIAL,
-    FREE_FASTPATH,
-    FREE_RCU_SHEAF,
-    FREE_RCU_SHEAF_FAIL,
-    FREE_REMOVE_PARTIAL,
-    FREE_SLAB,
-    FREE_SLOWPATH,
-    SHEAF_ALLOC,
-    SHEAF_FLUSH,
-    SHEAF_FREE,
-    SHEAF_PREFILL_FAST,
-    SHEAF_PREFILL_OVERSIZE,
-    SHEAF_PREFILL_SLOW,
-    SHEAF_REFILL,
-    SHEAF_RETURN_FAST,
-    SHEAF_RETURN_SLOW,
-    STAT_ITEMS_73,
-)
+from .stats import STAT_ITEMS_73
 
 if TYPE_CHECKING:
     from .cache import KmemCache
@@ -86,9 +60,36 @@ class SheavesLayer(PerCpuLayer):
 
     generation = "7.3"
     stat_items = STAT_ITEMS_73
+    #: the stat item counting sheaf hits (7.x re-purposed the fastpath items)
+    hit_items = ("alloc_fastpath", "free_fastpath")
 
     def __init__(self, cache: KmemCache, creating_cpu: int) -> None:
         super().__init__(cache)
+        ix = self.stat_items.index
+        self.ALLOC_FASTPATH = ix(self.hit_items[0])
+        self.FREE_FASTPATH = ix(self.hit_items[1])
+        self.ALLOC_NODE_MISMATCH = ix("alloc_node_mismatch")
+        self.ALLOC_SLAB = ix("alloc_slab")
+        self.ALLOC_SLOWPATH = ix("alloc_slowpath")
+        self.BARN_GET = ix("barn_get")
+        self.BARN_GET_FAIL = ix("barn_get_fail")
+        self.BARN_PUT = ix("barn_put")
+        self.BARN_PUT_FAIL = ix("barn_put_fail")
+        self.FREE_ADD_PARTIAL = ix("free_add_partial")
+        self.FREE_RCU_SHEAF = ix("free_rcu_sheaf")
+        self.FREE_RCU_SHEAF_FAIL = ix("free_rcu_sheaf_fail")
+        self.FREE_REMOVE_PARTIAL = ix("free_remove_partial")
+        self.FREE_SLAB = ix("free_slab")
+        self.FREE_SLOWPATH = ix("free_slowpath")
+        self.SHEAF_ALLOC = ix("sheaf_alloc")
+        self.SHEAF_FLUSH = ix("sheaf_flush")
+        self.SHEAF_FREE = ix("sheaf_free")
+        self.SHEAF_PREFILL_FAST = ix("sheaf_prefill_fast")
+        self.SHEAF_PREFILL_OVERSIZE = ix("sheaf_prefill_oversize")
+        self.SHEAF_PREFILL_SLOW = ix("sheaf_prefill_slow")
+        self.SHEAF_REFILL = ix("sheaf_refill")
+        self.SHEAF_RETURN_FAST = ix("sheaf_return_fast")
+        self.SHEAF_RETURN_SLOW = ix("sheaf_return_slow")
         m = cache.machine
         self.machine = m
         self.capacity = cache.sheaf_capacity
@@ -127,7 +128,7 @@ class SheavesLayer(PerCpuLayer):
         k = self.cache.kernel
         if not force and k.fail_sheaf_alloc is not None and k.fail_sheaf_alloc.should_fail():
             return None
-        self.cache.stat[cpu][SHEAF_ALLOC] += 1
+        self.cache.stat[cpu][self.SHEAF_ALLOC] += 1
         if not force:
             self.nr_sheaves += 1
         return Sheaf(capacity or self.capacity)
@@ -135,7 +136,7 @@ class SheavesLayer(PerCpuLayer):
     def _free_empty_sheaf(self, cpu: int, sheaf: Sheaf) -> None:
         """Models ``free_empty_sheaf`` (kfree of the struct; SHEAF_FREE)."""
         assert not sheaf.objects
-        self.cache.stat[cpu][SHEAF_FREE] += 1
+        self.cache.stat[cpu][self.SHEAF_FREE] += 1
         self.nr_sheaves -= 1
 
     def _barn(self, cpu: int) -> Barn | None:
@@ -180,7 +181,7 @@ class SheavesLayer(PerCpuLayer):
         """Models ``alloc_from_pcs`` (spec §6.2)."""
         node_requested = self.numa and node != NUMA_NO_NODE
         if node_requested and node != self.machine.cpu_mem_node[cpu]:
-            self.cache.stat[cpu][ALLOC_NODE_MISMATCH] += 1
+            self.cache.stat[cpu][self.ALLOC_NODE_MISMATCH] += 1
             return 0
         pcs = self.pcs[cpu]
         if irq and pcs.locked:
@@ -192,10 +193,10 @@ class SheavesLayer(PerCpuLayer):
             main = pcs.main
         obj = main.objects[-1]
         if node_requested and self.cache.node_of(obj) != node:
-            self.cache.stat[cpu][ALLOC_NODE_MISMATCH] += 1
+            self.cache.stat[cpu][self.ALLOC_NODE_MISMATCH] += 1
             return 0
         main.objects.pop()
-        self.cache.stat[cpu][ALLOC_FASTPATH] += 1
+        self.cache.stat[cpu][self.ALLOC_FASTPATH] += 1
         return obj
 
     def _pcs_replace_empty_main(self, cpu: int, pcs: PerCpuSheaves, nolock: bool) -> bool:
@@ -216,10 +217,10 @@ class SheavesLayer(PerCpuLayer):
             self.cache.barn_lock += 1  # barn->lock
             full = barn.full.pop()
             barn.empty.append(pcs.main)
-            self.cache.stat[cpu][BARN_GET] += 1
+            self.cache.stat[cpu][self.BARN_GET] += 1
             pcs.main = full
             return True
-        self.cache.stat[cpu][BARN_GET_FAIL] += 1
+        self.cache.stat[cpu][self.BARN_GET_FAIL] += 1
         if not allow_spin:
             return False
         empty: Sheaf | None = None
@@ -258,7 +259,7 @@ class SheavesLayer(PerCpuLayer):
             return True
         self.cache.barn_lock += 1  # barn->lock
         barn.full.append(full)  # pragma: no cover - race
-        self.cache.stat[cpu][BARN_PUT] += 1  # pragma: no cover - race
+        self.cache.stat[cpu][self.BARN_PUT] += 1  # pragma: no cover - race
         return True  # pragma: no cover - race
 
     def refill_sheaf_from_slabs(self, cpu: int, sheaf: Sheaf) -> int:
@@ -268,7 +269,7 @@ class SheavesLayer(PerCpuLayer):
         if to_fill <= 0:
             return 0
         filled = self.refill_objects(cpu, sheaf.objects, to_fill, to_fill)
-        self.cache.stat[cpu][SHEAF_REFILL] += filled
+        self.cache.stat[cpu][self.SHEAF_REFILL] += filled
         return 0 if filled == to_fill else ENOMEM
 
     def refill_objects(self, cpu: int, p: list[int], mn: int, mx: int) -> int:
@@ -287,7 +288,7 @@ class SheavesLayer(PerCpuLayer):
             slab = c.new_slab(cpu, local, False)
             if slab is None:
                 return got
-            c.stat[cpu][ALLOC_SLAB] += 1
+            c.stat[cpu][self.ALLOC_SLAB] += 1
             got += self._alloc_from_new_slab(slab, p, mx - got)
             if got >= mn:
                 return got
@@ -401,7 +402,7 @@ class SheavesLayer(PerCpuLayer):
         Debug caches take the same route (``alloc_single_from_partial`` /
         ``alloc_single_from_new_slab`` move the same counters)."""
         c = self.cache
-        c.stat[cpu][ALLOC_SLOWPATH] += 1
+        c.stat[cpu][self.ALLOC_SLOWPATH] += 1
         try_thisnode = True
         while True:
             thisnode = node != NUMA_NO_NODE and try_thisnode
@@ -416,7 +417,7 @@ class SheavesLayer(PerCpuLayer):
                     continue
                 c.note_out_of_memory(cpu, node)
                 return 0
-            c.stat[cpu][ALLOC_SLAB] += 1
+            c.stat[cpu][self.ALLOC_SLAB] += 1
             out: list[int] = []
             self._alloc_from_new_slab(slab, out, 1)
             return out[0]
@@ -468,8 +469,12 @@ class SheavesLayer(PerCpuLayer):
             if not self.pcs[cpu].locked:
                 self.process_deferred(cpu)
             return
+        self.slow_free(cpu, x, slab)
+
+    def slow_free(self, cpu: int, x: int, slab: Slab) -> None:
+        """A free that bypasses the sheaves (7.3: ``__slab_free`` + FREE_SLOWPATH)."""
         self.slab_free_to_slab(cpu, slab, [x])
-        self.cache.stat[cpu][FREE_SLOWPATH] += 1
+        self.cache.stat[cpu][self.FREE_SLOWPATH] += 1
 
     def process_deferred(self, cpu: int) -> None:
         """The irq_work of ``defer_free``: ``__slab_free`` + FREE_SLOWPATH each."""
@@ -477,7 +482,7 @@ class SheavesLayer(PerCpuLayer):
         items, pcs.deferred = pcs.deferred, []
         for x in items:
             self.slab_free_to_slab(cpu, self.cache.slab_of(x), [x])
-            self.cache.stat[cpu][FREE_SLOWPATH] += 1
+            self.cache.stat[cpu][self.FREE_SLOWPATH] += 1
 
     def _can_free_to_pcs(self, cpu: int, slab: Slab) -> bool:
         """Models ``can_free_to_pcs`` (no CONFIG_HAVE_MEMORYLESS_NODES, as x86)."""
@@ -497,7 +502,7 @@ class SheavesLayer(PerCpuLayer):
         ):
             return False
         pcs.main.objects.append(x)
-        self.cache.stat[cpu][FREE_FASTPATH] += 1
+        self.cache.stat[cpu][self.FREE_FASTPATH] += 1
         return True
 
     def _pcs_replace_full_main(self, cpu: int, pcs: PerCpuSheaves, allow_spin: bool) -> bool:
@@ -525,7 +530,7 @@ class SheavesLayer(PerCpuLayer):
                 # both full: barn_replace_full_sheaf
                 if len(barn.full) >= self.max_full:
                     if allow_spin:
-                        stat[BARN_PUT_FAIL] += 1
+                        stat[self.BARN_PUT_FAIL] += 1
                         to_flush = pcs.spare
                         pcs.spare = None
                         self.sheaf_flush_unused(cpu, to_flush)
@@ -536,7 +541,7 @@ class SheavesLayer(PerCpuLayer):
                     self.cache.barn_lock += 1  # barn->lock
                     e = barn.empty.pop()
                     barn.full.append(pcs.main)
-                    stat[BARN_PUT] += 1
+                    stat[self.BARN_PUT] += 1
                     pcs.main = e
                     return True
                 else:
@@ -549,7 +554,7 @@ class SheavesLayer(PerCpuLayer):
                 self._install_empty_sheaf(cpu, pcs, empty, barn)
                 return True
             if put_fail:
-                stat[BARN_PUT_FAIL] += 1
+                stat[self.BARN_PUT_FAIL] += 1
             self.sheaf_flush_main(cpu, cpu)  # sheaf_try_flush_main
             if len(pcs.main.objects) == self.capacity:  # pragma: no cover - race
                 continue
@@ -572,7 +577,7 @@ class SheavesLayer(PerCpuLayer):
             return
         self.cache.barn_lock += 1  # barn->lock
         barn.full.append(pcs.main)  # after -ENOMEM: no limit check
-        self.cache.stat[cpu][BARN_PUT] += 1
+        self.cache.stat[cpu][self.BARN_PUT] += 1
         pcs.main = empty
 
     # ------------------------------------------------------- slab-side free
@@ -602,11 +607,11 @@ class SheavesLayer(PerCpuLayer):
         if new_inuse == 0 and n.nr_partial >= c.min_partial:
             if not was_full:
                 n.remove_partial(slab)
-                c.stat[cpu][FREE_REMOVE_PARTIAL] += 1
+                c.stat[cpu][self.FREE_REMOVE_PARTIAL] += 1
             elif slab.on_full:
                 slab.on_full = False
                 n.full.discard(slab)
-            c.stat[cpu][FREE_SLAB] += 1
+            c.stat[cpu][self.FREE_SLAB] += 1
             c.discard_slab(slab)
             return
         if was_full:
@@ -614,12 +619,18 @@ class SheavesLayer(PerCpuLayer):
                 slab.on_full = False
                 n.full.discard(slab)
             n.add_partial(slab, True)
-            c.stat[cpu][FREE_ADD_PARTIAL] += 1
+            c.stat[cpu][self.FREE_ADD_PARTIAL] += 1
 
     def bulk_free_group(self, cpu: int, slab: Slab, chain: list[int]) -> None:
         """``slab_free_bulk`` (7.3): ``__slab_free`` + FREE_SLOWPATH per object."""
         self.slab_free_to_slab(cpu, slab, chain)
-        self.cache.stat[cpu][FREE_SLOWPATH] += len(chain)
+        self.cache.stat[cpu][self.FREE_SLOWPATH] += len(chain)
+
+    def user_bulk_to_slabs(self, cpu: int, objs: list[int]) -> None:
+        """The part of a user's bulk free that bypasses the sheaves (7.3:
+        ``__kmem_cache_free_bulk`` + FREE_SLOWPATH per object)."""
+        self.free_bulk_to_slabs(cpu, objs)
+        self.cache.stat[cpu][self.FREE_SLOWPATH] += len(objs)
 
     def free_bulk_to_slabs(self, cpu: int, objs: list[int]) -> int:
         """Models ``__kmem_cache_free_bulk`` (internal: no hooks, no FREE_SLOWPATH):
@@ -638,7 +649,7 @@ class SheavesLayer(PerCpuLayer):
     def sheaf_flush_unused(self, cpu: int, sheaf: Sheaf) -> None:
         """Models ``sheaf_flush_unused``: all objects back to slabs (SHEAF_FLUSH)."""
         if sheaf.objects:
-            self.cache.stat[cpu][SHEAF_FLUSH] += len(sheaf.objects)
+            self.cache.stat[cpu][self.SHEAF_FLUSH] += len(sheaf.objects)
             objs = sheaf.objects
             sheaf.objects = []
             self.free_bulk_to_slabs(cpu, objs)
@@ -651,7 +662,7 @@ class SheavesLayer(PerCpuLayer):
             objs = main.objects[-batch:]
             del main.objects[-batch:]
             self.free_bulk_to_slabs(executing_cpu, objs)
-            self.cache.stat[executing_cpu][SHEAF_FLUSH] += batch
+            self.cache.stat[executing_cpu][self.SHEAF_FLUSH] += batch
 
     # ================================================================= bulk
     def alloc_bulk(self, cpu: int, n: int) -> list[int] | None:
@@ -692,16 +703,16 @@ class SheavesLayer(PerCpuLayer):
                         self.cache.barn_lock += 1  # barn->lock
                         full = barn.full.pop()
                         barn.empty.append(main)
-                        stat[BARN_GET] += 1
+                        stat[self.BARN_GET] += 1
                         pcs.main = main = full
                     else:
-                        stat[BARN_GET_FAIL] += 1
+                        stat[self.BARN_GET_FAIL] += 1
                         return allocated
             batch = min(size, len(main.objects))
             taken = main.objects[-batch:]
             del main.objects[-batch:]
             p.extend(taken)
-            stat[ALLOC_FASTPATH] += batch
+            stat[self.ALLOC_FASTPATH] += batch
             allocated += batch
             size -= batch
             if size == 0:
@@ -726,7 +737,7 @@ class SheavesLayer(PerCpuLayer):
                 self.free_bulk_to_slabs(cpu, p)
                 p.clear()
             return False
-        c.stat[cpu][ALLOC_SLOWPATH] += got
+        c.stat[cpu][self.ALLOC_SLOWPATH] += got
         return True
 
     def free_bulk(self, cpu: int, objs: list[int]) -> None:
@@ -759,13 +770,11 @@ class SheavesLayer(PerCpuLayer):
         while local:
             k = self._free_to_pcs_batch(cpu, local)
             if k == 0:
-                self.free_bulk_to_slabs(cpu, local)
-                c.stat[cpu][FREE_SLOWPATH] += len(local)
+                self.user_bulk_to_slabs(cpu, local)
                 break
             local = local[k:]
         if remote:
-            self.free_bulk_to_slabs(cpu, remote)
-            c.stat[cpu][FREE_SLOWPATH] += len(remote)
+            self.user_bulk_to_slabs(cpu, remote)
 
     def _free_to_pcs_batch(self, cpu: int, objs: list[int]) -> int:
         """Models ``__free_to_pcs_batch``: never allocates an empty sheaf."""
@@ -789,17 +798,17 @@ class SheavesLayer(PerCpuLayer):
                 pcs.spare, pcs.main = pcs.main, pcs.spare
             else:
                 if len(barn.full) >= self.max_full or not barn.empty:
-                    stat[BARN_PUT_FAIL] += 1
+                    stat[self.BARN_PUT_FAIL] += 1
                     return 0
                 self.cache.barn_lock += 1  # barn->lock
                 e = barn.empty.pop()
                 barn.full.append(pcs.main)
-                stat[BARN_PUT] += 1
+                stat[self.BARN_PUT] += 1
                 pcs.main = e
         main = pcs.main
         batch = min(len(objs), self.capacity - len(main.objects))
         main.objects.extend(objs[:batch])
-        stat[FREE_FASTPATH] += batch
+        stat[self.FREE_FASTPATH] += batch
         return batch
 
     # ============================================================ prefill API
@@ -813,7 +822,7 @@ class SheavesLayer(PerCpuLayer):
             sh = self._alloc_empty_sheaf(cpu, capacity=size)
             if sh is None:
                 return None
-            stat[SHEAF_PREFILL_OVERSIZE] += 1
+            stat[self.SHEAF_PREFILL_OVERSIZE] += 1
             objs: list[int] = []
             if not self._kmem_cache_alloc_bulk(cpu, size, objs):
                 self._free_empty_sheaf(cpu, sh)
@@ -828,9 +837,9 @@ class SheavesLayer(PerCpuLayer):
         if pcs.spare is not None:
             sh = pcs.spare
             pcs.spare = None
-            stat[SHEAF_PREFILL_FAST] += 1
+            stat[self.SHEAF_PREFILL_FAST] += 1
         else:
-            stat[SHEAF_PREFILL_SLOW] += 1
+            stat[self.SHEAF_PREFILL_SLOW] += 1
             barn = self._barn(cpu)
             if barn is not None:
                 # barn_get_full_or_empty_sheaf: prefers a full one
@@ -841,9 +850,9 @@ class SheavesLayer(PerCpuLayer):
                     self.cache.barn_lock += 1  # barn->lock
                     sh = barn.empty.pop()
             if sh is not None and sh.objects:
-                stat[BARN_GET] += 1
+                stat[self.BARN_GET] += 1
             else:
-                stat[BARN_GET_FAIL] += 1
+                stat[self.BARN_GET_FAIL] += 1
         if sh is None:
             sh = self._alloc_empty_sheaf(cpu)
         if sh is not None:
@@ -870,9 +879,9 @@ class SheavesLayer(PerCpuLayer):
             raise self.cache.lock_recursion(cpu)
         if pcs.spare is None:
             pcs.spare = sheaf
-            stat[SHEAF_RETURN_FAST] += 1
+            stat[self.SHEAF_RETURN_FAST] += 1
             return
-        stat[SHEAF_RETURN_SLOW] += 1
+        stat[self.SHEAF_RETURN_SLOW] += 1
         barn = self._barn(cpu)
         if (
             barn is None
@@ -884,7 +893,7 @@ class SheavesLayer(PerCpuLayer):
             return
         self.cache.barn_lock += 1  # barn->lock
         barn.full.append(sheaf)
-        stat[BARN_PUT] += 1
+        stat[self.BARN_PUT] += 1
 
     def refill_sheaf(self, cpu: int, sheaf: Sheaf, size: int) -> tuple[int, Sheaf]:
         """Models ``kmem_cache_refill_sheaf``: returns (errno, sheaf to use)."""
@@ -912,11 +921,11 @@ class SheavesLayer(PerCpuLayer):
         stat = self.cache.stat[cpu]
         pcs = self.pcs[cpu]
         if irq and pcs.locked:
-            stat[FREE_RCU_SHEAF_FAIL] += 1
+            stat[self.FREE_RCU_SHEAF_FAIL] += 1
             return False
         if pcs.rcu_free is None:
             if not self.has_sheaves:
-                stat[FREE_RCU_SHEAF_FAIL] += 1
+                stat[self.FREE_RCU_SHEAF_FAIL] += 1
                 return False
             spare = pcs.spare
             if spare is not None and not spare.objects:
@@ -925,7 +934,7 @@ class SheavesLayer(PerCpuLayer):
             else:
                 barn = self._barn(cpu)
                 if barn is None:
-                    stat[FREE_RCU_SHEAF_FAIL] += 1
+                    stat[self.FREE_RCU_SHEAF_FAIL] += 1
                     return False
                 if barn.empty:
                     self.cache.barn_lock += 1  # barn->lock
@@ -933,7 +942,7 @@ class SheavesLayer(PerCpuLayer):
                 else:
                     e = self._alloc_empty_sheaf(cpu)
                     if e is None:
-                        stat[FREE_RCU_SHEAF_FAIL] += 1
+                        stat[self.FREE_RCU_SHEAF_FAIL] += 1
                         return False
                     pcs.rcu_free = e
         sh = pcs.rcu_free
@@ -943,7 +952,7 @@ class SheavesLayer(PerCpuLayer):
             pcs.rcu_free = None
             sh.node = self.machine.cpu_node[cpu]
             self._submit_rcu_sheaf(cpu, sh, barn_ok=True)
-        stat[FREE_RCU_SHEAF] += 1
+        stat[self.FREE_RCU_SHEAF] += 1
         return True
 
     def _submit_rcu_sheaf(self, cpu: int, sh: Sheaf, barn_ok: bool) -> None:
@@ -968,13 +977,13 @@ class SheavesLayer(PerCpuLayer):
         if not flush and sh.objects:
             assert barn is not None
             if len(barn.full) < self.max_full:
-                stat[BARN_PUT] += 1
+                stat[self.BARN_PUT] += 1
                 self.cache.barn_lock += 1  # barn->lock
                 barn.full.append(sh)
                 return
             flush = True
         if flush or sh.objects:
-            stat[BARN_PUT_FAIL] += 1
+            stat[self.BARN_PUT_FAIL] += 1
             self.sheaf_flush_unused(cpu, sh)
         if barn is not None and len(barn.empty) < self.max_empty:
             self.cache.barn_lock += 1  # barn->lock

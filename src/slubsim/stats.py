@@ -117,12 +117,38 @@ STAT_ITEMS_RFC_PCA: tuple[str, ...] = (
     "cpu_cache_flush",
 )
 
+# --- Linux 6.18/6.19 opt-in sheaves on top of the classic layer: 43 items.
+# The kernel's enum places alloc_cpu_sheaf/free_cpu_sheaf before the fastpath
+# items; the model keeps the 26 classic items first (names, not positions, are
+# what sysfs shows) and appends the 17 sheaf items.
+STAT_ITEMS_618: tuple[str, ...] = (
+    *STAT_ITEMS_612,
+    "alloc_cpu_sheaf",
+    "free_cpu_sheaf",
+    "free_rcu_sheaf",
+    "free_rcu_sheaf_fail",
+    "sheaf_flush",
+    "sheaf_refill",
+    "sheaf_alloc",
+    "sheaf_free",
+    "barn_get",
+    "barn_get_fail",
+    "barn_put",
+    "barn_put_fail",
+    "sheaf_prefill_fast",
+    "sheaf_prefill_slow",
+    "sheaf_prefill_oversize",
+    "sheaf_return_fast",
+    "sheaf_return_slow",
+)
+
 # The generation -> stat item table.  New generations add their tuple here.
 STAT_ITEMS: dict[str, tuple[str, ...]] = {
     "7.3": STAT_ITEMS_73,
     "6.12": STAT_ITEMS_612,
     "rfc-pca": STAT_ITEMS_RFC_PCA,
     "rfc-pca-v3": STAT_ITEMS_RFC_PCA,
+    "6.18": STAT_ITEMS_618,
 }
 
 UINT_MASK = 0xFFFFFFFF
