@@ -129,3 +129,12 @@ def test_every_shared_73_bundle_replays_and_validates(bundle: Path) -> None:
     assert r["trace"]["events"] > 300_000
     bad = [w for w in r["warnings"] if not w["explained"]]
     assert not bad, bad
+
+
+@needs_shared
+@pytest.mark.parametrize("bundle", shared_bundles(), ids=lambda p: p.name)
+def test_every_generation_replays_every_shared_trace(bundle: Path) -> None:
+    st = ingest(bundle)
+    for gen in ("6.12", "rfc-pca", "6.18", "7.3"):
+        r = replay(st, ReplayOptions(kernel=gen, validate=(gen == "6.18")))
+        assert r["kernel"] == gen and len(r["caches"]) > 20

@@ -815,6 +815,37 @@ def report(results: str, output: str, png_dir: str | None, top: int) -> None:
 
 
 @main.command()
+@click.argument("name", type=click.Choice(["cpu-partial", "migration", "irq"]))
+@click.option("--json", "json_out", type=str, default=None, help="write JSON to PATH or -")
+def scenario(name: str, json_out: str | None) -> None:
+    """Run a scenario answering a design question of the 2023 RFC review."""
+
+    def go() -> None:
+        from rich.table import Table
+
+        from .scenarios import run as run_scenario
+
+        res = run_scenario(name)
+        if json_out:
+            _write_json(res, json_out)
+            if json_out == "-":
+                return
+        runs = res["runs"]
+        keys = list(next(iter(runs.values())))
+        t = Table(title=f"scenario {name}", title_justify="left")
+        t.add_column("run")
+        for key in keys:
+            t.add_column(key, justify="right")
+        for run_name, vals in runs.items():
+            t.add_row(
+                run_name, *[f"{v:.3f}" if isinstance(v, float) else f"{v:,}" for v in vals.values()]
+            )
+        _console().print(t)
+
+    _run(go)
+
+
+@main.command()
 @click.argument("name", type=click.Choice(["A", "C", "D"], case_sensitive=False))
 @click.option("--cpus", type=int, default=None, help="possible CPUs (default: the spec's)")
 def example(name: str, cpus: int | None) -> None:
