@@ -191,3 +191,34 @@ def recommend(
         )
     out.sort(key=lambda r: -int(r["ops"]))
     return out
+
+
+#: column titles of a recommendation table (terminal and HTML)
+RECOMMENDATION_COLUMNS = (
+    "cache",
+    "ops",
+    "recommend",
+    "lock/1k",
+    "best lock/1k",
+    "stranded KiB",
+    "default",
+    "default lock/1k",
+    "default KiB",
+    "saves KiB",
+)
+
+
+def recommendation_cells(r: dict[str, Any]) -> list[str]:
+    """One recommendation formatted for :data:`RECOMMENDATION_COLUMNS`."""
+    return [
+        str(r["cache"]),
+        f"{r['ops']:,}",
+        str(r["recommended_capacity"]),
+        f"{r['lock_per_1k']:.2f}",
+        f"{r['best_lock_per_1k']:.2f}",
+        f"{r['stranded_bytes_mean'] / 1024:.1f}",
+        str(r["default_capacity"]),
+        f"{r['default_lock_per_1k']:.2f}",
+        f"{r['default_stranded_bytes_mean'] / 1024:.1f}",
+        f"{r['saves_bytes'] / 1024:+.1f}",
+    ]

@@ -724,37 +724,17 @@ def _sweep_progress(total: int, enabled: bool) -> Iterator[Callable[[int, int], 
 def _print_recommendations(recs: list[dict[str, Any]], top: int) -> None:
     from rich.table import Table
 
+    from .analysis import RECOMMENDATION_COLUMNS, recommendation_cells
+
     t = Table(
         title="sheaf capacity recommendations (rule: smallest capacity within 1% of "
         "the best lock traffic)",
         title_justify="left",
     )
-    for col in (
-        "cache",
-        "ops",
-        "recommend",
-        "lock/1k",
-        "best",
-        "stranded KiB",
-        "default",
-        "default lock/1k",
-        "default KiB",
-        "saves KiB",
-    ):
+    for col in RECOMMENDATION_COLUMNS:
         t.add_column(col, justify="left" if col == "cache" else "right", no_wrap=col == "cache")
     for r in recs[:top]:
-        t.add_row(
-            r["cache"],
-            f"{r['ops']:,}",
-            str(r["recommended_capacity"]),
-            f"{r['lock_per_1k']:.2f}",
-            f"{r['best_lock_per_1k']:.2f}",
-            f"{r['stranded_bytes_mean'] / 1024:.1f}",
-            str(r["default_capacity"]),
-            f"{r['default_lock_per_1k']:.2f}",
-            f"{r['default_stranded_bytes_mean'] / 1024:.1f}",
-            f"{r['saves_bytes'] / 1024:+.1f}",
-        )
+        t.add_row(*recommendation_cells(r))
     _console().print(t)
 
 

@@ -12,7 +12,7 @@ import io
 from pathlib import Path
 from typing import Any
 
-from .analysis import recommend
+from .analysis import RECOMMENDATION_COLUMNS, recommend, recommendation_cells
 
 
 def _plot_cache(rec: dict[str, Any]) -> bytes:
@@ -74,32 +74,9 @@ def build_report(
         "in sheaves and barns plus the sheaf structs.</p>"
     )
     parts.append("<h2>Recommendations (busiest caches first)</h2><table><tr>")
-    cols = [
-        "cache",
-        "ops",
-        "recommended",
-        "lock/1k",
-        "best lock/1k",
-        "stranded KiB",
-        "default",
-        "default lock/1k",
-        "default stranded KiB",
-        "saves KiB",
-    ]
-    parts.append("".join(f"<th>{c}</th>" for c in cols) + "</tr>")
+    parts.append("".join(f"<th>{c}</th>" for c in RECOMMENDATION_COLUMNS) + "</tr>")
     for r in recs:
-        cells = [
-            esc(r["cache"]),
-            f"{r['ops']:,}",
-            str(r["recommended_capacity"]),
-            f"{r['lock_per_1k']:.2f}",
-            f"{r['best_lock_per_1k']:.2f}",
-            f"{r['stranded_bytes_mean'] / 1024:.1f}",
-            str(r["default_capacity"]),
-            f"{r['default_lock_per_1k']:.2f}",
-            f"{r['default_stranded_bytes_mean'] / 1024:.1f}",
-            f"{r['saves_bytes'] / 1024:+.1f}",
-        ]
+        cells = [esc(c) for c in recommendation_cells(r)]
         parts.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
     parts.append("</table>")
     adaptive = [(r["cache"], a) for r in recs for a in r["adaptive"]]
