@@ -143,6 +143,19 @@ def test_traced_after_boot_fidelity_floor(run: str) -> None:
 
 
 @needs_shared
+def test_warm_first_use_helps_a_trace_not_taken_from_boot() -> None:
+    from slubsim.trace.ingest import ingest
+
+    st = ingest(TRACES / "mixed-4cpu")
+    cold = validate_bundle(TRACES / "mixed-4cpu", store=st)
+    warm = validate_bundle(TRACES / "mixed-4cpu", store=st, warm_first_use=True)
+    k0 = cold["summary_key_counters_busy_caches"]
+    k1 = warm["summary_key_counters_busy_caches"]
+    assert k1["exact"] > k0["exact"]
+    assert warm["warmup"]["warm_first_use"] is True
+
+
+@needs_shared
 def test_612_boot_bundle_fidelity_does_not_regress() -> None:
     """The 6.12 classic model against the real 6.12.117 kernel, traced from boot."""
     res = validate_bundle(TRACES / "v612-boot-mixed-4cpu")

@@ -379,8 +379,18 @@ def _print_replay(result: dict[str, Any], top: int) -> None:
     default=0.0,
     help="start each CPU's main sheaf this full (traces not taken from boot)",
 )
+@click.option(
+    "--warm-first-use",
+    is_flag=True,
+    help="refill each CPU's cache silently at its first use (pre-trace state)",
+)
 def validate(
-    bundle: str, json_out: str | None, show_all: bool, kernel: str | None, warm_sheaves: float
+    bundle: str,
+    json_out: str | None,
+    show_all: bool,
+    kernel: str | None,
+    warm_sheaves: float,
+    warm_first_use: bool,
 ) -> None:
     """Compare the model's SLUB_STATS deltas with the real kernel's, counter by
     counter, over exactly the same window of events (LAB_READ markers)."""
@@ -400,7 +410,13 @@ def validate(
 
             version = kernel or VERSION_ALIASES.get(meta.kernel_version, meta.kernel_version)
             store = do_ingest(bundle, progress=cb) if version in GENERATIONS else None
-        res = validate_bundle(bundle, store=store, kernel=kernel, warm_sheaves=warm_sheaves)
+        res = validate_bundle(
+            bundle,
+            store=store,
+            kernel=kernel,
+            warm_sheaves=warm_sheaves,
+            warm_first_use=warm_first_use,
+        )
         if json_out:
             out = {k: v for k, v in res.items() if k != "rows"}
             _write_json(out, json_out)

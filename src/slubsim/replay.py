@@ -122,6 +122,10 @@ class ReplayOptions:
     warm_sheaves: float = 0.0
     #: adaptive capacity policy ("fixed", "bonwick", "uma"; see slubsim.policies)
     policy: str = "fixed"
+    #: the first allocation of each cache on each CPU finds its per-CPU cache
+    #: already filled (refilled silently: counters untouched), as a kernel that
+    #: had been running before tracing started would
+    warm_on_first_use: bool = False
     validate: bool = True
     progress: Callable[[int, int], None] | None = None
     #: called at every marker row with (marker dict, replayer)
@@ -206,6 +210,7 @@ class Replayer:
             for cid, tr in self.tracks.items():
                 self.policy_states[cid] = PolicyState(pol, tr.model)
         self.baseline: dict[int, list[list[int]]] = {}
+        self.hidden: dict[int, list[list[int]]] = {}
         self.addr: list[int] = []
         self.pretrace_objects = 0
 
@@ -322,6 +327,8 @@ class Replayer:
         bulk_pool: dict[int, list[int]] = {}
         sheaves: dict[int, Sheaf] = {}
         policy_states = self.policy_states
+        warm_first = self.opt.warm_on_first_use
+        warmed: set[tuple[int, int]] = set()
         t0 = time.perf_counter()
 
         if self.opt.pretrace == "materialize":
@@ -384,6 +391,9 @@ class Replayer:
                 i += 1
                 continue
             s = tr.model
+            if warm_first and (c, cpu) not in warmed and op in (OP_ALLOC, OP_FREE):
+                warmed.add((c, cpu))
+                self._silent_warm(s, cpu)
             if op == OP_ALLOC:
                 tr.events["alloc"] += 1
                 if fl & F_FAILED:
@@ -587,6 +597,28 @@ class Replayer:
                             s.free(a, cpu)
         self.warm_objects = held
 
+    def _silent_warm(self, s: KmemCache, cpu: int) -> None:
+        """Fill ``cpu``'s per-CPU cache of ``s`` as if before the trace: one
+        allocation and its free, whose counter increments are booked as
+        pre-trace activity (subtracted from every reported delta)."""
+        saved = [list(row) for row in s.stat]
+        locks = (s.list_lock, s.barn_lock)
+        a = s.alloc(cpu)
+        if a:
+            s.free(a, cpu)
+        hidden = self.hidden.setdefault(id(s), [[0] * len(row) for row in s.stat])
+        for c, (row, old) in enumerate(zip(s.stat, saved, strict=True)):
+            h = hidden[c]
+            for i, (v, o) in enumerate(zip(row, old, strict=True)):
+                if v != o:
+                    h[i] += v - o
+        s.list_lock, s.barn_lock = locks
+
+    def model_stat(self, s: KmemCache, cpu: int, idx: int) -> int:
+        """A counter as the traced workload moved it (pre-trace warm-up removed)."""
+        h = self.hidden.get(id(s))
+        return s.stat[cpu][idx] - (h[cpu][idx] if h is not None else 0)
+
     def _take_baseline(self) -> None:
         for cid, tr in self.tracks.items():
             self.baseline[cid] = [list(row) for row in tr.model.stat]
@@ -628,7 +660,7 @@ class Replayer:
             tot = 0
             pc: dict[str, int] = {}
             for c in online:
-                v = s.stat[c][idx] - (base[c][idx] if base else 0)
+                v = self.model_stat(s, c, idx) - (base[c][idx] if base else 0)
                 tot += v
                 if v:
                     pc[str(c)] = v

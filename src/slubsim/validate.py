@@ -54,6 +54,7 @@ def _collect(
     kernel: str | None,
     rcu_mode: str | None = None,
     warm_sheaves: float = 0.0,
+    warm_first_use: bool = False,
 ) -> tuple[dict[tuple[str, str], dict[str, int]], dict[str, int], Replayer]:
     """Replay and sample the model's counters at every LAB_READ marker."""
     samples: dict[tuple[str, str], dict[str, int]] = defaultdict(dict)
@@ -77,7 +78,7 @@ def _collect(
             if attr not in items:
                 return
             idx = items.index(attr)
-            value = sum(s.stat[c][idx] for c in rp.machine.online_cpus())
+            value = sum(rp.model_stat(s, c, idx) for c in rp.machine.online_cpus())
         samples[(d, attr)][rd["when"]] = value
 
     rp = Replayer(
@@ -88,6 +89,7 @@ def _collect(
             on_marker=on_marker,
             rcu_mode=rcu_mode,
             warm_sheaves=warm_sheaves,
+            warm_on_first_use=warm_first_use,
         ),
     )
     result = rp.run()
@@ -101,6 +103,7 @@ def validate_bundle(
     kernel: str | None = None,
     rcu_mode: str | None = None,
     warm_sheaves: float = 0.0,
+    warm_first_use: bool = False,
 ) -> dict[str, Any]:
     """Validate one bundle; the JSON-ready result of ``slubsim validate``.
 
@@ -127,8 +130,10 @@ def validate_bundle(
     kstats: dict[str, Any] = json.loads(stats_file.read_text())
     if store is None:
         store = ingest(path)
-    samples, events, rp = _collect(store, "materialize", version, rcu_mode, warm_sheaves)
-    samples_ign, _, _ = _collect(store, "ignore", version, rcu_mode, warm_sheaves)
+    samples, events, rp = _collect(
+        store, "materialize", version, rcu_mode, warm_sheaves, warm_first_use
+    )
+    samples_ign, _, _ = _collect(store, "ignore", version, rcu_mode, warm_sheaves, warm_first_use)
     stat_items = rp.generation.stat_items
     caches: dict[str, Any] = {}
     rows: list[dict[str, Any]] = []
@@ -195,6 +200,7 @@ def validate_bundle(
         "warmup": {
             "policy": "materialize objects freed before their allocation; compare deltas",
             "warm_sheaves": warm_sheaves,
+            "warm_first_use": warm_first_use,
             "pretrace_objects": rp.pretrace_objects,
             "counters_sensitive_to_warmup": sum(r["warmup_sensitive"] for r in rows),
             "summary_with_pretrace_ignored": summary(
