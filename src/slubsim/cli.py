@@ -842,6 +842,77 @@ def scenario(name: str, json_out: str | None) -> None:
 
 
 @main.command()
+@click.argument(
+    "kind",
+    type=click.Choice(
+        [
+            "lifo",
+            "prodcons",
+            "bursts",
+            "mixed-lifetime",
+            "kfree-rcu-storm",
+            "numa-remote",
+            "prefill-migrate",
+        ]
+    ),
+)
+@click.option("-o", "--output", required=True, type=click.Path(), help="trace file to write")
+@click.option("--cpus", type=int, default=4, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--size", type=int, default=64, show_default=True, help="object size")
+@click.option(
+    "--param",
+    "params",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="workload parameter (see slubsim.generate for each kind's keys)",
+)
+def generate(
+    kind: str, output: str, cpus: int, seed: int, size: int, params: tuple[str, ...]
+) -> None:
+    """Write a synthetic workload as ftrace text (replayable like a real trace)."""
+
+    def go() -> None:
+        from .generate import generate as do_generate
+
+        kv: dict[str, float] = {}
+        for item in params:
+            if "=" not in item:
+                raise click.UsageError(f"--param expects KEY=VALUE, got {item!r}")
+            k, v = item.split("=", 1)
+            try:
+                kv[k.strip()] = float(v)
+            except ValueError:
+                raise click.UsageError(f"--param {k}: {v!r} is not a number") from None
+        info = do_generate(kind, output, cpus=cpus, seed=seed, size=size, params=kv)
+        click.echo(
+            f"{output}: {info['lines']:,} events of {kind} on {cpus} CPUs "
+            f"(seed {seed}, {info['params']})"
+        )
+
+    _run(go)
+
+
+@main.command(name="import-rep")
+@click.argument("rep", type=click.Path(exists=True, dir_okay=False))
+@click.option("-o", "--output", required=True, type=click.Path(), help="trace file to write")
+@click.option("--cpus", type=int, default=4, show_default=True)
+def import_rep(rep: str, output: str, cpus: int) -> None:
+    """Convert a CMU malloclab .rep trace into kmalloc/kfree ftrace text."""
+
+    def go() -> None:
+        from .generate import import_rep as do_import
+
+        info = do_import(rep, output, cpus=cpus)
+        click.echo(
+            f"{output}: {info['lines']:,} events from {info['operations']:,} operations "
+            f"({info['policy']})"
+        )
+
+    _run(go)
+
+
+@main.command()
 @click.argument("name", type=click.Choice(["A", "C", "D"], case_sensitive=False))
 @click.option("--cpus", type=int, default=None, help="possible CPUs (default: the spec's)")
 def example(name: str, cpus: int | None) -> None:
