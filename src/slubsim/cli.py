@@ -893,6 +893,55 @@ def generate(
     _run(go)
 
 
+@main.command(context_settings={"ignore_unknown_options": True})
+@click.option(
+    "-o",
+    "--output",
+    required=True,
+    type=click.Path(file_okay=False),
+    help="bundle directory to create",
+)
+@click.option("--duration", type=float, default=None, help="seconds to record (no command)")
+@click.option(
+    "--buffer-kb", type=int, default=262144, show_default=True, help="per-CPU ring buffer size"
+)
+@click.option("--no-kprobes", is_flag=True, help="only the kmem tracepoints")
+@click.option("--tracefs", type=click.Path(), default="/sys/kernel/tracing", show_default=True)
+@click.option("--sysfs-slab", type=click.Path(), default="/sys/kernel/slab", show_default=True)
+@click.argument("command", nargs=-1, type=click.UNPROCESSED)
+def record(
+    output: str,
+    duration: float | None,
+    buffer_kb: int,
+    no_kprobes: bool,
+    tracefs: str,
+    sysfs_slab: str,
+    command: tuple[str, ...],
+) -> None:
+    """Record a trace bundle on this machine (root): kmem events, kprobes, the
+    slab counters before and after, around `-- CMD ARGS` or for --duration."""
+
+    def go() -> None:
+        from .record import Recorder, RecordPaths
+
+        rec = Recorder(
+            out=Path(output),
+            paths=RecordPaths(tracefs=Path(tracefs), slab=Path(sysfs_slab)),
+            buffer_kb=buffer_kb,
+            kprobes=not no_kprobes,
+            duration=duration,
+            command=list(command) or None,
+            log=lambda m: click.echo(m, err=True),
+        )
+        info = rec.run()
+        click.echo(
+            f"{output}: {info['caches']} caches, {info['kprobes']} kprobes, trace "
+            f"{'complete' if info['complete'] else 'INCOMPLETE (events lost)'}"
+        )
+
+    _run(go)
+
+
 @main.command(name="import-rep")
 @click.argument("rep", type=click.Path(exists=True, dir_okay=False))
 @click.option("-o", "--output", required=True, type=click.Path(), help="trace file to write")
