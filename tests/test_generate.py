@@ -152,3 +152,13 @@ def test_cli(tmp_path: Path) -> None:
     rep.write_text(REP)
     r = CliRunner().invoke(main, ["import-rep", str(rep), "-o", str(tmp_path / "r.txt")])
     assert r.exit_code == 0 and "7 operations" in r.stdout
+
+
+def test_irq_mix_share(tmp_path: Path) -> None:
+    out = tmp_path / "irq.txt"
+    generate("irq-mix", out, cpus=2, seed=4, params={"ops": 5000, "irq": 0.2})
+    lines = [ln for ln in out.read_text().splitlines() if "kmem_cache_alloc:" in ln]
+    irq = sum(" d.h1. " in ln for ln in lines)
+    assert irq / 5000 == pytest.approx(0.2, abs=0.02)
+    st, _ = cols(out)
+    assert replay(st)["caches"]["gen64"]["counters"]["alloc_fastpath"] == len(lines)

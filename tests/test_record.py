@@ -195,3 +195,24 @@ def test_record_cli_reports_errors(tmp_path: Path) -> None:
         ],
     )
     assert r.exit_code == 2 and "tracefs is not mounted" in r.stderr
+
+
+def test_disk_full_is_a_clear_error_and_restores(tmp_path: Path) -> None:
+    import errno
+
+    fk = FakeKernel(tmp_path)
+
+    class Full(Recorder):
+        def _copy_trace(self):  # type: ignore[no-untyped-def]
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    rec = Full(
+        out=tmp_path / "b",
+        paths=fk.paths(tmp_path),
+        command=fk.workload,
+        marker=fk.marker,
+        log=lambda m: None,
+    )
+    with pytest.raises(RecordError, match="disk full"):
+        rec.run()
+    assert settings(fk.t) == ORIGINAL | {"trace_clock": "local"}

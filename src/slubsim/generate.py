@@ -19,6 +19,9 @@ Kinds (``slubsim generate KIND``):
   frees happens on a CPU of the other node.
 * ``prefill-migrate`` -- prefill a sheaf, then allocate from it, on another CPU
   with probability ``migrate`` (the maple-tree pattern).
+* ``irq-mix`` -- task allocations and frees; a share ``irq`` of the operations
+  are interrupt-context allocate+free pairs (hardirq flag ``d.h1.`` in the
+  ftrace flags column) on the same CPU.
 
 ``import_rep`` maps a CMU malloclab ``.rep`` trace (``a id size`` / ``f id`` /
 ``r id size``) onto kmalloc: ids are assigned to CPUs round-robin
@@ -47,6 +50,7 @@ KINDS = (
     "kfree-rcu-storm",
     "numa-remote",
     "prefill-migrate",
+    "irq-mix",
 )
 
 
@@ -63,9 +67,9 @@ class _Writer:
         self.lines = 0
         f.write(f"# tracer: nop\n#\n# entries-in-buffer/entries-written: 0/0   #P:{cpus}\n#\n")
 
-    def _line(self, cpu: int, text: str, task: str = "gen-1") -> None:
+    def _line(self, cpu: int, text: str, task: str = "gen-1", flags: str = ".....") -> None:
         self.ts += 0.000001
-        self.f.write(f"  {task:>16} [{cpu:03d}] ..... {self.ts:.6f}: {text}\n")
+        self.f.write(f"  {task:>16} [{cpu:03d}] {flags} {self.ts:.6f}: {text}\n")
         self.lines += 1
 
     def new_ptr(self) -> int:
@@ -75,7 +79,7 @@ class _Writer:
         self.next_ptr += self.size
         return p
 
-    def alloc(self, cpu: int, task: str = "gen-1") -> int:
+    def alloc(self, cpu: int, task: str = "gen-1", flags: str = ".....") -> int:
         p = self.new_ptr()
         self._line(
             cpu,
@@ -83,11 +87,14 @@ class _Writer:
             f"bytes_req={self.size} bytes_alloc={self.size} gfp_flags=GFP_KERNEL node=-1 "
             "accounted=false",
             task,
+            flags,
         )
         return p
 
-    def free(self, cpu: int, p: int) -> None:
-        self._line(cpu, f"kmem_cache_free: call_site=gen+0x3/0x4 ptr={p:x} name={self.cache}")
+    def free(self, cpu: int, p: int, flags: str = ".....") -> None:
+        self._line(
+            cpu, f"kmem_cache_free: call_site=gen+0x3/0x4 ptr={p:x} name={self.cache}", flags=flags
+        )
         self.free_ptrs.append(p)
 
     def kfree_rcu(self, cpu: int, p: int) -> None:
@@ -223,6 +230,22 @@ def _prefill_migrate(w: _Writer, rng: random.Random, p: dict[str, float], cpus: 
         w.free(c, o)
 
 
+def _irq_mix(w: _Writer, rng: random.Random, p: dict[str, float], cpus: int) -> None:
+    live: list[tuple[int, int]] = []
+    for _ in range(int(p["ops"])):
+        cpu = rng.randrange(cpus)
+        if rng.random() < p["irq"]:
+            x = w.alloc(cpu, task="<idle>-0", flags="d.h1.")
+            w.free(cpu, x, flags="d.h1.")
+            continue
+        live.append((w.alloc(cpu), cpu))
+        if len(live) > 32:
+            o, c = live.pop(rng.randrange(len(live)))
+            w.free(c, o)
+    for o, c in live:
+        w.free(c, o)
+
+
 GENERATORS: dict[str, tuple[Callable[..., None], dict[str, float]]] = {
     "lifo": (_lifo, {"depth": 16, "cycles": 2000}),
     "prodcons": (_prodcons, {"ops": 20000, "backlog": 256, "remote": 0.5}),
@@ -234,6 +257,7 @@ GENERATORS: dict[str, tuple[Callable[..., None], dict[str, float]]] = {
     "kfree-rcu-storm": (_rcu_storm, {"rounds": 200, "burst": 100, "rcu_share": 0.8}),
     "numa-remote": (_numa_remote, {"ops": 20000, "remote": 0.3}),
     "prefill-migrate": (_prefill_migrate, {"rounds": 1000, "reserve": 4, "migrate": 0.3}),
+    "irq-mix": (_irq_mix, {"ops": 20000, "irq": 0.1}),
 }
 
 
