@@ -266,6 +266,27 @@ class KmemCache:
             self.nlive += 1
         return obj
 
+    def replay_alloc(self, cpu: int, node: int) -> int:
+        """:meth:`alloc` for trace replay: task context, CPU and node already
+        validated by the replayer, no failslab (the traced kernel's failures
+        are replayed as such)."""
+        if self.destroyed:
+            raise CacheDestroyedError(self.name, "kmem_cache_alloc")
+        obj = self.layer.alloc(cpu, node, False, False)
+        if obj:
+            self.obj_state[obj] = True
+            self.nlive += 1
+        return obj
+
+    def replay_free(self, p: int, cpu: int) -> None:
+        """:meth:`free` for trace replay (same checks on the object)."""
+        if self.destroyed:
+            raise CacheDestroyedError(self.name, "kmem_cache_free")
+        slab = self._check_free(p)
+        self.obj_state[p] = False
+        self.nlive -= 1
+        self.layer.free(cpu, p, slab, False, False)
+
     def alloc_nolock(self, cpu: int = 0, node: int = NUMA_NO_NODE, context: str = "task") -> int:
         """The cache part of ``kmalloc_nolock()``: never refills or allocates a sheaf."""
         self._check_usable("kmalloc_nolock")

@@ -399,7 +399,7 @@ class Replayer:
                 if fl & F_FAILED:
                     warn["traced_failed_alloc"] += 1
                 else:
-                    a = s.alloc(cpu, node_l[i])
+                    a = s.replay_alloc(cpu, node_l[i])
                     if a:
                         addr[obj_l[i]] = a
                     else:
@@ -411,7 +411,7 @@ class Replayer:
                     if fl & F_RCU_COMPLETION:
                         k.kfree_unchecked(a, cpu)
                     else:
-                        s.free(a, cpu)
+                        s.replay_free(a, cpu)
             elif op == OP_KFREE_RCU:
                 tr.events["kfree_rcu"] += 1
                 a = self._resolve(i, fl, obj_l, size_l, bulk_pool)
@@ -469,7 +469,7 @@ class Replayer:
                 elif sh2 is None:
                     if has_prefill:
                         warn["alloc_from_unknown_sheaf"] += 1
-                    a = s.alloc(cpu, node_l[i])
+                    a = s.replay_alloc(cpu, node_l[i])
                     if a:
                         addr[obj_l[i]] = a
                 else:
