@@ -7,23 +7,29 @@ run:
   (the ~0.38 M lines/s/core figure of the project brief);
 * slubsim ingest (parse + resolve into the columnar store), lines/s and the
   ratio to the baseline;
-* replay of the store through the 7.3 model, events/s, with and without the
-  final invariant check.
+* replay of the store through the 7.3 and 6.12 models, events/s, with the
+  mypyc-compiled hot path (when installed compiled) and pure Python
+  (``SLUBSIM_PURE=1``, in a subprocess), and the compiled/pure ratio.
 
 Run: python benchmarks/bench_trace.py [TRACE_OR_BUNDLE]
 """
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
+import slubsim
 from slubsim.cli import sample_trace
 from slubsim.replay import ReplayOptions, replay
 from slubsim.trace.ingest import find_trace_file, ingest
 from slubsim.trace.io import iter_lines
+from slubsim.trace.store import EventStore
 
 BASELINE = re.compile(
     r"^\s*(.+?)-(\d+)\s+\[(\d+)\]\s+\S+\s+([\d.]+): (\w+): call_site=(\S+) ptr=(\S+)"
@@ -84,16 +90,39 @@ def main() -> None:
         f"  ({dt_re / dt_in:.2f}x baseline; {store.n:,} events)"
     )
 
-    for validate in (False, True):
-        t = time.perf_counter()
-        r = replay(store, ReplayOptions(validate=validate))
-        dt = time.perf_counter() - t
-        loop = r["trace"]["replay_seconds"]
-        print(
-            f"replay 7.3 {'+validate' if validate else '         '}  {store.n:>10,} events "
-            f"{dt:6.2f} s  {store.n / loop / 1e6:6.2f} M events/s (event loop {loop:.2f} s)"
-        )
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "store.parquet"
+        store.write(path)
+        mode = "compiled" if slubsim.COMPILED else f"pure ({slubsim.PURE_REASON})"
+        env = dict(os.environ, SLUBSIM_PURE="1")
+        for kernel in ("7.3", "6.12"):
+            native = replay_rate(store, kernel)
+            pure = float(
+                subprocess.run(
+                    [sys.executable, __file__, "--replay-rate", str(path), kernel],
+                    env=env,
+                    capture_output=True,
+                    text=True,
+                    check=True,
+                ).stdout
+            )
+            print(
+                f"replay {kernel:<4} {mode:<9}  {store.n:>10,} events  "
+                f"{native / 1e6:6.2f} M events/s"
+                f"  | pure {pure / 1e6:5.2f} M events/s  ({native / pure:.2f}x)"
+            )
 
+
+def replay_rate(store: EventStore, kernel: str) -> float:
+    """Events/s of the replay event loop (best of 2, no final invariant check)."""
+    best = min(
+        replay(store, ReplayOptions(kernel=kernel, validate=False))["trace"]["replay_seconds"]
+        for _ in range(2)
+    )
+    return store.n / best
 
 if __name__ == "__main__":
-    main()
+    if len(sys.argv) == 4 and sys.argv[1] == "--replay-rate":
+        print(replay_rate(EventStore.read(sys.argv[2]), sys.argv[3]))
+    else:
+        main()

@@ -12,8 +12,15 @@ per-CPU caching layers.
 
 from __future__ import annotations
 
-from .cache import KmemCache
-from .errors import (
+from pathlib import Path as _Path
+
+from ._native import select as _select
+
+#: True when the mypyc-compiled hot path is loaded (see slubsim._native)
+COMPILED, PURE_REASON = _select(_Path(__file__).parent)
+
+from .cache import KmemCache  # noqa: E402  (after the compiled/pure choice)
+from .errors import (  # noqa: E402
     CacheBusyError,
     CacheDestroyedError,
     DoubleFreeError,
@@ -26,16 +33,18 @@ from .errors import (
     SlubsimUsageError,
     WrongCacheError,
 )
-from .faults import FaultAttr
-from .flags import SlabFlag
-from .kernel import GENERATIONS, Kernel, KernelConfig
-from .machine import Machine
-from .sheaf import Sheaf
+from .faults import FaultAttr  # noqa: E402
+from .flags import SlabFlag  # noqa: E402
+from .kernel import GENERATIONS, Kernel, KernelConfig  # noqa: E402
+from .machine import Machine  # noqa: E402
+from .sheaf import Sheaf  # noqa: E402
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "COMPILED",
     "GENERATIONS",
+    "PURE_REASON",
     "CacheBusyError",
     "CacheDestroyedError",
     "DoubleFreeError",

@@ -8,11 +8,13 @@ object) is installed as ``main`` for caches without sheaves.
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 
 class Sheaf:
     __slots__ = ("capacity", "node", "objects", "pfmemalloc", "sid")
 
-    _next_id = 1
+    _next_id: ClassVar[int] = 1  # ClassVar: mypyc forbids class-level writes otherwise
 
     def __init__(self, capacity: int) -> None:
         self.capacity = capacity

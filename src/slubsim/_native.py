@@ -1,0 +1,101 @@
+"""Compiled or pure: which implementation of the model's hot path is loaded.
+
+``pip install .`` compiles the modules below with mypyc (see ``setup.py``);
+the same ``.py`` sources are the pure-Python implementation.  The compiled
+modules form one unit -- compiled code checks native class types, so a
+compiled ``sheaves`` cannot work on a pure ``Sheaf`` -- hence it is all or
+nothing:
+
+* ``SLUBSIM_PURE=1`` in the environment forces the pure sources;
+* so does any module missing its extension (no compiler at install time);
+* so does an extension older than its source (an editable checkout edited
+  after ``pip install -e .``): running stale machine code would silently
+  ignore the edit, so slubsim warns and runs the sources instead.  Re-run
+  ``pip install -e .`` to recompile.
+
+Both implementations give bit-identical results (tested).  This module uses
+only the standard library: ``setup.py`` imports it before slubsim exists.
+"""
+
+from __future__ import annotations
+
+import importlib.machinery
+import importlib.util
+import os
+import sys
+import warnings
+from collections.abc import Sequence
+from importlib.machinery import ModuleSpec
+from pathlib import Path
+from types import ModuleType
+
+#: compiled by mypyc at install time, in dependency order
+COMPILED_MODULES: tuple[str, ...] = (
+    "slubsim.faults",
+    "slubsim.page_alloc",
+    "slubsim.slab",
+    "slubsim.sheaf",
+    "slubsim.stats",
+    "slubsim.node",
+    "slubsim.pcpu",
+    "slubsim.cache",
+    "slubsim.sheaves",
+    "slubsim.classic",
+    "slubsim.optin",
+    "slubsim.pca",
+)
+
+#: an extension may predate its source by this much without being called
+#: stale: a wheel install unpacks files in archive order within milliseconds
+#: (build_py keeps the sources' own, older, mtimes when pip preserves them)
+_MTIME_SLACK = 2.0
+
+
+def _extension(pkg_dir: Path, short: str) -> Path | None:
+    for suffix in importlib.machinery.EXTENSION_SUFFIXES:
+        p = pkg_dir / f"{short}{suffix}"
+        if p.is_file():
+            return p
+    return None
+
+
+def pure_reason(pkg_dir: Path, environ: dict[str, str] | os._Environ[str]) -> str | None:
+    """Why the pure sources must be used, or None when the extensions can be."""
+    if environ.get("SLUBSIM_PURE", "") not in ("", "0"):
+        return "SLUBSIM_PURE is set"
+    for name in COMPILED_MODULES:
+        short = name.rsplit(".", 1)[1]
+        ext = _extension(pkg_dir, short)
+        if ext is None:
+            return "not compiled at install time"
+        src = pkg_dir / f"{short}.py"
+        if src.is_file() and src.stat().st_mtime > ext.stat().st_mtime + _MTIME_SLACK:
+            return f"{src.name} is newer than its compiled extension (re-run pip install)"
+    return None
+
+
+class _PureSourceFinder:
+    """Meta-path finder that loads the compiled modules from their ``.py``."""
+
+    def __init__(self, pkg_dir: Path) -> None:
+        self.pkg_dir = pkg_dir
+
+    def find_spec(
+        self, fullname: str, path: Sequence[str] | None, target: ModuleType | None = None
+    ) -> ModuleSpec | None:
+        if fullname not in COMPILED_MODULES:
+            return None
+        src = self.pkg_dir / f"{fullname.rsplit('.', 1)[1]}.py"
+        return importlib.util.spec_from_file_location(fullname, src)
+
+
+def select(pkg_dir: Path) -> tuple[bool, str | None]:
+    """Install the pure-source finder if needed; return (compiled, reason)."""
+    reason = pure_reason(pkg_dir, os.environ)
+    if reason is None:
+        return True, None
+    if not any(isinstance(f, _PureSourceFinder) for f in sys.meta_path):
+        sys.meta_path.insert(0, _PureSourceFinder(pkg_dir))
+    if "newer than" in reason:
+        warnings.warn(f"slubsim runs pure Python: {reason}", RuntimeWarning, stacklevel=3)
+    return False, reason
