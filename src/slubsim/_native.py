@@ -43,6 +43,7 @@ COMPILED_MODULES: tuple[str, ...] = (
     "slubsim.classic",
     "slubsim.optin",
     "slubsim.pca",
+    "slubsim.replay",
 )
 
 #: an extension may predate its source by this much without being called
