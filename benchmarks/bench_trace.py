@@ -9,7 +9,8 @@ run:
   ratio to the baseline;
 * replay of the store through the 7.3 and 6.12 models, events/s, with the
   mypyc-compiled hot path (when installed compiled) and pure Python
-  (``SLUBSIM_PURE=1``, in a subprocess), and the compiled/pure ratio.
+  (``SLUBSIM_PURE=1``, in a subprocess), and the compiled/pure ratio;
+* peak RSS of the benchmark process.
 
 Run: python benchmarks/bench_trace.py [TRACE_OR_BUNDLE]
 """
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import os
 import re
+import resource
 import subprocess
 import sys
 import tempfile
@@ -111,6 +113,9 @@ def main() -> None:
                 f"{native / 1e6:6.2f} M events/s"
                 f"  | pure {pure / 1e6:5.2f} M events/s  ({native / pure:.2f}x)"
             )
+    # Linux reports ru_maxrss in KiB
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"peak RSS {peak:,.0f} MiB (this process: ingest + the compiled replays)")
 
 
 def replay_rate(store: EventStore, kernel: str) -> float:
