@@ -138,3 +138,52 @@ def test_every_generation_replays_every_shared_trace(bundle: Path) -> None:
     for gen in ("6.12", "rfc-pca", "6.18", "7.3"):
         r = replay(st, ReplayOptions(kernel=gen, validate=(gen == "6.18")))
         assert r["kernel"] == gen and len(r["caches"]) > 20
+
+
+def _no_timing(r: dict) -> dict:  # type: ignore[type-arg]
+    r = dict(r)
+    r["trace"] = {k: v for k, v in r["trace"].items() if k != "replay_seconds"}
+    return r
+
+
+@pytest.mark.parametrize("kernel", ["7.3", "6.12"])
+def test_batched_streaming_replay_equals_whole_trace_replay(tmp_path: Path, kernel: str) -> None:
+    import numpy as np
+
+    from slubsim.trace.events import OP_FREE_BULK, OP_KFREE_BULK
+    from slubsim.trace.store import EventStore
+
+    st = ingest(sample_trace())
+    ops, aux = st.columns["op"], st.columns["aux"]
+    bulk = np.flatnonzero(np.isin(ops, (OP_FREE_BULK, OP_KFREE_BULK)))
+    # a bulk call of several rows: batches ending inside it must carry it over
+    assert len(bulk) > len(np.unique(aux[bulk]))
+    split = int(bulk[0]) + 1  # a batch size that ends a batch inside that call
+    whole = replay(st, ReplayOptions(kernel=kernel))
+    path = tmp_path / "s.parquet"
+    st.write(path)
+    for rows in (3, split, 1 << 16):
+        lazy = EventStore.open(path)
+        r = replay(lazy, ReplayOptions(kernel=kernel, batch_rows=rows))
+        assert not lazy.in_memory, "replay loaded the whole store"
+        assert _no_timing(r) == _no_timing(whole), rows
+    # and no batch ends inside a bulk call: each call is replayed as one
+    from slubsim.replay import Replayer
+
+    rp = Replayer(EventStore.open(path), ReplayOptions(kernel=kernel, batch_rows=split))
+    seen: dict[int, int] = {}
+    starts = []
+    for base, b in rp._batches():
+        starts.append(base)
+        for j in np.flatnonzero(np.isin(b["op"], (OP_FREE_BULK, OP_KFREE_BULK))):
+            assert seen.setdefault(int(b["aux"][j]), base) == base, "bulk call split"
+    assert starts[:2] == [0, int(bulk[0])]  # the first batch stopped before the call
+
+
+def test_open_rejects_what_is_not_a_store(tmp_path: Path) -> None:
+    from slubsim.trace.store import EventStore, StoreError
+
+    bad = tmp_path / "x.parquet"
+    bad.write_bytes(b"PAR1 but not really")
+    with pytest.raises(StoreError, match="not a slubsim event store"):
+        EventStore.open(bad)

@@ -98,6 +98,9 @@ class KmemCache:
     ) -> None:
         self.kernel = kernel
         self.machine = kernel.machine
+        #: the kernel's page -> slab map (the same dict; a native attribute
+        #: here, so the compiled free path does not look it up by name)
+        self.pfn_to_slab: dict[int, Slab] = kernel.pfn_to_slab
         self.name = name
         self.aliases: list[str] = [name]  # every name mapped to this cache
         self.flags = flags
@@ -164,13 +167,13 @@ class KmemCache:
         return sorted(range(m.nr_nodes), key=lambda n: (abs(n - node), n))
 
     def slab_of(self, addr: int) -> Slab:
-        slab = self.kernel.pfn_to_slab.get(addr >> PAGE_SHIFT)
+        slab = self.pfn_to_slab.get(addr >> PAGE_SHIFT)
         if slab is None:
             raise InvariantError(f"0x{addr:x} is not in a slab page")
         return slab
 
     def _slab_or_none(self, addr: int) -> Slab | None:
-        return self.kernel.pfn_to_slab.get(addr >> PAGE_SHIFT)
+        return self.pfn_to_slab.get(addr >> PAGE_SHIFT)
 
     def build_detached_freelist(self, p: list[int], size: int) -> tuple[int, Slab, list[int]]:
         same, slab, chain = build_detached_freelist(p, size, self._slab_or_none)
@@ -204,7 +207,7 @@ class KmemCache:
         nid = PageAllocator.addr_to_nid(addr)
         slab = Slab(self, addr, order, objects, nid, self.size)
         pfn = addr >> PAGE_SHIFT
-        p2s = self.kernel.pfn_to_slab
+        p2s = self.pfn_to_slab
         for i in range(1 << order):
             p2s[pfn + i] = slab
         self.slabs.add(slab)
@@ -222,7 +225,7 @@ class KmemCache:
         assert n is not None
         n.dec_slabs_node(slab.objects)
         pfn = slab.base >> PAGE_SHIFT
-        p2s = self.kernel.pfn_to_slab
+        p2s = self.pfn_to_slab
         for i in range(1 << slab.order):
             del p2s[pfn + i]
         st = self.obj_state
@@ -318,10 +321,10 @@ class KmemCache:
     def _check_free(self, p: int) -> Slab:
         """Check a pointer before freeing it; raise the kernel-style error."""
         if self.obj_state.get(p) is True:
-            slab = self.kernel.pfn_to_slab.get(p >> PAGE_SHIFT)
+            slab = self.pfn_to_slab.get(p >> PAGE_SHIFT)
             if slab is not None and slab.cache is self:
                 return slab
-        slab = self.kernel.pfn_to_slab.get(p >> PAGE_SHIFT)
+        slab = self.pfn_to_slab.get(p >> PAGE_SHIFT)
         if slab is None:
             raise InvalidFreeError(
                 self.name,

@@ -61,7 +61,8 @@ def _load(trace: str | None, skip_malformed: bool, quiet: bool) -> tuple[Any, st
 
     path = Path(trace) if trace else sample_trace()
     if is_store(path):
-        return EventStore.read(path), str(path)
+        # streamed: replay reads record batches (memory follows live objects)
+        return EventStore.open(path), str(path)
     show = not quiet and sys.stderr.isatty()
     with _progress(f"parsing {path.name}", show) as cb:
         store = ingest(path, skip_malformed=skip_malformed, progress=cb)

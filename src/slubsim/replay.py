@@ -38,11 +38,14 @@ Decisions (documented, tested):
 
 from __future__ import annotations
 
+import gc
 import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
+
+import numpy as np
 
 from .cache import KmemCache
 from .errors import SlabError, SlubsimUsageError
@@ -127,9 +130,107 @@ class ReplayOptions:
     #: had been running before tracing started would
     warm_on_first_use: bool = False
     validate: bool = True
+    #: rows per record batch read from the store (memory: ~40 bytes a row)
+    batch_rows: int = 1 << 16
     progress: Callable[[int, int], None] | None = None
     #: called at every marker row with (marker dict, replayer)
     on_marker: Callable[[dict[str, Any], Replayer], None] | None = None
+
+
+#: the store columns the replay loop reads
+_REPLAY_COLUMNS: tuple[str, ...] = (
+    "ts",
+    "cpu",
+    "op",
+    "cache",
+    "obj",
+    "size",
+    "node",
+    "flags",
+    "aux",
+)
+
+#: per-cache event counts of the result: name -> the ops it counts
+EVENT_KINDS: tuple[tuple[str, tuple[int, ...]], ...] = (
+    ("alloc", (OP_ALLOC,)),
+    ("free", (OP_FREE,)),
+    ("kfree_rcu", (OP_KFREE_RCU,)),
+    ("free_bulk", (OP_FREE_BULK, OP_KFREE_BULK)),
+    ("alloc_bulk", (OP_ALLOC_BULK,)),  # objects, not calls
+    ("prefill_sheaf", (OP_PREFILL,)),
+    ("alloc_from_sheaf", (OP_ALLOC_FROM_SHEAF,)),
+    ("return_sheaf", (OP_RETURN_SHEAF,)),
+)
+
+
+class TraceFacts:
+    """What the replay needs to know about the whole trace before its first
+    event, gathered in one streaming pass over the store (vectorised, one
+    record batch at a time): machine shape, time span, rcu evidence, the
+    rows with pre-trace objects and late-bound early frees, and the event
+    counts per cache."""
+
+    def __init__(self) -> None:
+        self.n = 0
+        self.cpus = 1
+        self.ncaches = 0
+        self.nobj = 0
+        self.ts_first = 0.0
+        self.ts_last = 0.0
+        self.has_rcu_sheaf_events = False
+        self.has_rcu_completions = False
+        #: row -> (cache, obj, cpu) of frees replayed as kfree_rcu at that row
+        self.early: dict[int, list[tuple[int, int, int]]] = {}
+        #: (cache, obj, cpu) of every row freeing a pre-trace object, in order
+        self.pretrace: list[tuple[int, int, int]] = []
+        self.counts: dict[str, np.ndarray[Any, Any]] = {}
+
+    @classmethod
+    def scan(cls, store: EventStore, rows: int) -> TraceFacts:
+        f = cls()
+        f.ncaches = max((int(c["id"]) for c in store.caches), default=-1) + 1
+        f.counts = {kind: np.zeros(f.ncaches, dtype=np.int64) for kind, _ in EVENT_KINDS}
+        cols = ("ts", "cpu", "op", "cache", "obj", "size", "flags", "aux")
+        first = True
+        for b in store.iter_batches(cols, rows):
+            m = len(b["op"])
+            if not m:
+                continue
+            f.n += m
+            if first:
+                f.ts_first = float(b["ts"][0])
+                first = False
+            f.ts_last = float(b["ts"][-1])
+            f.cpus = max(f.cpus, int(b["cpu"].max()) + 1)
+            f.nobj = max(f.nobj, int(b["obj"].max()) + 1)
+            op, cache, flags = b["op"], b["cache"], b["flags"]
+            f.has_rcu_sheaf_events |= bool((op == OP_RCU_SHEAF).any())
+            f.has_rcu_completions |= bool((flags & F_RCU_COMPLETION).any())
+            for j in np.flatnonzero(flags & F_EARLY).tolist():
+                f.early.setdefault(int(b["aux"][j]), []).append(
+                    (int(cache[j]), int(b["obj"][j]), int(b["cpu"][j]))
+                )
+            for j in np.flatnonzero(flags & F_PRETRACE).tolist():
+                f.pretrace.append((int(cache[j]), int(b["obj"][j]), int(b["cpu"][j])))
+            valid = (cache >= 0) & (cache < f.ncaches)
+            for kind, ops in EVENT_KINDS:
+                mask = np.isin(op, ops) & valid
+                if not mask.any():
+                    continue
+                w = b["size"][mask].astype(np.int64) if kind == "alloc_bulk" else None
+                f.counts[kind] += np.bincount(cache[mask], weights=w, minlength=f.ncaches).astype(
+                    np.int64
+                )
+        return f
+
+    def events_of(self, cache: int) -> dict[str, int]:
+        """The result's ``events`` dict of one cache (non-zero kinds only)."""
+        out: dict[str, int] = {}
+        for kind, _ in EVENT_KINDS:
+            v = int(self.counts[kind][cache])
+            if v:
+                out[kind] = v
+        return out
 
 
 class CacheTrack:
@@ -155,7 +256,7 @@ class CacheTrack:
     def __init__(self, model: KmemCache, store_id: int) -> None:
         self.model = model
         self.store_id = store_id
-        self.events: dict[str, int] = defaultdict(int)
+        self.events: dict[str, int] = {}
         self.cached_peak = 0
         self.last_cached = 0
         self.area = 0.0
@@ -187,7 +288,8 @@ class Replayer:
                 ) from None
             raise
         mach = meta.get("machine") or {}
-        cpus_trace = int(store.columns["cpu"].max()) + 1 if store.n else 1
+        self.facts = TraceFacts.scan(store, self.opt.batch_rows)
+        cpus_trace = self.facts.cpus
         cpus = self.opt.overrides.get("cpus", max(int(mach.get("cpus", 1)), cpus_trace))
         nodes = self.opt.overrides.get("nodes", int(mach.get("nodes", 1)))
         cpu_nodes = mach.get("cpu_nodes")
@@ -202,6 +304,12 @@ class Replayer:
         self.imposed: dict[str, list[str]] = {}
         self.tracks: dict[int, CacheTrack] = {}
         self._build_caches()
+        # cache index -> track (None: not replayed), for the replay loop
+        self.track_of: list[CacheTrack | None] = [
+            self.tracks.get(i) for i in range(self.facts.ncaches)
+        ]
+        for cid, tr in self.tracks.items():
+            tr.events = self.facts.events_of(cid)
         from .policies import CapacityPolicy, PolicyState
 
         self.policy_states: dict[int, PolicyState] = {}
@@ -285,118 +393,156 @@ class Replayer:
 
     # ---------------------------------------------------------------- replay
     def run(self) -> dict[str, Any]:
-        cols = self.store.columns
+        """Replay every event; the store is read in record batches (see
+        :meth:`_batches`), so memory follows the live objects, not the trace."""
+        facts = self.facts
         n = self.store.n
-        ts_l = cols["ts"].tolist()
-        cpu_l = cols["cpu"].tolist()
-        op_l = cols["op"].tolist()
-        cache_l = cols["cache"].tolist()
-        obj_l = cols["obj"].tolist()
-        size_l = cols["size"].tolist()
-        node_l = cols["node"].tolist()
-        flags_l = cols["flags"].tolist()
-        aux_l = cols["aux"].tolist()
-        nobj = (max(obj_l) + 1) if obj_l else 0
-        self.addr = addr = [0] * nobj
-        k = self.kernel
-        tracks = self.tracks
-        cpu_of = self.cpu_of
-        warn = self.warnings
-        markers = self.store.meta.get("markers", [])
-        has_rcu_events = bool((cols["op"] == OP_RCU_SHEAF).any())
+        self.addr = [0] * facts.nobj
         mode = self.opt.rcu_mode
         if mode is None:
             what_if = bool(
                 {"sheaf_capacity", "barn_max_full", "barn_max_empty"} & set(self.opt.overrides)
             ) or (self.generation.name != str(self.store.meta.get("kernel_version")))
-            mode = "trace" if has_rcu_events and not what_if else "periodic"
+            mode = "trace" if facts.has_rcu_sheaf_events and not what_if else "periodic"
         if mode not in ("trace", "periodic"):
             raise SlubsimUsageError("rcu_mode must be 'trace' or 'periodic'")
         self.rcu_mode = mode
-        trace_rcu = mode == "trace"
-        gp_interval = self.opt.gp_interval
         # the traced kernel's delayed frees of kfree_rcu'd objects drive the
         # model's classic kvfree_rcu batch when there are any
-        self.drain_by_trace = bool((cols["flags"] & F_RCU_COMPLETION).any())
+        self.drain_by_trace = facts.has_rcu_completions
         self.rcu_addr: dict[int, int] = {}
-        has_prefill = all(tr.model.layer.has_prefill for tr in self.tracks.values())
-        early: dict[int, list[int]] = defaultdict(list)
-        for j in (cols["flags"] & F_EARLY).nonzero()[0].tolist():
-            early[aux_l[j]].append(j)
-        next_gp = (ts_l[0] + gp_interval) if n else 0.0
-        bulk_pool: dict[int, list[int]] = {}
-        sheaves: dict[int, Sheaf] = {}
-        policy_states = self.policy_states
-        warm_first = self.opt.warm_on_first_use
-        warmed: set[tuple[int, int]] = set()
+        self.has_prefill = all(tr.model.layer.has_prefill for tr in self.tracks.values())
+        self.next_gp = facts.ts_first + self.opt.gp_interval
+        self.bulk_pool: dict[int, list[int]] = {}
+        self.sheaves: dict[int, Sheaf] = {}
+        self.warmed: set[tuple[int, int]] = set()
         t0 = time.perf_counter()
 
         if self.opt.pretrace == "materialize":
-            self._materialize(op_l, cache_l, obj_l, flags_l, cpu_l)
+            self._materialize()
         if self.opt.warm_sheaves > 0:
             self._warm_sheaves(self.opt.warm_sheaves)
         self._take_baseline()
 
+        gc_was_on = gc.isenabled()
+        gc.disable()  # the model's objects live for the whole run: no cycles to collect
+        try:
+            for base, b in self._batches():
+                self._replay_rows(
+                    base,
+                    b["ts"].tolist(),
+                    b["cpu"].tolist(),
+                    b["op"].tolist(),
+                    b["cache"].tolist(),
+                    b["obj"].tolist(),
+                    b["size"].tolist(),
+                    b["node"].tolist(),
+                    b["flags"].tolist(),
+                    b["aux"].tolist(),
+                )
+                if self.opt.progress is not None:
+                    self.opt.progress(base + len(b["op"]), n)
+        finally:
+            if gc_was_on:
+                gc.enable()
+        for sh in self.sheaves.values():  # prefilled sheaves still out at the end
+            self.warnings["sheaves_out_at_end"] += 1
+            del sh
+        self.kernel.synchronize_rcu()
+        self.elapsed = time.perf_counter() - t0
+        if self.opt.validate:
+            self.kernel.validate()
+        return self.result()
+
+    def _batches(self) -> Iterator[tuple[int, dict[str, np.ndarray[Any, Any]]]]:
+        """(first row, columns) record batches that never split a bulk call:
+        the rows of a trailing ``free_bulk``/``kfree_bulk`` group are carried
+        into the next batch."""
+        base = 0
+        carry: dict[str, np.ndarray[Any, Any]] | None = None
+        for b in self.store.iter_batches(_REPLAY_COLUMNS, self.opt.batch_rows):
+            if carry is not None:
+                b = {c: np.concatenate((carry[c], b[c])) for c in _REPLAY_COLUMNS}
+                carry = None
+            ops = b["op"]
+            m = len(ops)
+            if m and int(ops[-1]) in (OP_FREE_BULK, OP_KFREE_BULK):
+                aux = b["aux"]
+                same = (ops == ops[-1]) & (aux == aux[-1])
+                # start of the trailing run of rows of that group
+                breaks = np.flatnonzero(~same)
+                k = int(breaks[-1]) + 1 if len(breaks) else 0
+                carry = {c: b[c][k:] for c in _REPLAY_COLUMNS}
+                b = {c: b[c][:k] for c in _REPLAY_COLUMNS}
+            if len(b["op"]):
+                yield base, b
+                base += len(b["op"])
+        if carry is not None and len(carry["op"]):
+            yield base, carry
+
+    def _replay_rows(
+        self,
+        base: int,
+        ts_l: list[float],
+        cpu_l: list[int],
+        op_l: list[int],
+        cache_l: list[int],
+        obj_l: list[int],
+        size_l: list[int],
+        node_l: list[int],
+        flags_l: list[int],
+        aux_l: list[int],
+    ) -> None:
+        """The replay loop over one batch of pre-resolved events (row ``base + i``)."""
+        k = self.kernel
+        track_of = self.track_of
+        cpu_of = self.cpu_of
+        addr = self.addr
+        warn = self.warnings
+        markers = self.store.meta.get("markers", [])
+        trace_rcu = self.rcu_mode == "trace"
+        drain_by_trace = self.drain_by_trace
+        gp_interval = self.opt.gp_interval
+        next_gp = self.next_gp
+        early = self.facts.early
+        has_prefill = self.has_prefill
+        bulk_pool = self.bulk_pool
+        sheaves = self.sheaves
+        policy_states = self.policy_states
+        warm_first = self.opt.warm_on_first_use
+        warmed = self.warmed
+        ntracks = len(track_of)
+        sample = self._sample
+        n = len(op_l)
         i = 0
         while i < n:
             op = op_l[i]
             c = cache_l[i]
             cpu = cpu_of[cpu_l[i]]
-            fl = flags_l[i]
-            if ts_l[i] >= next_gp:
+            ts = ts_l[i]
+            if ts >= next_gp:
                 if trace_rcu:
-                    if not self.drain_by_trace:
+                    if not drain_by_trace:
                         k._drain_kvfree_rcu()
                 else:
-                    k.synchronize_rcu(drain_kvfree=not self.drain_by_trace)
-                next_gp = ts_l[i] + gp_interval
-            if early and i in early:
-                for j in early.pop(i):
-                    a = addr[obj_l[j]]
-                    t3 = tracks.get(cache_l[j])
-                    if a and t3 is not None:
-                        addr[obj_l[j]] = 0
-                        k.kfree_rcu(a, cpu=cpu_of[cpu_l[j]])
-            if op == OP_MARKER:
-                if self.opt.on_marker is not None:
-                    self.opt.on_marker(markers[aux_l[i]], self)
-                i += 1
-                continue
-            if op == OP_LARGE_ALLOC:
-                a = k.kmalloc(max(size_l[i], 8193), cpu=cpu)
-                if a:
-                    addr[obj_l[i]] = a
-                i += 1
-                continue
-            if op == OP_LARGE_FREE:
-                a = addr[obj_l[i]]
-                if a:
-                    k.kfree(a, cpu=cpu)
-                    addr[obj_l[i]] = 0
-                else:
-                    warn["large_free_without_alloc"] += 1
-                i += 1
-                continue
-            if op == OP_RCU_SHEAF:
-                if trace_rcu:
-                    t4 = tracks.get(c)
-                    if t4 is not None and not k.rcu.run_one(t4.model, cpu=cpu):
-                        warn["rcu_sheaf_event_without_model_sheaf"] += 1
-                else:
-                    k.synchronize_rcu(drain_kvfree=not self.drain_by_trace)
-                i += 1
-                continue
-            tr = tracks.get(c)
-            if tr is None:  # filtered out or unresolved cache
-                i += 1
-                continue
-            s = tr.model
-            if warm_first and (c, cpu) not in warmed and op in (OP_ALLOC, OP_FREE):
-                warmed.add((c, cpu))
-                self._silent_warm(s, cpu)
+                    k.synchronize_rcu(drain_kvfree=not drain_by_trace)
+                next_gp = ts + gp_interval
+            if early and base + i in early:
+                for e_cache, e_obj, e_cpu in early.pop(base + i):
+                    a = addr[e_obj]
+                    if a and 0 <= e_cache < ntracks and track_of[e_cache] is not None:
+                        addr[e_obj] = 0
+                        k.kfree_rcu(a, cpu=cpu_of[e_cpu])
+            tr = track_of[c] if 0 <= c < ntracks else None
             if op == OP_ALLOC:
-                tr.events["alloc"] += 1
-                if fl & F_FAILED:
+                if tr is None:
+                    i += 1
+                    continue
+                s = tr.model
+                if warm_first and (c, cpu) not in warmed:
+                    warmed.add((c, cpu))
+                    self._silent_warm(s, cpu)
+                if flags_l[i] & F_FAILED:
                     warn["traced_failed_alloc"] += 1
                 else:
                     a = s.replay_alloc(cpu, node_l[i])
@@ -405,31 +551,80 @@ class Replayer:
                     else:
                         warn["model_alloc_failed"] += 1
             elif op == OP_FREE:
-                tr.events["free"] += 1
-                a = self._resolve(i, fl, obj_l, size_l, bulk_pool)
-                if a:
-                    if fl & F_RCU_COMPLETION:
-                        k.kfree_unchecked(a, cpu)
-                    else:
+                if tr is None:
+                    i += 1
+                    continue
+                s = tr.model
+                if warm_first and (c, cpu) not in warmed:
+                    warmed.add((c, cpu))
+                    self._silent_warm(s, cpu)
+                fl = flags_l[i]
+                a = 0
+                if not fl:  # the common case: a traced object freed
+                    o = obj_l[i]
+                    a = addr[o]
+                    if a:
+                        addr[o] = 0
                         s.replay_free(a, cpu)
+                    else:
+                        warn["free_without_model_object"] += 1
+                else:
+                    a = self._resolve(obj_l[i], fl, size_l[i])
+                    if a:
+                        if fl & F_RCU_COMPLETION:
+                            k.kfree_unchecked(a, cpu)
+                        else:
+                            s.replay_free(a, cpu)
+            elif op == OP_MARKER:
+                if self.opt.on_marker is not None:
+                    self.next_gp = next_gp
+                    self.opt.on_marker(markers[aux_l[i]], self)
+                i += 1
+                continue
+            elif op == OP_LARGE_ALLOC:
+                a = k.kmalloc(max(size_l[i], 8193), cpu=cpu)
+                if a:
+                    addr[obj_l[i]] = a
+                i += 1
+                continue
+            elif op == OP_LARGE_FREE:
+                a = addr[obj_l[i]]
+                if a:
+                    k.kfree(a, cpu=cpu)
+                    addr[obj_l[i]] = 0
+                else:
+                    warn["large_free_without_alloc"] += 1
+                i += 1
+                continue
+            elif op == OP_RCU_SHEAF:
+                if trace_rcu:
+                    if tr is not None and not k.rcu.run_one(tr.model, cpu=cpu):
+                        warn["rcu_sheaf_event_without_model_sheaf"] += 1
+                else:
+                    k.synchronize_rcu(drain_kvfree=not drain_by_trace)
+                i += 1
+                continue
+            elif tr is None:  # filtered out or unresolved cache
+                i += 1
+                continue
             elif op == OP_KFREE_RCU:
-                tr.events["kfree_rcu"] += 1
-                a = self._resolve(i, fl, obj_l, size_l, bulk_pool)
+                a = self._resolve(obj_l[i], flags_l[i], size_l[i])
                 if a:
                     k.kfree_rcu(a, cpu=cpu)
                     self.rcu_addr[obj_l[i]] = a
             elif op in (OP_FREE_BULK, OP_KFREE_BULK):
+                s = tr.model
                 group = aux_l[i]
                 j = i
                 objs: list[int] = []
                 done: list[int] = []  # delayed frees of kfree_rcu'd objects
                 while j < n and op_l[j] == op and aux_l[j] == group:
-                    t2 = tracks.get(cache_l[j])
-                    if t2 is not None:
-                        t2.events["free_bulk"] += 1
-                        a = self._resolve(j, flags_l[j], obj_l, size_l, bulk_pool)
+                    cj = cache_l[j]
+                    if 0 <= cj < ntracks and track_of[cj] is not None:
+                        fj = flags_l[j]
+                        a = self._resolve(obj_l[j], fj, size_l[j])
                         if a:
-                            (done if flags_l[j] & F_RCU_COMPLETION else objs).append(a)
+                            (done if fj & F_RCU_COMPLETION else objs).append(a)
                     j += 1
                 if objs:
                     if op == OP_FREE_BULK:
@@ -439,32 +634,31 @@ class Replayer:
                 if done:
                     k.kfree_bulk_unchecked(done, cpu)
                 for jj in range(i, j):
-                    t2 = tracks.get(cache_l[jj])
+                    cj = cache_l[jj]
+                    t2 = track_of[cj] if 0 <= cj < ntracks else None
                     if t2 is not None:
-                        self._sample(t2, ts_l[jj])
+                        sample(t2, ts_l[jj])
                 i = j
                 continue
             elif op == OP_ALLOC_BULK:
-                tr.events["alloc_bulk"] += size_l[i]
-                if not fl & F_FAILED:
-                    got = s.alloc_bulk(size_l[i], cpu)
+                if not flags_l[i] & F_FAILED:
+                    got = tr.model.alloc_bulk(size_l[i], cpu)
                     if len(got) != size_l[i]:
                         warn["model_alloc_failed"] += 1
-                    bulk_pool[i] = got
+                    bulk_pool[base + i] = got
             elif op == OP_PREFILL:
-                tr.events["prefill_sheaf"] += 1
                 if not has_prefill:
                     warn["prefill_translated_to_plain_allocs"] += 1
-                elif not fl & F_FAILED:
-                    sh = s.prefill_sheaf(size_l[i], cpu)
+                elif not flags_l[i] & F_FAILED:
+                    sh = tr.model.prefill_sheaf(size_l[i], cpu)
                     if sh is not None:
                         sheaves[aux_l[i]] = sh
                     else:
                         warn["model_prefill_failed"] += 1
             elif op == OP_ALLOC_FROM_SHEAF:
-                tr.events["alloc_from_sheaf"] += 1
+                s = tr.model
                 sh2 = sheaves.get(aux_l[i])
-                if fl & F_FAILED:
+                if flags_l[i] & F_FAILED:
                     warn["traced_failed_alloc"] += 1
                 elif sh2 is None:
                     if has_prefill:
@@ -479,44 +673,29 @@ class Replayer:
                     else:
                         warn["model_sheaf_empty"] += 1
             elif op == OP_RETURN_SHEAF:
-                tr.events["return_sheaf"] += 1
                 sh2 = sheaves.pop(aux_l[i], None)
                 if sh2 is not None:
-                    s.return_sheaf(sh2, cpu)
+                    tr.model.return_sheaf(sh2, cpu)
                 elif has_prefill:
                     warn["return_of_unknown_sheaf"] += 1
             elif op == OP_REFILL_SHEAF:
                 warn["refill_sheaf_skipped"] += 1
-            self._sample(tr, ts_l[i])
+            sample(tr, ts)
             if policy_states:
                 ps = policy_states.get(c)
                 if ps is not None:
-                    ps.step(s)
+                    ps.step(tr.model)
             i += 1
-            if self.opt.progress is not None and not i & 0xFFFF:
-                self.opt.progress(i, n)
-        for sh in sheaves.values():  # prefilled sheaves still out at the end
-            warn["sheaves_out_at_end"] += 1
-            del sh
-        k.synchronize_rcu()
-        self.elapsed = time.perf_counter() - t0
-        if self.opt.validate:
-            k.validate()
-        return self.result()
+        self.next_gp = next_gp
 
-    def _resolve(
-        self,
-        i: int,
-        fl: int,
-        obj_l: list[int],
-        size_l: list[int],
-        bulk_pool: dict[int, list[int]],
-    ) -> int:
-        """Model address for the object freed at row ``i`` (0 = nothing to free)."""
+    def _resolve(self, o: int, fl: int, size: int) -> int:
+        """Model address for the object ``o`` freed with ingest flags ``fl``
+        (0 = nothing to free); ``size`` is the bound alloc_bulk row for
+        ``F_BULK_BOUND``."""
         if fl & F_RCU_COMPLETION:
             # the traced kernel freed a kfree_rcu'd object now: if the model
             # put it in its classic batch, free it here too
-            a = self.rcu_addr.pop(obj_l[i], 0)
+            a = self.rcu_addr.pop(o, 0)
             if a and self.kernel.kvfree_rcu_take(a):
                 return a
             self.warnings["rcu_completion_skipped"] += 1
@@ -524,12 +703,11 @@ class Replayer:
         if fl & F_EARLY:
             return 0  # freed (as kfree_rcu) at the row where the kprobes started
         if fl & F_BULK_BOUND:
-            pool = bulk_pool.get(size_l[i])
+            pool = self.bulk_pool.get(size)
             if pool:
                 return pool.pop()
             self.warnings["bulk_bound_free_without_object"] += 1
             return 0
-        o = obj_l[i]
         a = self.addr[o]
         if a:
             self.addr[o] = 0
@@ -542,26 +720,17 @@ class Replayer:
             self.warnings["free_without_model_object"] += 1
         return 0
 
-    def _materialize(
-        self,
-        op_l: list[int],
-        cache_l: list[int],
-        obj_l: list[int],
-        flags_l: list[int],
-        cpu_l: list[int],
-    ) -> None:
+    def _materialize(self) -> None:
         """Allocate the objects freed before they are allocated in the trace,
         on the CPU that frees them, then empty every per-CPU cache and barn."""
         n = 0
-        for i, fl in enumerate(flags_l):
-            if not fl & F_PRETRACE:
+        for c, o, cpu in self.facts.pretrace:
+            tr = self.tracks.get(c)
+            if tr is None or self.addr[o]:
                 continue
-            tr = self.tracks.get(cache_l[i])
-            if tr is None or self.addr[obj_l[i]]:
-                continue
-            a = tr.model.alloc(self.cpu_of[cpu_l[i]])
+            a = tr.model.alloc(self.cpu_of[cpu])
             if a:
-                self.addr[obj_l[i]] = a
+                self.addr[o] = a
                 n += 1
         self.pretrace_objects = n
         if n:
@@ -572,7 +741,6 @@ class Replayer:
             self.kernel.rcu.barrier()
             for tr in self.tracks.values():
                 tr.model.layer.shrink_node_caches(0)
-        del op_l
 
     def _warm_sheaves(self, fraction: float) -> None:
         """Start every CPU's main sheaf ``fraction`` full (a steady state the
@@ -670,8 +838,7 @@ class Replayer:
 
     def result(self) -> dict[str, Any]:
         meta = self.store.meta
-        ts = self.store.columns["ts"]
-        span = float(ts[-1] - ts[0]) if self.store.n else 0.0
+        span = self.facts.ts_last - self.facts.ts_first
         caches: dict[str, Any] = {}
         for cid, tr in sorted(self.tracks.items(), key=lambda kv: -sum(kv[1].events.values())):
             info = self.store.caches[cid]
@@ -696,7 +863,7 @@ class Replayer:
                 free_miss = g("free_slowpath", 0)
             alloc_miss += g("barn_get", 0) + g("barn_get_fail", 0)
             free_miss += g("barn_put", 0) + g("barn_put_fail", 0) + g("free_rcu_sheaf_fail", 0)
-            duration = max(tr.last_ts - float(ts[0]), 0.0) if self.store.n else 0.0
+            duration = max(tr.last_ts - self.facts.ts_first, 0.0) if self.store.n else 0.0
             sheaf_bytes = (
                 kmalloc_size_roundup(sheaf_struct_size(s.sheaf_capacity))
                 if (s.sheaf_capacity)

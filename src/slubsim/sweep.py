@@ -65,10 +65,11 @@ def run_config(
     costs: dict[str, float] | None = None,
     policy: str = "fixed",
 ) -> list[dict[str, Any]]:
-    """One configuration (runs in a worker; the store is read once per process)."""
+    """One configuration (runs in a worker; the store is opened once per process)."""
     store = _STORE_CACHE.get(store_path)
     if store is None:
-        store = _STORE_CACHE[store_path] = EventStore.read(store_path)
+        # metadata only: each replay streams the store in record batches
+        store = _STORE_CACHE[store_path] = EventStore.open(store_path)
     opts = ReplayOptions(
         kernel=kernel, caches=list(caches), overrides=dict(config), validate=False, policy=policy
     )

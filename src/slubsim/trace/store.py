@@ -23,7 +23,7 @@ markers, the trace header and the machine shape.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -50,16 +50,47 @@ class StoreError(SlubsimError):
     pass
 
 
-@dataclass
 class EventStore:
-    """Events as numpy columns plus the metadata (see module docstring)."""
+    """Events as numpy columns plus the metadata (see module docstring).
 
-    columns: dict[str, np.ndarray[Any, Any]]
-    meta: dict[str, Any] = field(default_factory=dict)
+    A store made by :meth:`read` or by ingest holds every column in memory.
+    One made by :meth:`open` holds only the metadata: :meth:`iter_batches`
+    streams record batches from the file (memory bounded by the batch size,
+    not by the trace length), and :attr:`columns` loads everything on first
+    use for callers that need random access.
+    """
+
+    def __init__(
+        self,
+        columns: dict[str, np.ndarray[Any, Any]] | None,
+        meta: dict[str, Any] | None = None,
+        *,
+        path: Path | None = None,
+        rows: int = 0,
+    ) -> None:
+        if columns is None and path is None:
+            raise ValueError("EventStore needs columns or a path")
+        self._columns = columns
+        self.meta: dict[str, Any] = meta if meta is not None else {}
+        self.path = path
+        self._rows = rows
+
+    @property
+    def columns(self) -> dict[str, np.ndarray[Any, Any]]:
+        if self._columns is None:
+            assert self.path is not None
+            self._columns = _read_columns(self.path)
+        return self._columns
+
+    @property
+    def in_memory(self) -> bool:
+        return self._columns is not None
 
     @property
     def n(self) -> int:
-        return len(self.columns["op"])
+        if self._columns is None:
+            return self._rows
+        return len(self._columns["op"])
 
     @property
     def caches(self) -> list[dict[str, Any]]:
@@ -71,6 +102,25 @@ class EventStore:
         warnings: list[dict[str, Any]] = self.meta["warnings"]
         return warnings
 
+    def iter_batches(
+        self, names: Iterable[str] | None = None, rows: int = 1 << 16
+    ) -> Iterator[dict[str, np.ndarray[Any, Any]]]:
+        """Consecutive slices of the named columns (all by default), ``rows``
+        at a time (the last one shorter); from memory when loaded, else
+        streamed from the Parquet file one record batch at a time."""
+        cols = list(names) if names is not None else [c for c, _ in COLUMNS]
+        if self._columns is not None:
+            n = self.n
+            for a in range(0, n, rows):
+                yield {c: self._columns[c][a : a + rows] for c in cols}
+            return
+        import pyarrow.parquet as pq
+
+        assert self.path is not None
+        pf = pq.ParquetFile(str(self.path))
+        for batch in pf.iter_batches(batch_size=rows, columns=cols):
+            yield {c: batch.column(c).to_numpy(zero_copy_only=False) for c in cols}
+
     def write(self, path: str | Path) -> None:
         import pyarrow as pa
         import pyarrow.parquet as pq
@@ -80,26 +130,51 @@ class EventStore:
         meta = dict(self.meta)
         meta["format"] = STORE_FORMAT
         table = table.replace_schema_metadata({"slubsim": json.dumps(meta)})
-        pq.write_table(table, str(path), compression="zstd")
+        # row groups of 1 Mi rows: what open() + iter_batches() stream through
+        pq.write_table(table, str(path), compression="zstd", row_group_size=1 << 20)
 
     @classmethod
-    def read(cls, path: str | Path) -> EventStore:
+    def open(cls, path: str | Path) -> EventStore:
+        """The metadata only; columns are streamed (:meth:`iter_batches`)."""
         import pyarrow.parquet as pq
 
         p = Path(path)
         try:
-            table = pq.read_table(str(p))
+            md = pq.read_metadata(str(p))
         except Exception as e:  # pyarrow raises several types for bad files
             raise StoreError(f"{p}: not a slubsim event store ({e})") from None
-        md = table.schema.metadata or {}
-        raw = md.get(b"slubsim")
-        if raw is None:
-            raise StoreError(f"{p}: Parquet file without slubsim metadata")
-        meta = json.loads(raw)
-        if meta.get("format") != STORE_FORMAT:
-            raise StoreError(f"{p}: store format {meta.get('format')} (expected {STORE_FORMAT})")
-        cols = {name: table.column(name).to_numpy() for name, _ in COLUMNS}
-        return cls(cols, meta)
+        meta = _check_meta(p, (md.metadata or {}).get(b"slubsim"))
+        names = set(md.schema.names)
+        missing = [c for c, _ in COLUMNS if c not in names]
+        if missing:
+            raise StoreError(f"{p}: store without column(s) {', '.join(missing)}")
+        return cls(None, meta, path=p, rows=md.num_rows)
+
+    @classmethod
+    def read(cls, path: str | Path) -> EventStore:
+        """The whole store in memory."""
+        store = cls.open(path)
+        store.columns  # noqa: B018 -- load now, so errors surface here
+        return store
+
+
+def _check_meta(p: Path, raw: bytes | None) -> dict[str, Any]:
+    if raw is None:
+        raise StoreError(f"{p}: Parquet file without slubsim metadata")
+    meta: dict[str, Any] = json.loads(raw)
+    if meta.get("format") != STORE_FORMAT:
+        raise StoreError(f"{p}: store format {meta.get('format')} (expected {STORE_FORMAT})")
+    return meta
+
+
+def _read_columns(p: Path) -> dict[str, np.ndarray[Any, Any]]:
+    import pyarrow.parquet as pq
+
+    try:
+        table = pq.read_table(str(p), columns=[c for c, _ in COLUMNS])
+    except Exception as e:
+        raise StoreError(f"{p}: not a slubsim event store ({e})") from None
+    return {name: table.column(name).to_numpy() for name, _ in COLUMNS}
 
 
 def is_store(path: str | Path) -> bool:
