@@ -1,22 +1,31 @@
-"""Ingest and replay throughput on the largest shared trace (or the embedded
-sample when ../shared is absent), each beside a reference measured in the same
-run:
+"""Speed of slubsim against the limit, each figure beside a reference measured
+in the same run (the machine's speed varies between runs; compare ratios).
 
-* decompression alone (xz -> lines), MB/s and lines/s;
-* the baseline parser: one ``re`` match per line extracting the fields
-  (the ~0.38 M lines/s/core figure of the project brief);
-* slubsim ingest (parse + resolve into the columnar store), lines/s and the
-  ratio to the baseline;
-* replay of the store through the 7.3 and 6.12 models, events/s, with the
-  mypyc-compiled hot path (when installed compiled) and pure Python
-  (``SLUBSIM_PURE=1``, in a subprocess), and the compiled/pure ratio;
-* peak RSS of the benchmark process.
+Two traces:
 
-Run: python benchmarks/bench_trace.py [TRACE_OR_BUNDLE]
+* **real** -- the largest shared 7.3 trace (or the embedded sample when
+  ../shared is absent);
+* **synthetic** -- ``--events`` lines (default 10^7) of the ``mixed-lifetime``
+  generator (4 CPUs, fast-path dominated, a bounded live set), written as
+  uncompressed ftrace text, plus a tenth of it for the memory comparison and
+  the sweep.
+
+For each: decompression alone (real trace), the baseline parser (one ``re``
+match per line extracting the fields), slubsim ingest, and replay of the
+stored events through the 7.3 and 6.12 models compiled (when installed
+compiled) and pure (``SLUBSIM_PURE=1``), each replay in its own process that
+reports its peak RSS; the replay reference is a minimal dict-and-list sheaf
+loop (per-CPU main sheaf as a list, a barn list, a dict of live objects) over
+the same alloc/free events.  Then a 16-configuration sweep (8 sheaf capacities
+x 2 barn sizes) over the 10^6-event synthetic store on 2 local processes.
+
+Run: python benchmarks/bench_trace.py [--events N] [--no-real] [--no-synthetic] [TRACE]
 """
 
 from __future__ import annotations
 
+import argparse
+import json
 import os
 import re
 import resource
@@ -24,11 +33,16 @@ import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import slubsim
 from slubsim.cli import sample_trace
+from slubsim.generate import generate
 from slubsim.replay import ReplayOptions, replay
+from slubsim.sweep import sweep
+from slubsim.trace.events import OP_ALLOC, OP_FREE
 from slubsim.trace.ingest import find_trace_file, ingest
 from slubsim.trace.io import iter_lines
 from slubsim.trace.store import EventStore
@@ -51,83 +65,224 @@ def largest_shared() -> Path | None:
     return max(bundles, key=lambda d: (d / "trace.txt.xz").stat().st_size) if bundles else None
 
 
-def main() -> None:
-    target = Path(sys.argv[1]) if len(sys.argv) > 1 else (largest_shared() or sample_trace())
-    f = find_trace_file(target) if target.is_dir() else target
-    print(f"trace: {f} ({f.stat().st_size / 1e6:.1f} MB compressed)")
+def rss_mib() -> float:
+    """Peak RSS of this process: VmHWM (ru_maxrss survives fork+exec, so a
+    child would report its parent's peak)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
+
+# ------------------------------------------------------------------ parsing
+def bench_parse(f: Path, compressed: bool) -> tuple[int, float]:
+    """Decompression alone (compressed input) and the ``re`` baseline."""
+    if compressed:
+        t = time.perf_counter()
+        n = nbytes = 0
+        for _, line in iter_lines(f):
+            n += 1
+            nbytes += len(line) + 1
+        dt = time.perf_counter() - t
+        print(
+            f"  decompress+split      {n:>11,} lines  {dt:7.2f} s  {n / dt / 1e6:6.2f} M lines/s"
+            f"  {nbytes / dt / 1e6:6.1f} MB/s"
+        )
     t = time.perf_counter()
-    n = 0
-    nbytes = 0
+    n = hits = 0
     for _, line in iter_lines(f):
         n += 1
-        nbytes += len(line) + 1
-    dt_dec = time.perf_counter() - t
-    rate = n / dt_dec / 1e6
-    print(
-        f"decompress+split      {n:>10,} lines  {dt_dec:6.2f} s  {rate:6.2f} M lines/s"
-        f"  {nbytes / dt_dec / 1e6:6.1f} MB/s"
-    )
-
-    t = time.perf_counter()
-    hits = 0
-    for _, line in iter_lines(f):
         m = BASELINE.match(line)
         if m:
             m.groups()
             hits += 1
     dt_re = time.perf_counter() - t
-    rate = n / dt_re / 1e6
     print(
-        f"baseline re loop      {n:>10,} lines  {dt_re:6.2f} s  {rate:6.2f} M lines/s"
-        f"  ({hits:,} events matched)"
+        f"  baseline re loop      {n:>11,} lines  {dt_re:7.2f} s  {n / dt_re / 1e6:6.2f} M lines/s"
+        f"  ({hits:,} events matched; 1 core)"
     )
+    return n, dt_re
 
+
+def bench_ingest(target: Path, n: int, dt_re: float, out: Path) -> EventStore:
     t = time.perf_counter()
     store = ingest(target)
-    dt_in = time.perf_counter() - t
-    rate = n / dt_in / 1e6
+    dt = time.perf_counter() - t
     print(
-        f"slubsim ingest        {n:>10,} lines  {dt_in:6.2f} s  {rate:6.2f} M lines/s"
-        f"  ({dt_re / dt_in:.2f}x baseline; {store.n:,} events)"
+        f"  slubsim ingest        {n:>11,} lines  {dt:7.2f} s  {n / dt / 1e6:6.2f} M lines/s"
+        f"  ({dt_re / dt:.2f}x baseline; {store.n:,} events; 1 core)"
     )
-
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "store.parquet"
-        store.write(path)
-        mode = "compiled" if slubsim.COMPILED else f"pure ({slubsim.PURE_REASON})"
-        env = dict(os.environ, SLUBSIM_PURE="1")
-        for kernel in ("7.3", "6.12"):
-            native = replay_rate(store, kernel)
-            pure = float(
-                subprocess.run(
-                    [sys.executable, __file__, "--replay-rate", str(path), kernel],
-                    env=env,
-                    capture_output=True,
-                    text=True,
-                    check=True,
-                ).stdout
-            )
-            print(
-                f"replay {kernel:<4} {mode:<9}  {store.n:>10,} events  "
-                f"{native / 1e6:6.2f} M events/s"
-                f"  | pure {pure / 1e6:5.2f} M events/s  ({native / pure:.2f}x)"
-            )
-    # Linux reports ru_maxrss in KiB
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"peak RSS {peak:,.0f} MiB (this process: ingest + the compiled replays)")
+    store.write(out)
+    return store
 
 
-def replay_rate(store: EventStore, kernel: str) -> float:
-    """Events/s of the replay event loop (best of 2, no final invariant check)."""
+# ------------------------------------------------------------------- replay
+def reference_loop(store: EventStore, capacity: int = 32) -> float:
+    """Events/s of a minimal dict-and-list sheaf loop over the store's
+    alloc/free events (the yardstick of the issue: what plain Python does
+    with the essence of the sheaf fast path and nothing else)."""
+    total = 0
+    elapsed = 0.0
+    ncpu = 256
+    main: list[list[int]] = [[] for _ in range(ncpu)]
+    barn: list[list[int]] = []
+    addr: dict[int, int] = {}
+    slab: list[int] = []
+    nxt = 1
+    hits = 0
+    for b in store.iter_batches(("op", "cpu", "obj"), 1 << 20):
+        ops: list[int] = b["op"].tolist()
+        cpus: list[int] = b["cpu"].tolist()
+        objs: list[int] = b["obj"].tolist()
+        t = time.perf_counter()
+        for op, cpu, o in zip(ops, cpus, objs, strict=True):
+            if op == OP_ALLOC:
+                m = main[cpu]
+                if not m:
+                    if barn:
+                        m = main[cpu] = barn.pop()
+                    else:
+                        for _ in range(capacity):
+                            if slab:
+                                m.append(slab.pop())
+                            else:
+                                m.append(nxt)
+                                nxt += 1
+                addr[o] = m.pop()
+                hits += 1
+            elif op == OP_FREE:
+                x = addr.pop(o, 0)
+                if x:
+                    m = main[cpu]
+                    if len(m) >= capacity:
+                        barn.append(m)
+                        m = main[cpu] = []
+                    m.append(x)
+                    hits += 1
+        elapsed += time.perf_counter() - t
+        total += len(ops)
+    return total / elapsed
+
+
+def replay_stats(path: Path, kernel: str, pure: bool) -> dict[str, Any]:
+    """Replay in a fresh process; its events/s (best of 2 below 5 M events)
+    and peak RSS."""
+    env = dict(os.environ)
+    env.pop("SLUBSIM_PURE", None)
+    if pure:
+        env["SLUBSIM_PURE"] = "1"
+    out = subprocess.run(
+        [sys.executable, __file__, "--replay-stats", str(path), kernel],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    stats: dict[str, Any] = json.loads(out)
+    return stats
+
+
+def _replay_stats_child(path: str, kernel: str) -> None:
+    store = EventStore.open(path)
+    runs = 2 if store.n < 5_000_000 else 1
     best = min(
         replay(store, ReplayOptions(kernel=kernel, validate=False))["trace"]["replay_seconds"]
-        for _ in range(2)
+        for _ in range(runs)
     )
-    return store.n / best
+    print(
+        json.dumps(
+            {
+                "events": store.n,
+                "rate": store.n / best,
+                "rss_mib": rss_mib(),
+                "compiled": slubsim.COMPILED,
+            }
+        )
+    )
+
+
+def bench_replay(path: Path, store: EventStore) -> dict[str, dict[str, Any]]:
+    ref = reference_loop(store)
+    print(
+        f"  reference loop        {store.n:>11,} events {ref / 1e6:13.2f} M events/s  (pure Python)"
+    )
+    mode = "compiled" if slubsim.COMPILED else "pure*"
+    out: dict[str, dict[str, Any]] = {}
+    for kernel in ("7.3", "6.12"):
+        nat = replay_stats(path, kernel, pure=False)
+        pure = replay_stats(path, kernel, pure=True)
+        out[kernel] = nat
+        print(
+            f"  replay {kernel:<4} {mode:<9}  {store.n:>11,} events"
+            f" {nat['rate'] / 1e6:6.2f} M events/s"
+            f"  ({nat['rate'] / ref:.2f}x reference; RSS {nat['rss_mib']:,.0f} MiB)"
+            f"  | pure {pure['rate'] / 1e6:5.2f} M events/s"
+            f"  (compiled {nat['rate'] / pure['rate']:.2f}x pure; RSS {pure['rss_mib']:,.0f} MiB)"
+        )
+    return out
+
+
+# -------------------------------------------------------------------- sweep
+def bench_sweep(path: Path, n: int) -> None:
+    vary = {"sheaf_capacity": [4, 8, 16, 24, 32, 48, 64, 128], "barn_max_full": [5, 10]}
+    t = time.perf_counter()
+    with ProcessPoolExecutor(2) as ex:
+        rows = sweep(path, vary, kernel="7.3", executor=ex)
+    dt = time.perf_counter() - t
+    configs = len({(r["cfg_sheaf_capacity"], r["cfg_barn_max_full"]) for r in rows})
+    print(
+        f"  sweep {configs} configs x {n:,} events on 2 processes: {dt:.2f} s wall"
+        f"  ({configs * n / dt / 1e6:.2f} M events/s overall)"
+    )
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("trace", nargs="?", help="trace file or bundle (default: largest shared)")
+    ap.add_argument("--events", type=int, default=10_000_000, help="synthetic trace lines")
+    ap.add_argument("--no-real", action="store_true")
+    ap.add_argument("--no-synthetic", action="store_true")
+    a = ap.parse_args()
+    print(
+        f"slubsim {slubsim.__version__}; hot path "
+        + ("compiled (mypyc)" if slubsim.COMPILED else f"pure ({slubsim.PURE_REASON})")
+        + f"; {os.cpu_count()} CPUs"
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        d = Path(tmp)
+        if not a.no_real:
+            target = Path(a.trace) if a.trace else (largest_shared() or sample_trace())
+            f = find_trace_file(target) if target.is_dir() else target
+            print(f"real: {f} ({f.stat().st_size / 1e6:.1f} MB compressed)")
+            n, dt_re = bench_parse(f, compressed=True)
+            store = bench_ingest(target, n, dt_re, d / "real.parquet")
+            bench_replay(d / "real.parquet", store)
+            del store
+        if not a.no_synthetic:
+            small = max(a.events // 10, 2)
+            for lines, tag in ((small, "small"), (a.events, "big")):
+                txt = d / f"{tag}.txt"
+                t = time.perf_counter()
+                generate("mixed-lifetime", txt, cpus=4, seed=1, params={"ops": lines // 2})
+                dt = time.perf_counter() - t
+                print(
+                    f"synthetic mixed-lifetime, {lines:,} lines "
+                    f"({txt.stat().st_size / 1e6:,.0f} MB uncompressed; generated in {dt:.1f} s)"
+                )
+                n, dt_re = bench_parse(txt, compressed=False)
+                store = bench_ingest(txt, n, dt_re, d / f"{tag}.parquet")
+                txt.unlink()
+                bench_replay(d / f"{tag}.parquet", store)
+                del store
+            bench_sweep(d / "small.parquet", EventStore.open(d / "small.parquet").n)
+    print(f"peak RSS of the benchmark process (ingest holds a trace): {rss_mib():,.0f} MiB")
+
 
 if __name__ == "__main__":
-    if len(sys.argv) == 4 and sys.argv[1] == "--replay-rate":
-        print(replay_rate(EventStore.read(sys.argv[2]), sys.argv[3]))
+    if len(sys.argv) == 4 and sys.argv[1] == "--replay-stats":
+        _replay_stats_child(sys.argv[2], sys.argv[3])
     else:
         main()

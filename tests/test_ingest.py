@@ -345,3 +345,32 @@ def test_shared_bundle_counts_match_meta(bundle: Path) -> None:
         assert total <= 120, diffs
     else:
         assert not diffs, diffs
+
+
+@pytest.mark.parametrize("compress", ["plain", "gzip", "xz"])
+@pytest.mark.parametrize("chunk", [1, 7, 4096])
+def test_iter_lines_reads_ahead_without_changing_lines(
+    tmp_path: Path, compress: str, chunk: int
+) -> None:
+    import threading
+
+    from slubsim.trace.io import iter_lines
+
+    text = "# tracer: nop\r\nline two\n\nvery " + "long " * 300 + "line\nlast without newline"
+    data = text.encode()
+    f = tmp_path / "t"
+    f.write_bytes(
+        gzip.compress(data)
+        if compress == "gzip"
+        else lzma.compress(data)
+        if compress == "xz"
+        else data
+    )
+    want = [line.rstrip("\r") for line in text.split("\n")]
+    got = list(iter_lines(f, chunk_bytes=chunk))
+    assert got == list(enumerate(want, start=1))
+    # a consumer that stops early leaves no reader thread behind
+    it = iter_lines(f, chunk_bytes=chunk)
+    next(it)
+    it.close()
+    assert not [t for t in threading.enumerate() if t.name == "slubsim-decompress"]

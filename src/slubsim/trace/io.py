@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import bz2
 import gzip
-import io
 import lzma
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Any, cast
+from typing import IO, cast
 
 from ..errors import SlubsimError
 
@@ -56,9 +55,53 @@ def _open_binary(path: Path, kind: str) -> IO[bytes]:
     return open(path, "rb")
 
 
+def _decompress_ahead(raw: IO[bytes], chunk_bytes: int, depth: int = 4) -> Iterator[bytes]:
+    """Chunks of ``raw``, read by a helper thread up to ``depth`` chunks ahead.
+
+    The gzip, xz, bzip2 and zstd decompressors release the GIL, so
+    decompression overlaps with the parsing done by the caller on the other
+    core; memory stays bounded by ``depth * chunk_bytes``.  An exception in
+    the reader is re-raised here, in the caller's thread."""
+    import queue
+    import threading
+
+    q: queue.Queue[bytes | BaseException | None] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def reader() -> None:
+        try:
+            while not stop.is_set():
+                chunk = raw.read(chunk_bytes)
+                if not chunk:
+                    break
+                q.put(chunk)
+            q.put(None)
+        except BaseException as e:  # handed to the consumer
+            q.put(e)
+
+    t = threading.Thread(target=reader, name="slubsim-decompress", daemon=True)
+    t.start()
+    try:
+        while True:
+            item = q.get()
+            if item is None:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        while t.is_alive():  # unblock a reader waiting on a full queue
+            try:
+                q.get_nowait()
+            except queue.Empty:
+                t.join(0.01)
+
+
 def iter_lines(path: str | Path, chunk_bytes: int = 1 << 20) -> Iterator[tuple[int, str]]:
     """Yield ``(line_number, line)`` (1-based, newline stripped) from a trace file.
 
+    Decompression runs ahead in a helper thread (:func:`_decompress_ahead`).
     Raises :class:`TraceFormatError` for a missing, empty, binary or truncated
     file.
     """
@@ -74,22 +117,20 @@ def iter_lines(path: str | Path, chunk_bytes: int = 1 << 20) -> Iterator[tuple[i
     checked = False
     try:
         with _open_binary(p, kind) as raw:
-            reader = io.BufferedReader(cast(Any, raw), buffer_size=chunk_bytes)
-            for bline in reader:
-                lineno += 1
+            carry = b""
+            for chunk in _decompress_ahead(raw, chunk_bytes):
                 if not checked:
                     checked = True
-                    if b"\x00" in bline[:4096]:
+                    if b"\x00" in chunk[:4096].split(b"\n", 1)[0]:
                         raise TraceFormatError(f"{p}:1: binary data, not a text trace")
-                try:
-                    line = bline.decode("utf-8")
-                except UnicodeDecodeError:
-                    if bline.count(b"\x00") or sum(c < 9 for c in bline[:200]) > 2:
-                        raise TraceFormatError(
-                            f"{p}:{lineno}: binary data, not a text trace"
-                        ) from None
-                    line = bline.decode("latin-1")
-                yield lineno, line.rstrip("\r\n")
+                blines = (carry + chunk).split(b"\n") if carry else chunk.split(b"\n")
+                carry = blines.pop()
+                for bline in blines:
+                    lineno += 1
+                    yield lineno, _decode(p, lineno, bline)
+            if carry:
+                lineno += 1
+                yield lineno, _decode(p, lineno, carry)
     except (EOFError, lzma.LZMAError, gzip.BadGzipFile, OSError) as e:
         if isinstance(e, TraceFormatError):
             raise
@@ -108,3 +149,13 @@ def iter_lines(path: str | Path, chunk_bytes: int = 1 << 20) -> Iterator[tuple[i
         raise
     if lineno == 0:
         raise TraceFormatError(f"{p}: empty trace (no lines after decompression)")
+
+
+def _decode(p: Path, lineno: int, bline: bytes) -> str:
+    try:
+        line = bline.decode("utf-8")
+    except UnicodeDecodeError:
+        if bline.count(b"\x00") or sum(c < 9 for c in bline[:200]) > 2:
+            raise TraceFormatError(f"{p}:{lineno}: binary data, not a text trace") from None
+        line = bline.decode("latin-1")
+    return line.rstrip("\r")
