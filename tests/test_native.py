@@ -21,10 +21,11 @@ DATA = Path(__file__).parent / "data"
 def _fake_pkg(tmp_path: Path, *, compiled: bool) -> Path:
     ext = importlib.machinery.EXTENSION_SUFFIXES[0]
     for name in _native.COMPILED_MODULES:
-        short = name.rsplit(".", 1)[1]
-        (tmp_path / f"{short}.py").write_text("")
+        src = _native.module_path(tmp_path, name)
+        src.parent.mkdir(parents=True, exist_ok=True)
+        src.write_text("")
         if compiled:
-            (tmp_path / f"{short}{ext}").write_bytes(b"")
+            _native.module_path(tmp_path, name, ext).write_bytes(b"")
     return tmp_path
 
 
@@ -55,6 +56,14 @@ def test_source_edited_after_compiling_means_pure(tmp_path: Path) -> None:
     # unpacking a wheel may leave sources a little newer: not stale
     os.utime(pkg / "cache.py", (t + 1, t + 1))
     assert _native.pure_reason(pkg, {}) is None
+
+
+def test_modules_in_subpackages_are_found_there(tmp_path: Path) -> None:
+    pkg = _fake_pkg(tmp_path, compiled=True)
+    assert _native.module_path(pkg, "slubsim.trace.events") == pkg / "trace" / "events.py"
+    ext = importlib.machinery.EXTENSION_SUFFIXES[0]
+    (pkg / "trace" / f"events{ext}").unlink()
+    assert _native.pure_reason(pkg, {}) == "not compiled at install time"
 
 
 def _run(env_pure: bool, *args: str) -> tuple[str, dict[str, Any]]:

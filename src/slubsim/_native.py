@@ -31,6 +31,7 @@ from types import ModuleType
 
 #: compiled by mypyc at install time, in dependency order
 COMPILED_MODULES: tuple[str, ...] = (
+    "slubsim.trace.events",
     "slubsim.faults",
     "slubsim.page_alloc",
     "slubsim.slab",
@@ -52,9 +53,15 @@ COMPILED_MODULES: tuple[str, ...] = (
 _MTIME_SLACK = 2.0
 
 
-def _extension(pkg_dir: Path, short: str) -> Path | None:
+def module_path(pkg_dir: Path, name: str, suffix: str = ".py") -> Path:
+    """``slubsim.trace.events`` -> ``pkg_dir/trace/events{suffix}``."""
+    *sub, short = name.split(".")[1:]
+    return pkg_dir.joinpath(*sub, f"{short}{suffix}")
+
+
+def _extension(pkg_dir: Path, name: str) -> Path | None:
     for suffix in importlib.machinery.EXTENSION_SUFFIXES:
-        p = pkg_dir / f"{short}{suffix}"
+        p = module_path(pkg_dir, name, suffix)
         if p.is_file():
             return p
     return None
@@ -65,11 +72,10 @@ def pure_reason(pkg_dir: Path, environ: dict[str, str] | os._Environ[str]) -> st
     if environ.get("SLUBSIM_PURE", "") not in ("", "0"):
         return "SLUBSIM_PURE is set"
     for name in COMPILED_MODULES:
-        short = name.rsplit(".", 1)[1]
-        ext = _extension(pkg_dir, short)
+        ext = _extension(pkg_dir, name)
         if ext is None:
             return "not compiled at install time"
-        src = pkg_dir / f"{short}.py"
+        src = module_path(pkg_dir, name)
         if src.is_file() and src.stat().st_mtime > ext.stat().st_mtime + _MTIME_SLACK:
             return f"{src.name} is newer than its compiled extension (re-run pip install)"
     return None
@@ -86,8 +92,7 @@ class _PureSourceFinder:
     ) -> ModuleSpec | None:
         if fullname not in COMPILED_MODULES:
             return None
-        src = self.pkg_dir / f"{fullname.rsplit('.', 1)[1]}.py"
-        return importlib.util.spec_from_file_location(fullname, src)
+        return importlib.util.spec_from_file_location(fullname, module_path(self.pkg_dir, fullname))
 
 
 def select(pkg_dir: Path) -> tuple[bool, str | None]:

@@ -10,6 +10,7 @@ exit status 2, never a traceback.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -19,6 +20,12 @@ from typing import Any
 import click
 
 from .errors import SlubsimError
+
+# slubsim never calls BLAS; OpenBLAS's idle worker threads were seen spinning
+# (~2 % of samples) and would compete with sweep workers on small machines.
+# Set before numpy is first imported (the CLI imports it lazily); a user's
+# own setting wins.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 
 def sample_trace() -> Path:

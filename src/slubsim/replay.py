@@ -163,6 +163,9 @@ EVENT_KINDS: tuple[tuple[str, tuple[int, ...]], ...] = (
 )
 
 
+_NOPS = 16  # > every OP_* value
+
+
 class TraceFacts:
     """What the replay needs to know about the whole trace before its first
     event, gathered in one streaming pass over the store (vectorised, one
@@ -183,13 +186,16 @@ class TraceFacts:
         self.early: dict[int, list[tuple[int, int, int]]] = {}
         #: (cache, obj, cpu) of every row freeing a pre-trace object, in order
         self.pretrace: list[tuple[int, int, int]] = []
-        self.counts: dict[str, np.ndarray[Any, Any]] = {}
+        #: rows per (cache, op); objects of alloc_bulk calls per cache
+        self.per_op: np.ndarray[Any, Any] = np.zeros((0, _NOPS), dtype=np.int64)
+        self.bulk_objects: np.ndarray[Any, Any] = np.zeros(0, dtype=np.int64)
 
     @classmethod
     def scan(cls, store: EventStore, rows: int) -> TraceFacts:
         f = cls()
         f.ncaches = max((int(c["id"]) for c in store.caches), default=-1) + 1
-        f.counts = {kind: np.zeros(f.ncaches, dtype=np.int64) for kind, _ in EVENT_KINDS}
+        f.per_op = np.zeros((f.ncaches, _NOPS), dtype=np.int64)
+        f.bulk_objects = np.zeros(f.ncaches, dtype=np.int64)
         cols = ("ts", "cpu", "op", "cache", "obj", "size", "flags", "aux")
         first = True
         for b in store.iter_batches(cols, rows):
@@ -213,21 +219,23 @@ class TraceFacts:
             for j in np.flatnonzero(flags & F_PRETRACE).tolist():
                 f.pretrace.append((int(cache[j]), int(b["obj"][j]), int(b["cpu"][j])))
             valid = (cache >= 0) & (cache < f.ncaches)
-            for kind, ops in EVENT_KINDS:
-                mask = np.isin(op, ops) & valid
-                if not mask.any():
-                    continue
-                w = b["size"][mask].astype(np.int64) if kind == "alloc_bulk" else None
-                f.counts[kind] += np.bincount(cache[mask], weights=w, minlength=f.ncaches).astype(
-                    np.int64
-                )
+            key = cache[valid].astype(np.int64) * _NOPS + op[valid]
+            f.per_op += np.bincount(key, minlength=f.ncaches * _NOPS).reshape(f.ncaches, _NOPS)
+            bulk = valid & (op == OP_ALLOC_BULK)
+            if bulk.any():
+                f.bulk_objects += np.bincount(
+                    cache[bulk], weights=b["size"][bulk], minlength=f.ncaches
+                ).astype(np.int64)
         return f
 
     def events_of(self, cache: int) -> dict[str, int]:
         """The result's ``events`` dict of one cache (non-zero kinds only)."""
         out: dict[str, int] = {}
-        for kind, _ in EVENT_KINDS:
-            v = int(self.counts[kind][cache])
+        for kind, ops in EVENT_KINDS:
+            if kind == "alloc_bulk":
+                v = int(self.bulk_objects[cache])
+            else:
+                v = sum(int(self.per_op[cache, o]) for o in ops)
             if v:
                 out[kind] = v
         return out
@@ -512,7 +520,6 @@ class Replayer:
         warm_first = self.opt.warm_on_first_use
         warmed = self.warmed
         ntracks = len(track_of)
-        sample = self._sample
         n = len(op_l)
         i = 0
         while i < n:
@@ -637,7 +644,7 @@ class Replayer:
                     cj = cache_l[jj]
                     t2 = track_of[cj] if 0 <= cj < ntracks else None
                     if t2 is not None:
-                        sample(t2, ts_l[jj])
+                        self._sample(t2, ts_l[jj])
                 i = j
                 continue
             elif op == OP_ALLOC_BULK:
@@ -680,7 +687,7 @@ class Replayer:
                     warn["return_of_unknown_sheaf"] += 1
             elif op == OP_REFILL_SHEAF:
                 warn["refill_sheaf_skipped"] += 1
-            sample(tr, ts)
+            self._sample(tr, ts)
             if policy_states:
                 ps = policy_states.get(c)
                 if ps is not None:

@@ -1,24 +1,27 @@
 """The replayable event vocabulary of the columnar store (one row per event).
 
 ``op`` values and ``flags`` bits are stable: they are written into stores.
+They are ``Final`` so that the compiled replay loop inlines them.
 """
 
 from __future__ import annotations
 
-OP_ALLOC = 0  # kmem_cache_alloc / kmalloc served by a slab cache
-OP_FREE = 1  # kmem_cache_free / kfree of a slab object
-OP_ALLOC_FROM_SHEAF = 2  # kmem_cache_alloc_from_sheaf (aux = sheaf pointer)
-OP_KFREE_RCU = 3  # kvfree_call_rcu of a slab object
-OP_FREE_BULK = 4  # one object of a kmem_cache_free_bulk (aux = group id)
-OP_ALLOC_BULK = 5  # kmem_cache_alloc_bulk, count only (size = objects allocated)
-OP_PREFILL = 6  # kmem_cache_prefill_sheaf (size = count, aux = sheaf pointer)
-OP_RETURN_SHEAF = 7  # kmem_cache_return_sheaf (aux = sheaf pointer)
-OP_REFILL_SHEAF = 8  # kmem_cache_refill_sheaf (size = size, aux = sheafp)
-OP_RCU_SHEAF = 9  # rcu_free_sheaf ran: a grace period ended for a sheaf
-OP_LARGE_ALLOC = 10  # kmalloc above KMALLOC_MAX_CACHE_SIZE (page allocator)
-OP_LARGE_FREE = 11
-OP_MARKER = 12  # tracing_mark_write (aux = marker index)
-OP_KFREE_BULK = 13  # one object of kfree_bulk() (free_bulk name=(fault)); aux = group
+from typing import Final
+
+OP_ALLOC: Final = 0  # kmem_cache_alloc / kmalloc served by a slab cache
+OP_FREE: Final = 1  # kmem_cache_free / kfree of a slab object
+OP_ALLOC_FROM_SHEAF: Final = 2  # kmem_cache_alloc_from_sheaf (aux = sheaf pointer)
+OP_KFREE_RCU: Final = 3  # kvfree_call_rcu of a slab object
+OP_FREE_BULK: Final = 4  # one object of a kmem_cache_free_bulk (aux = group id)
+OP_ALLOC_BULK: Final = 5  # kmem_cache_alloc_bulk, count only (size = objects allocated)
+OP_PREFILL: Final = 6  # kmem_cache_prefill_sheaf (size = count, aux = sheaf pointer)
+OP_RETURN_SHEAF: Final = 7  # kmem_cache_return_sheaf (aux = sheaf pointer)
+OP_REFILL_SHEAF: Final = 8  # kmem_cache_refill_sheaf (size = size, aux = sheafp)
+OP_RCU_SHEAF: Final = 9  # rcu_free_sheaf ran: a grace period ended for a sheaf
+OP_LARGE_ALLOC: Final = 10  # kmalloc above KMALLOC_MAX_CACHE_SIZE (page allocator)
+OP_LARGE_FREE: Final = 11
+OP_MARKER: Final = 12  # tracing_mark_write (aux = marker index)
+OP_KFREE_BULK: Final = 13  # one object of kfree_bulk() (free_bulk name=(fault)); aux = group
 
 OP_NAMES = {
     OP_ALLOC: "alloc",
@@ -38,11 +41,11 @@ OP_NAMES = {
 }
 
 # flags bits
-F_PRETRACE = 1  # free of an object allocated before the trace started
-F_BULK_BOUND = 2  # free of a pointer handed out by an earlier alloc_bulk (aux = its row)
-F_RCU_COMPLETION = 4  # the real kernel's delayed free of a kfree_rcu'd object
-F_IMPLICIT = 8  # free synthesised for a pointer re-allocated without a free (lost event)
-F_FAILED = 16  # the allocation returned NULL
+F_PRETRACE: Final = 1  # free of an object allocated before the trace started
+F_BULK_BOUND: Final = 2  # free of a pointer handed out by an earlier alloc_bulk (aux = its row)
+F_RCU_COMPLETION: Final = 4  # the real kernel's delayed free of a kfree_rcu'd object
+F_IMPLICIT: Final = 8  # free synthesised for a pointer re-allocated without a free (lost event)
+F_FAILED: Final = 16  # the allocation returned NULL
 #: on an F_IMPLICIT free: the object's real free was untraced and happened before
 #: the lab kprobes were active; replay frees it (as kfree_rcu) at row ``aux``
-F_EARLY = 32
+F_EARLY: Final = 32
