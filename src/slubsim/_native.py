@@ -45,6 +45,8 @@ COMPILED_MODULES: tuple[str, ...] = (
     "slubsim.optin",
     "slubsim.pca",
     "slubsim.replay",
+    "slubsim.trace.ftrace",
+    "slubsim.trace.ingest",
 )
 
 #: an extension may predate its source by this much without being called
