@@ -41,3 +41,18 @@ def k1() -> Kernel:
 
 def nonzero(d: dict[str, int]) -> dict[str, int]:
     return {k: v for k, v in d.items() if v}
+
+
+#: the kernel's deltas for spec worked example A without the shrink (§9.4):
+#: 100 kmalloc(64) then 100 kfree on CPU 0 of a one-CPU machine, read around
+#: the workload (shared by the validate and record tests)
+EXAMPLE_A = {
+    "alloc_fastpath": 100,
+    "free_fastpath": 100,
+    "sheaf_refill": 120,
+    "barn_get_fail": 2,
+    "alloc_slab": 2,
+    "sheaf_alloc": 1,
+    "alloc_slowpath": 0,
+    "free_slowpath": 0,
+}

@@ -7,22 +7,13 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from conftest import EXAMPLE_A
 from slubsim.cli import main
 from slubsim.record import Recorder, RecordError, RecordPaths, parse_stat
 from slubsim.replay import replay
 from slubsim.trace.ingest import ingest
 from slubsim.validate import validate_bundle
 
-# the kernel deltas of spec example A without the shrink (100 kmalloc(64), 100 kfree)
-EXAMPLE_A = {
-    "alloc_fastpath": 100,
-    "free_fastpath": 100,
-    "sheaf_refill": 120,
-    "barn_get_fail": 2,
-    "alloc_slab": 2,
-    "sheaf_alloc": 1,
-    "alloc_slowpath": 0,
-}
 ORIGINAL = {
     "tracing_on": "0",
     "buffer_size_kb": "1408",

@@ -65,6 +65,14 @@ def test_grid_and_vary_parsing() -> None:
 
     with pytest.raises(SlubsimUsageError, match="unknown --vary key"):
         parse_vary(["capacity=1"])
+    with pytest.raises(SlubsimUsageError, match="--vary expects KEY=V1,V2"):
+        parse_vary(["sheaf_capacity"])
+    with pytest.raises(SlubsimUsageError, match="--vary cpus: 0 is out of range"):
+        parse_vary(["cpus=2,0"])
+    with pytest.raises(SlubsimUsageError, match="values must be integers"):
+        parse_vary(["cpus=2,x"])
+    with pytest.raises(SlubsimUsageError, match="one or more values"):
+        parse_vary(["cpus=,"])
 
 
 def test_recommendation_on_a_known_workload(tmp_path: Path) -> None:

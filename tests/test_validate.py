@@ -8,22 +8,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from conftest import TRACES, needs_shared
+from conftest import EXAMPLE_A, TRACES, needs_shared
 from slubsim.cli import main
 from slubsim.validate import KEY_COUNTERS, rel_error, validate_bundle
-
-# the kernel's deltas for spec worked example A without the shrink (§9.4): 100 kmalloc(64)
-# then 100 kfree on CPU 0 of a one-CPU machine, read around the workload
-EXAMPLE_A = {
-    "alloc_fastpath": 100,
-    "free_fastpath": 100,
-    "sheaf_refill": 120,
-    "barn_get_fail": 2,
-    "alloc_slab": 2,
-    "sheaf_alloc": 1,
-    "alloc_slowpath": 0,
-    "free_slowpath": 0,
-}
 
 
 def make_bundle(tmp: Path, deltas: dict[str, int]) -> Path:

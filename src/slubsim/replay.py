@@ -92,24 +92,37 @@ OVERRIDE_KEYS: dict[str, str] = {
 }
 
 
+def split_setting(item: str, option: str, form: str) -> tuple[str, str]:
+    """``KEY=VALUE`` of a ``--set``/``--vary`` item; the key must be one of
+    :data:`OVERRIDE_KEYS` (the error lists them)."""
+    if "=" not in item:
+        raise SlubsimUsageError(f"{option} expects {form}, got {item!r}")
+    key, val = item.split("=", 1)
+    key = key.strip()
+    if key not in OVERRIDE_KEYS:
+        raise SlubsimUsageError(
+            f"unknown {option} key {key!r}; valid keys: {', '.join(OVERRIDE_KEYS)}"
+        )
+    return key, val
+
+
+def check_setting(option: str, key: str, value: int) -> int:
+    """Range check of one override value (counts >= 0; cpus, nodes >= 1)."""
+    if value < 0 or (key in ("cpus", "nodes") and value < 1):
+        raise SlubsimUsageError(f"{option} {key}: {value} is out of range")
+    return value
+
+
 def parse_overrides(items: list[str] | tuple[str, ...]) -> dict[str, int]:
     """``["sheaf_capacity=32", ...]`` -> dict; unknown keys list the valid ones."""
     out: dict[str, int] = {}
     for item in items:
-        if "=" not in item:
-            raise SlubsimUsageError(f"--set expects KEY=VALUE, got {item!r}")
-        key, val = item.split("=", 1)
-        key = key.strip()
-        if key not in OVERRIDE_KEYS:
-            raise SlubsimUsageError(
-                f"unknown --set key {key!r}; valid keys: {', '.join(OVERRIDE_KEYS)}"
-            )
+        key, val = split_setting(item, "--set", "KEY=VALUE")
         try:
-            out[key] = int(val)
+            value = int(val)
         except ValueError:
             raise SlubsimUsageError(f"--set {key}: {val!r} is not an integer") from None
-        if out[key] < 0 or (key in ("cpus", "nodes") and out[key] < 1):
-            raise SlubsimUsageError(f"--set {key}: {val} is out of range")
+        out[key] = check_setting("--set", key, value)
     return out
 
 
@@ -541,23 +554,7 @@ class Replayer:
                         addr[e_obj] = 0
                         k.kfree_rcu(a, cpu=cpu_of[e_cpu])
             tr = track_of[c] if 0 <= c < ntracks else None
-            if op == OP_ALLOC:
-                if tr is None:
-                    i += 1
-                    continue
-                s = tr.model
-                if warm_first and (c, cpu) not in warmed:
-                    warmed.add((c, cpu))
-                    self._silent_warm(s, cpu)
-                if flags_l[i] & F_FAILED:
-                    warn["traced_failed_alloc"] += 1
-                else:
-                    a = s.replay_alloc(cpu, node_l[i])
-                    if a:
-                        addr[obj_l[i]] = a
-                    else:
-                        warn["model_alloc_failed"] += 1
-            elif op == OP_FREE:
+            if op <= OP_FREE:  # OP_ALLOC (0) or OP_FREE (1): the bulk of every trace
                 if tr is None:
                     i += 1
                     continue
@@ -566,22 +563,31 @@ class Replayer:
                     warmed.add((c, cpu))
                     self._silent_warm(s, cpu)
                 fl = flags_l[i]
-                a = 0
-                if not fl:  # the common case: a traced object freed
-                    o = obj_l[i]
-                    a = addr[o]
-                    if a:
-                        addr[o] = 0
-                        s.replay_free(a, cpu)
+                if op == OP_ALLOC:
+                    if fl & F_FAILED:
+                        warn["traced_failed_alloc"] += 1
                     else:
-                        warn["free_without_model_object"] += 1
-                else:
-                    a = self._resolve(obj_l[i], fl, size_l[i])
-                    if a:
-                        if fl & F_RCU_COMPLETION:
-                            k.kfree_unchecked(a, cpu)
+                        a = s.replay_alloc(cpu, node_l[i])
+                        if a:
+                            addr[obj_l[i]] = a
                         else:
+                            warn["model_alloc_failed"] += 1
+                else:
+                    if not fl:  # the common case: a traced object freed
+                        o = obj_l[i]
+                        a = addr[o]
+                        if a:
+                            addr[o] = 0
                             s.replay_free(a, cpu)
+                        else:
+                            warn["free_without_model_object"] += 1
+                    else:
+                        a = self._resolve(obj_l[i], fl, size_l[i])
+                        if a:
+                            if fl & F_RCU_COMPLETION:
+                                k.kfree_unchecked(a, cpu)
+                            else:
+                                s.replay_free(a, cpu)
             elif op == OP_MARKER:
                 if self.opt.on_marker is not None:
                     self.next_gp = next_gp

@@ -20,7 +20,7 @@ from typing import Any
 
 from .analysis import rows_from_result
 from .errors import SlubsimUsageError
-from .replay import OVERRIDE_KEYS, ReplayOptions, replay
+from .replay import ReplayOptions, check_setting, replay, split_setting
 from .trace.store import EventStore
 
 _STORE_CACHE: dict[str, EventStore] = {}
@@ -30,20 +30,15 @@ def parse_vary(items: list[str] | tuple[str, ...]) -> dict[str, list[int]]:
     """``["sheaf_capacity=4,8,16"]`` -> ``{"sheaf_capacity": [4, 8, 16]}``."""
     out: dict[str, list[int]] = {}
     for item in items:
-        if "=" not in item:
-            raise SlubsimUsageError(f"--vary expects KEY=V1,V2,..., got {item!r}")
-        key, vals = item.split("=", 1)
-        key = key.strip()
-        if key not in OVERRIDE_KEYS:
-            raise SlubsimUsageError(
-                f"unknown --vary key {key!r}; valid keys: {', '.join(OVERRIDE_KEYS)}"
-            )
+        key, vals = split_setting(item, "--vary", "KEY=V1,V2,...")
         try:
             values = [int(v) for v in vals.split(",") if v.strip()]
         except ValueError:
             raise SlubsimUsageError(f"--vary {key}: values must be integers") from None
-        if not values or any(v < 0 for v in values):
-            raise SlubsimUsageError(f"--vary {key}: give one or more values >= 0")
+        if not values:
+            raise SlubsimUsageError(f"--vary {key}: give one or more values")
+        for v in values:
+            check_setting("--vary", key, v)
         out[key] = sorted(set(values))
     if not out:
         raise SlubsimUsageError("nothing to sweep: give at least one --vary KEY=V1,V2")
