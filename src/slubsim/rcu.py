@@ -37,17 +37,29 @@ class Rcu:
         self.tags.append(tag)
 
     def run_one(self, tag: object, cpu: int | None = None) -> bool:
-        """Run the oldest queued callback carrying ``tag`` now (on ``cpu`` if
-        given, else its queueing CPU), as when a trace shows that one RCU
-        callback ran.  False if there is none."""
+        """Run one queued callback carrying ``tag`` now, as when a trace shows
+        that such a callback ran on ``cpu``: the oldest one queued on ``cpu``
+        (without callback offloading, CONFIG_RCU_NOCB_CPU, which the traced
+        kernels do not set, a CPU invokes the callbacks it queued, in order),
+        else the oldest one queued anywhere.  It runs on ``cpu`` when given,
+        else on its queueing CPU.  False if there is none."""
+        pick = -1
         for i, t in enumerate(self.tags):
-            if t is tag:
-                qcpu, fn = self.callbacks.pop(i)
-                del self.tags[i]
-                fn(qcpu if cpu is None else cpu)
-                self.completed_callbacks += 1
-                return True
-        return False
+            if t is tag and (cpu is None or self.callbacks[i][0] == cpu):
+                pick = i
+                break
+        if pick < 0 and cpu is not None:
+            for i, t in enumerate(self.tags):
+                if t is tag:
+                    pick = i
+                    break
+        if pick < 0:
+            return False
+        qcpu, fn = self.callbacks.pop(pick)
+        del self.tags[pick]
+        fn(qcpu if cpu is None else cpu)
+        self.completed_callbacks += 1
+        return True
 
     def pending(self) -> int:
         return len(self.callbacks)

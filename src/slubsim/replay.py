@@ -14,8 +14,10 @@ Decisions (documented, tested):
   way the count is reported.
 * **Grace periods** (``rcu_mode``): ``"trace"`` (default when replaying under
   the generation that recorded the trace with its own sheaf capacities) -- each
-  ``rcu_free_sheaf`` event completes the oldest in-flight rcu sheaf of that
-  cache in the model, on the event's CPU; the classic kvfree_rcu batches drain
+  ``rcu_free_sheaf`` event completes, on the event's CPU, the oldest in-flight
+  rcu sheaf of that cache the model queued on that CPU (a CPU invokes its own
+  callbacks in order; the traced kernels have no callback offloading), else
+  the oldest queued anywhere; the classic kvfree_rcu batches drain
   every ``gp_interval`` seconds of trace time.  ``"periodic"`` (default for
   what-if runs, and for traces without ``rcu_free_sheaf`` events) -- one full
   grace period every ``gp_interval`` seconds (default 0.03 s).
