@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -128,6 +129,37 @@ def test_recorded_bundle_goes_through_ingest_replay_validate(tmp_path: Path) -> 
     c = res["caches"]["kmalloc-64"]["counters"]
     assert all(c[k]["model"] == v == c[k]["kernel"] for k, v in EXAMPLE_A.items()), c
     assert res["summary"]["exact"] == res["summary"]["counters_compared"] == len(EXAMPLE_A)
+    assert res["kprobe_missed"] is None  # this tracefs has no kprobe_profile
+
+
+def test_missed_kprobe_hits_are_recorded_and_reported(tmp_path: Path) -> None:
+    fk = FakeKernel(tmp_path)
+    # tracefs kprobe_profile: event, nhit, nmissed (another group's probe is ignored)
+    (fk.t / "kprobe_profile").write_text(
+        "  kfree_rcu                                              4127               0\n"
+        "  rcu_free_sheaf                                           61               3\n"
+        "  other/foo                                                 9               9\n"
+    )
+    out = tmp_path / "bundle"
+    rec = Recorder(
+        out=out, paths=fk.paths(tmp_path), command=fk.workload, marker=fk.marker, log=lambda m: None
+    )
+    info = rec.run()
+    assert any("kprobe hits missed (rcu_free_sheaf 3)" in w for w in info["warnings"])
+    meta = json.loads((out / "meta.json").read_text())
+    assert meta["kprobe_profile"] == {
+        "kfree_rcu": {"hits": 4127, "missed": 0},
+        "rcu_free_sheaf": {"hits": 61, "missed": 3},
+    }
+    assert validate_bundle(out)["kprobe_missed"] == {"rcu_free_sheaf": 3}
+    r = CliRunner().invoke(main, ["validate", str(out)])
+    assert r.exit_code == 0, r.output
+    assert "kprobe hits missed while recording: rcu_free_sheaf 3" in " ".join(r.output.split())
+    (fk.t / "kprobe_profile").write_text("  rcu_free_sheaf  61  0\n")
+    Recorder(
+        out=out, paths=fk.paths(tmp_path), command=fk.workload, marker=fk.marker, log=lambda m: None
+    ).run()
+    assert validate_bundle(out)["kprobe_missed"] == {}  # recorded, nothing missed
 
 
 def test_settings_are_restored_when_the_workload_fails(tmp_path: Path) -> None:

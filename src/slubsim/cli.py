@@ -481,6 +481,12 @@ def _print_validation(res: dict[str, Any], show_all: bool) -> None:
         f"warm-up: {w['pretrace_objects']:,} pre-trace objects materialised; "
         f"{w['counters_sensitive_to_warmup']} counters change agreement when they are ignored"
     )
+    if res.get("kprobe_missed"):
+        con.print(
+            "kprobe hits missed while recording: "
+            + ", ".join(f"{ev} {n:,}" for ev, n in sorted(res["kprobe_missed"].items()))
+            + " -- those calls have no trace event, so counters they move can differ"
+        )
 
 
 @main.command()

@@ -304,6 +304,7 @@ class Recorder:
             after = self._snapshot("after")
             self._write(self._t("tracing_on"), "0", save=False)
             complete, header = self._copy_trace()
+            profile = self._kprobe_profile()  # before _restore() removes the probes
         except OSError as e:
             if e.errno == errno.ENOSPC:
                 raise RecordError(f"{self.out}: disk full while recording") from None
@@ -316,9 +317,18 @@ class Recorder:
                 "the kernel has no SLUB_STATS counters: recorded anyway, but "
                 "`slubsim validate` cannot compare counters for this bundle"
             )
-        self._write_bundle(before, after, probes, complete, header, started, stats_available)
+        self._write_bundle(
+            before, after, probes, complete, header, started, stats_available, profile
+        )
         if not complete:
             self.warnings.append("the ring buffer lost events: the trace is incomplete")
+        missed = {ev: p["missed"] for ev, p in (profile or {}).items() if p["missed"]}
+        if missed:
+            self.warnings.append(
+                "kprobe hits missed ("
+                + ", ".join(f"{ev} {n}" for ev, n in sorted(missed.items()))
+                + "): those calls ran without their trace event; validate reports it"
+            )
         for w in self.warnings:
             self.log(f"warning: {w}")
         return {
@@ -362,6 +372,24 @@ class Recorder:
         complete = lost == 0 and header.get("entries_in_buffer") == header.get("entries_written")
         return complete, header
 
+    def _kprobe_profile(self) -> dict[str, dict[str, int]] | None:
+        """Hits and missed hits of every lab kprobe (tracefs ``kprobe_profile``:
+        event, nhit, nmissed).  A missed hit (a probe firing while another
+        probe's handler runs on that CPU, e.g. in softirq) is a call of that
+        allocator path with no event in the trace.  None without the file."""
+        f = self._t("kprobe_profile")
+        if not f.is_file():
+            return None
+        out: dict[str, dict[str, int]] = {}
+        for ln in f.read_text().splitlines():
+            parts = ln.split()
+            if len(parts) < 3 or not (parts[1].isdigit() and parts[2].isdigit()):
+                continue
+            group, _, ev = parts[0].rpartition("/")
+            if group in ("", "lab"):
+                out[ev] = {"hits": int(parts[1]), "missed": int(parts[2])}
+        return out
+
     def _write_bundle(
         self,
         before: dict[str, dict[str, str]],
@@ -371,6 +399,7 @@ class Recorder:
         header: dict[str, int],
         started: float,
         stats_available: bool,
+        profile: dict[str, dict[str, int]] | None,
     ) -> None:
         aliases = self._aliases()
         out: dict[str, Any] = {}
@@ -414,6 +443,7 @@ class Recorder:
             "numa_nodes": nodes if len(nodes) > 1 else [],
             "trace_header": header,
             "trace_complete": complete,
+            "kprobe_profile": profile,
             "slub_stats_available": stats_available,
             "workload": (
                 " ".join(self.command)

@@ -190,6 +190,13 @@ def validate_bundle(
         }
 
     key_busy = [r for r in rows if r["counter"] in KEY_COUNTERS and r["events"] >= 5000]
+    # kprobe hits the recorder saw missed (slubsim record bundles; None: not recorded)
+    profile = meta.raw.get("kprobe_profile")
+    kprobe_missed = (
+        {ev: int(p.get("missed", 0)) for ev, p in profile.items() if p.get("missed")}
+        if isinstance(profile, dict)
+        else None
+    )
     return {
         "bundle": str(path),
         "kernel": rp.generation.name,
@@ -197,6 +204,7 @@ def validate_bundle(
         "caches": caches,
         "summary": summary(rows),
         "summary_key_counters_busy_caches": summary(key_busy),
+        "kprobe_missed": kprobe_missed,
         "warmup": {
             "policy": "materialize objects freed before their allocation; compare deltas",
             "warm_sheaves": warm_sheaves,
