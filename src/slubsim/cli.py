@@ -312,7 +312,7 @@ def _console() -> Any:
 
     from rich.console import Console
 
-    width = None if sys.stdout.isatty() else max(shutil.get_terminal_size((132, 40)).columns, 132)
+    width = None if sys.stdout.isatty() else max(shutil.get_terminal_size((140, 40)).columns, 140)
     return Console(width=width)
 
 
@@ -346,8 +346,9 @@ def _print_replay(result: dict[str, Any], top: int) -> None:
         t.add_column(
             col,
             justify=just,  # type: ignore[arg-type]
-            no_wrap=col in ("cache", "sysfs dir"),
-            min_width={"cache": 18, "sysfs dir": 10}.get(col),
+            no_wrap=col in ("cache", "sysfs dir", "ops"),
+            # ops of a 10^7-event trace must not be cut to "10,000…"
+            min_width={"cache": 18, "sysfs dir": 10, "ops": 10, "barn get/put": 7}.get(col),
         )
     for name, c in list(result["caches"].items())[:top]:
         k = c["counters"]
