@@ -246,10 +246,20 @@ def main() -> None:
     ap.add_argument("--no-real", action="store_true")
     ap.add_argument("--no-synthetic", action="store_true")
     a = ap.parse_args()
+    import platform
+
+    cpu_model = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu_model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
     print(
         f"slubsim {slubsim.__version__}; hot path "
         + ("compiled (mypyc)" if slubsim.COMPILED else f"pure ({slubsim.PURE_REASON})")
-        + f"; {os.cpu_count()} CPUs"
+        + f"; {os.cpu_count()} x {cpu_model}; Python {platform.python_version()}"
     )
     with tempfile.TemporaryDirectory() as tmp:
         d = Path(tmp)
