@@ -81,3 +81,10 @@ def test_bad_input_is_one_clear_line(tmp_path: Path) -> None:
 def test_example_command() -> None:
     code, out, _ = run("example", "A")
     assert code == 0 and "100 C0=100" in out
+
+
+def test_help_lists_every_setting_key() -> None:
+    from slubsim.cli import SETTING_KEYS
+    from slubsim.replay import OVERRIDE_KEYS
+
+    assert SETTING_KEYS.split(", ") == list(OVERRIDE_KEYS)

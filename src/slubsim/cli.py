@@ -27,6 +27,13 @@ from .errors import SlubsimError
 # own setting wins.
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
+#: the --set / --vary keys (replay.OVERRIDE_KEYS; spelled out here so that
+#: --help does not import the model -- a test keeps the two equal)
+SETTING_KEYS = (
+    "sheaf_capacity, barn_max_full, barn_max_empty, min_partial, cpu_partial, "
+    "pca_capacity, cpus, nodes"
+)
+
 
 def sample_trace() -> Path:
     """The embedded sample: a cut of a real Linux 7.3.4 trace bundle."""
@@ -246,7 +253,7 @@ def inspect(trace: str | None, skip_malformed: bool, json_out: str | None) -> No
     "sets",
     multiple=True,
     metavar="KEY=VALUE",
-    help="override: sheaf_capacity, barn_max_full, barn_max_empty, min_partial, cpus, nodes",
+    help=f"override: {SETTING_KEYS}",
 )
 @click.option(
     "--pretrace",
@@ -611,8 +618,7 @@ def _executor(workers: int, scheduler: str | None) -> tuple[Any, Callable[[], No
     multiple=True,
     required=True,
     metavar="KEY=V1,V2,...",
-    help="values to sweep (sheaf_capacity, barn_max_full, barn_max_empty, "
-    "min_partial, cpus, nodes); every combination runs",
+    help=f"values to sweep ({SETTING_KEYS}); every combination runs",
 )
 @click.option("--kernel", default=None, help="model generation (default: as recorded)")
 @click.option("--cache", "caches", multiple=True, help="only these caches")
