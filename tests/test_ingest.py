@@ -374,3 +374,23 @@ def test_iter_lines_reads_ahead_without_changing_lines(
     next(it)
     it.close()
     assert not [t for t in threading.enumerate() if t.name == "slubsim-decompress"]
+
+
+@pytest.mark.parametrize("trace", ["sample", "v612-cut"])
+def test_ingest_streamed_to_a_file_equals_ingest_in_memory(tmp_path: Path, trace: str) -> None:
+    import numpy as np
+
+    from slubsim.cli import sample_trace
+
+    src = sample_trace() if trace == "sample" else DATA / trace  # v612: 6.x back-patching
+    whole = ingest(src)
+    for chunk in (777, 0):  # many spilled chunks, then the default
+        out = tmp_path / f"s{chunk}.parquet"
+        st = ingest(src, out=out, row_chunk=chunk)
+        assert st.path == out and st.n == whole.n
+        for name, col in whole.columns.items():
+            assert np.array_equal(col, st.columns[name]), name
+        assert {k: v for k, v in st.meta.items() if k != "format"} == whole.meta
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".slubsim")] == []
+    with pytest.raises(IngestError, match="does not exist"):
+        ingest(src, out=tmp_path / "no" / "s.parquet")

@@ -126,9 +126,18 @@ def ingest(trace: str, output: str, skip_malformed: bool, quiet: bool) -> None:
     def go() -> None:
         import time
 
+        from .trace.ingest import ingest as do_ingest
+        from .trace.store import is_store
+
         t0 = time.perf_counter()
-        store, _ = _load(trace, skip_malformed, quiet)
-        store.write(output)
+        if is_store(trace):
+            store, _ = _load(trace, skip_malformed, quiet)
+            store.write(output)
+        else:
+            # streamed to the output file: memory bounded by one chunk of rows
+            show = not quiet and sys.stderr.isatty()
+            with _progress(f"parsing {Path(trace).name}", show) as cb:
+                store = do_ingest(trace, skip_malformed=skip_malformed, progress=cb, out=output)
         dt = time.perf_counter() - t0
         if not quiet:
             lines = store.meta.get("lines", 0)

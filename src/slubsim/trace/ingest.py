@@ -90,7 +90,7 @@ from .ftrace import (
     parse_line,
 )
 from .io import TraceFormatError, iter_lines
-from .store import EventStore
+from .store import EventStore, StoreWriter
 
 _HEADER_ENTRIES = re.compile(r"entries-in-buffer/entries-written:\s*(\d+)/(\d+)\s+#P:(\d+)")
 _LAB_READ = re.compile(r"LAB_READ\s+(before|after)\s+(\S+)\s+(\S+)")
@@ -207,12 +207,23 @@ def load_bundle_caches(bundle: Path) -> dict[str, dict[str, Any]]:
 class Ingester:
     """Single forward pass over the lines with back-patching for 6.x names."""
 
-    def __init__(self, source: str, bundle_caches: dict[str, dict[str, Any]]) -> None:
+    def __init__(
+        self,
+        source: str,
+        bundle_caches: dict[str, dict[str, Any]],
+        spill_dir: Path | None = None,
+        row_chunk: int = 0,
+    ) -> None:
         self.source = source
-        #: rows not yet packed; packed every ROW_CHUNK rows into ``_packed``
-        #: (33 bytes a row instead of ~290 as Python tuples)
+        #: rows not yet packed; packed every ``row_chunk`` rows into ``_packed``
+        #: (33 bytes a row instead of ~290 as Python tuples), or into .npy
+        #: files in ``spill_dir`` (memory then bounded by one chunk)
         self.rows: list[tuple[float, int, int, int, int, int, int, int, int]] = []
         self._packed: list[np.ndarray[Any, Any]] = []
+        self._spilled: list[Path] = []
+        self.spill_dir = spill_dir
+        self.row_chunk = row_chunk or ROW_CHUNK
+        self.max_cpu = -1
         self.cache_patch: dict[int, int] = {}
         self.cache_ids: dict[str, int] = {}
         self.cache_info: list[dict[str, Any]] = []
@@ -307,7 +318,9 @@ class Ingester:
         if aux >= 1 << 63:  # pointers as signed 64-bit identities
             aux -= 1 << 64
         self.rows.append((ts, cpu, op, cache, ptr, size, node, flags, aux))
-        if len(self.rows) >= ROW_CHUNK:
+        if cpu > self.max_cpu:
+            self.max_cpu = cpu
+        if len(self.rows) >= self.row_chunk:
             self._pack()
         self.events += 1
         if cache < -1:  # an unnamed 6.x allocation's cache, patched in finish()
@@ -316,15 +329,30 @@ class Ingester:
 
     def _pack(self) -> None:
         if self.rows:
-            self._packed.append(np.array(self.rows, dtype=ROW_DTYPE))
+            rec = np.array(self.rows, dtype=ROW_DTYPE)
             self.rows = []
+            if self.spill_dir is None:
+                self._packed.append(rec)
+            else:
+                f = self.spill_dir / f"rows{len(self._spilled):06d}.npy"
+                np.save(f, rec)
+                self._spilled.append(f)
+
+    def iter_packed(self) -> Iterable[np.ndarray[Any, Any]]:
+        """Every row so far, as structured arrays (ROW_DTYPE) in trace order."""
+        self._pack()
+        for f in self._spilled:
+            yield np.load(f)
+        yield from self._packed
 
     def all_rows(self) -> np.ndarray[Any, Any]:
         """Every row so far as one structured array (ROW_DTYPE)."""
-        self._pack()
-        if len(self._packed) > 1:
-            self._packed = [np.concatenate(self._packed)]
-        return self._packed[0] if self._packed else np.zeros(0, ROW_DTYPE)
+        parts = list(self.iter_packed())
+        if self.spill_dir is None and len(parts) > 1:
+            self._packed = parts = [np.concatenate(parts)]
+        if len(parts) > 1:
+            return np.concatenate(parts)
+        return parts[0] if parts else np.zeros(0, ROW_DTYPE)
 
     def note_page(self, ptr: int, c: int) -> None:
         if c >= 0:
@@ -854,17 +882,17 @@ class Ingester:
         # page map over the whole trace from named objects
         page_map: dict[tuple[int, int], int] = {}
         sizes = np.array([int(ci["size"] or 0) for ci in self.cache_info] or [0], dtype=np.int64)
-        rec = self.all_rows()
-        named = (rec["cache"] >= 0) & (rec["ptr"] != 0)
-        rc = rec["cache"][named]
-        pages = rec["ptr"][named] >> np.uint64(PAGE_SHIFT)
-        # pages are reused by other caches over time: key by slab size too;
-        # the first named object seen on a (page, size) decides
-        keys = np.stack((pages.astype(np.int64), sizes[rc]), axis=1)
-        if len(keys):
-            _, first = np.unique(keys, axis=0, return_index=True)
-            for j in first.tolist():
-                page_map[(int(keys[j, 0]), int(keys[j, 1]))] = int(rc[j])
+        for rec in self.iter_packed():
+            named = (rec["cache"] >= 0) & (rec["ptr"] != 0)
+            rc = rec["cache"][named]
+            pages = rec["ptr"][named] >> np.uint64(PAGE_SHIFT)
+            # pages are reused by other caches over time: key by slab size too;
+            # the first named object seen on a (page, size) decides
+            keys = np.stack((pages.astype(np.int64), sizes[rc]), axis=1)
+            if len(keys):
+                _, first = np.unique(keys, axis=0, return_index=True)
+                for j in sorted(first.tolist()):
+                    page_map.setdefault((int(keys[j, 0]), int(keys[j, 1])), int(rc[j]))
         bundle_sizes: dict[int, set[str]] = defaultdict(set)
         for d, info in self.bundle_caches.items():
             cfg = info.get("config", {})
@@ -905,6 +933,57 @@ class Ingester:
                 self.cache_patch[r] = c
         self.header["kmem_cache_alloc_attribution"] = dict(methods)
 
+    def _meta(self, extra_meta: dict[str, Any]) -> dict[str, Any]:
+        meta = {
+            "source": self.source,
+            "lines": self.lines,
+            "events": self.events,
+            "event_counts": dict(self.event_counts),
+            "header": self.header,
+            "caches": self.cache_info,
+            "warnings": [w.as_dict() for w in self.warn.values()],
+            "markers": self.markers,
+        }
+        meta.update(extra_meta)
+        return meta
+
+    def write_store(self, extra_meta: dict[str, Any], out: Path) -> None:
+        """Write the store chunk by chunk (same columns as :meth:`to_store`):
+        cache back-patches applied per chunk, dense object ids assigned in
+        first-seen order across chunks."""
+        patch_rows = np.array(sorted(self.cache_patch), dtype=np.int64)
+        patch_vals = np.array([self.cache_patch[int(r)] for r in patch_rows], dtype=np.int32)
+        ids: dict[int, int] = {}
+        base = 0
+        with StoreWriter(out, self._meta(extra_meta)) as w:
+            for rec in self.iter_packed():
+                n = len(rec)
+                cache = rec["cache"].copy()
+                lo, hi = np.searchsorted(patch_rows, (base, base + n))
+                cache[patch_rows[lo:hi] - base] = patch_vals[lo:hi]
+                ptr = rec["ptr"]
+                uniq, first, inv = np.unique(ptr, return_index=True, return_inverse=True)
+                uid = np.empty(len(uniq), dtype=np.int64)
+                for k in np.argsort(first, kind="stable").tolist():
+                    uid[k] = ids.setdefault(int(uniq[k]), len(ids))
+                w.write(
+                    {
+                        "ts": rec["ts"],
+                        "cpu": rec["cpu"],
+                        "op": rec["op"],
+                        "cache": cache,
+                        "obj": uid[inv.reshape(-1)].astype(np.int32),
+                        "ptr": ptr,
+                        "size": rec["size"],
+                        "node": rec["node"],
+                        "flags": rec["flags"],
+                        "aux": rec["aux"],
+                    }
+                )
+                base += n
+        self.rows = []
+        self._packed = []
+
     def to_store(self, extra_meta: dict[str, Any]) -> EventStore:
         rec = self.all_rows()
         cache = rec["cache"].copy()
@@ -929,17 +1008,7 @@ class Ingester:
             "flags": rec["flags"].copy(),
             "aux": rec["aux"].copy(),
         }
-        meta = {
-            "source": self.source,
-            "lines": self.lines,
-            "events": self.events,
-            "event_counts": dict(self.event_counts),
-            "header": self.header,
-            "caches": self.cache_info,
-            "warnings": [w.as_dict() for w in self.warn.values()],
-            "markers": self.markers,
-        }
-        meta.update(extra_meta)
+        meta = self._meta(extra_meta)
         self.rows = []
         self._packed = []
         return EventStore(cols, meta)
@@ -1043,12 +1112,38 @@ def ingest(
     skip_malformed: bool = False,
     progress: Callable[[int, int], None] | None = None,
     workers: int | None = None,
+    out: str | Path | None = None,
+    row_chunk: int = 0,
 ) -> EventStore:
     """Parse a trace file or a bundle directory into an :class:`EventStore`.
 
     ``progress(lines, bytes_total)`` is called as lines are consumed;
     ``workers`` parsing processes (default: 2 for large files, else 1).
+    With ``out``, the store is written there while parsing -- packed rows
+    spill to a temporary directory beside it, so memory stays bounded by one
+    chunk of ``row_chunk`` rows plus the per-pointer state -- and the result
+    is :meth:`EventStore.open` of that file.
     """
+    if out is None:
+        return _ingest(trace, skip_malformed, progress, workers, None, row_chunk)
+    import tempfile
+
+    o = Path(out)
+    if not o.parent.is_dir():
+        raise IngestError(f"{o}: the directory {o.parent} does not exist")
+    with tempfile.TemporaryDirectory(prefix=".slubsim-ingest-", dir=o.parent) as tmp:
+        _ingest(trace, skip_malformed, progress, workers, (Path(tmp), o), row_chunk)
+    return EventStore.open(o)
+
+
+def _ingest(
+    trace: str | Path,
+    skip_malformed: bool,
+    progress: Callable[[int, int], None] | None,
+    workers: int | None,
+    spill: tuple[Path, Path] | None,
+    row_chunk: int,
+) -> EventStore:
     from ..bundle import BundleMeta
 
     p = Path(trace)
@@ -1071,7 +1166,12 @@ def ingest(
             extra["bundle"] = str(bundle)
         except Exception as e:  # a bad meta.json should not stop ingestion
             extra["bundle_error"] = str(e)
-    ing = Ingester(p.name if bundle is None else f"{bundle.name}/{p.name}", bundle_caches)
+    ing = Ingester(
+        p.name if bundle is None else f"{bundle.name}/{p.name}",
+        bundle_caches,
+        spill_dir=spill[0] if spill else None,
+        row_chunk=row_chunk,
+    )
     total = p.stat().st_size
     nworkers = workers if workers is not None else _default_workers(p)
     if nworkers <= 1:
@@ -1087,13 +1187,14 @@ def ingest(
     ):
         raise IngestError(f"{p}: no kmem events (kmem_cache_alloc/kmalloc/kfree/...) in the trace")
     if "machine" not in extra:
-        ncpu = int(
-            ing.header.get("nr_cpus") or (int(ing.all_rows()["cpu"].max()) + 1 if ing.events else 1)
-        )
+        ncpu = int(ing.header.get("nr_cpus") or (ing.max_cpu + 1 if ing.events else 1))
         extra["machine"] = {"cpus": ncpu, "nodes": 1, "cpu_nodes": [0] * ncpu}
     if "kernel_version" not in extra:
         named = any(True for c in ing.cache_info if not c["kmalloc"]) and not ing.pending
         extra["kernel_version"] = "7.3" if named or not ing.pending else "6.12"
+    if spill is not None:
+        ing.write_store(extra, spill[1])
+        return EventStore(None, {}, path=spill[1], rows=ing.events)  # ingest() opens it
     return ing.to_store(extra)
 
 

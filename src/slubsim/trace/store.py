@@ -129,16 +129,8 @@ class EventStore:
                 yield {c: arrays[c][a : a + rows] for c in cols}
 
     def write(self, path: str | Path) -> None:
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-
-        arrays = [pa.array(self.columns[name], type=getattr(pa, t)()) for name, t in COLUMNS]
-        table = pa.Table.from_arrays(arrays, names=[c for c, _ in COLUMNS])
-        meta = dict(self.meta)
-        meta["format"] = STORE_FORMAT
-        table = table.replace_schema_metadata({"slubsim": json.dumps(meta)})
-        # row groups of 256 Ki rows: what open() + iter_batches() stream through
-        pq.write_table(table, str(path), compression="zstd", row_group_size=1 << 18)
+        with StoreWriter(path, self.meta) as w:
+            w.write(self.columns)
 
     @classmethod
     def open(cls, path: str | Path) -> EventStore:
@@ -163,6 +155,44 @@ class EventStore:
         store = cls.open(path)
         store.columns  # noqa: B018 -- load now, so errors surface here
         return store
+
+
+class StoreWriter:
+    """Write a store a slice of rows at a time (ingest streams through it):
+    row groups of at most 256 Ki rows, what :meth:`EventStore.open` reads
+    one at a time."""
+
+    ROW_GROUP = 1 << 18
+
+    def __init__(self, path: str | Path, meta: dict[str, Any]) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        self._pa = pa
+        m = dict(meta)
+        m["format"] = STORE_FORMAT
+        self.schema = pa.schema(
+            [(name, getattr(pa, t)()) for name, t in COLUMNS],
+            metadata={"slubsim": json.dumps(m)},
+        )
+        self._w = pq.ParquetWriter(str(path), self.schema, compression="zstd")
+        self.rows = 0
+
+    def write(self, columns: dict[str, np.ndarray[Any, Any]]) -> None:
+        pa = self._pa
+        arrays = [pa.array(columns[name], type=getattr(pa, t)()) for name, t in COLUMNS]
+        table = pa.Table.from_arrays(arrays, schema=self.schema)
+        self._w.write_table(table, row_group_size=self.ROW_GROUP)
+        self.rows += table.num_rows
+
+    def close(self) -> None:
+        self._w.close()
+
+    def __enter__(self) -> StoreWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def _check_meta(p: Path, raw: bytes | None) -> dict[str, Any]:
