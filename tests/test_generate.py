@@ -152,6 +152,12 @@ def test_cli(tmp_path: Path) -> None:
     rep.write_text(REP)
     r = CliRunner().invoke(main, ["import-rep", str(rep), "-o", str(tmp_path / "r.txt")])
     assert r.exit_code == 0 and "7 operations" in r.stdout
+    # every generator is reachable from the command line
+    for kind in KINDS:
+        r = CliRunner().invoke(
+            main, ["generate", kind, "-o", str(tmp_path / f"{kind}.txt"), "--cpus", "2"]
+        )
+        assert r.exit_code == 0, (kind, r.output)
 
 
 def test_irq_mix_share(tmp_path: Path) -> None:

@@ -20,6 +20,7 @@ from typing import Any
 import click
 
 from .errors import SlubsimError
+from .generate import KINDS as GENERATOR_KINDS  # one list: irq-mix was missing from a copy
 
 # slubsim never calls BLAS; OpenBLAS's idle worker threads were seen spinning
 # (~2 % of samples) and would compete with sweep workers on small machines.
@@ -874,17 +875,7 @@ def scenario(name: str, json_out: str | None) -> None:
 @main.command()
 @click.argument(
     "kind",
-    type=click.Choice(
-        [
-            "lifo",
-            "prodcons",
-            "bursts",
-            "mixed-lifetime",
-            "kfree-rcu-storm",
-            "numa-remote",
-            "prefill-migrate",
-        ]
-    ),
+    type=click.Choice(GENERATOR_KINDS),
 )
 @click.option("-o", "--output", required=True, type=click.Path(), help="trace file to write")
 @click.option("--cpus", type=int, default=4, show_default=True)
