@@ -1,6 +1,6 @@
 """Build hook: compile slubsim's model hot path with mypyc.
 
-The modules in ``src/slubsim/_native.py:COMPILED_MODULES`` (page allocator,
+The modules in ``src/slubsim/_native.py:COMPILED_MODULES`` (page allocator, machine,
 slabs, sheaves, node/barn, the per-CPU layers and the cache) are compiled to C
 extensions when mypyc and a C compiler are available.  Anything that stops
 that (no compiler, ``SLUBSIM_PURE=1`` at build time, a mypyc failure) is

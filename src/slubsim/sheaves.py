@@ -196,7 +196,9 @@ class SheavesLayer(PerCpuLayer):
             self.cache.stat[cpu][self.ALLOC_NODE_MISMATCH] += 1
             return 0
         main.objects.pop()
-        self.cache.stat[cpu][self.ALLOC_FASTPATH] += 1
+        stat = self.cache.stat[cpu]
+        # not ``+= 1``: mypyc compiles an augmented item assignment generically
+        stat[self.ALLOC_FASTPATH] = stat[self.ALLOC_FASTPATH] + 1
         return obj
 
     def _pcs_replace_empty_main(self, cpu: int, pcs: PerCpuSheaves, nolock: bool) -> bool:
@@ -502,7 +504,8 @@ class SheavesLayer(PerCpuLayer):
         ):
             return False
         pcs.main.objects.append(x)
-        self.cache.stat[cpu][self.FREE_FASTPATH] += 1
+        stat = self.cache.stat[cpu]
+        stat[self.FREE_FASTPATH] = stat[self.FREE_FASTPATH] + 1  # see alloc_from_pcs
         return True
 
     def _pcs_replace_full_main(self, cpu: int, pcs: PerCpuSheaves, allow_spin: bool) -> bool:
