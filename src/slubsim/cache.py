@@ -285,8 +285,12 @@ class KmemCache:
         """:meth:`free` for trace replay (same checks on the object)."""
         if self.destroyed:
             raise CacheDestroyedError(self.name, "kmem_cache_free")
-        slab = self._check_free(p)
-        self.obj_state[p] = False
+        st = self.obj_state
+        slab = self.pfn_to_slab.get(p >> PAGE_SHIFT)
+        # _check_free's passing case inline; it explains any other case
+        if slab is None or slab.cache is not self or st.get(p) is not True:
+            slab = self._check_free(p)
+        st[p] = False
         self.nlive -= 1
         self.layer.free(cpu, p, slab, False, False)
 

@@ -706,7 +706,23 @@ class Replayer:
                     warn["return_of_unknown_sheaf"] += 1
             elif op == OP_REFILL_SHEAF:
                 warn["refill_sheaf_skipped"] += 1
-            self._sample(tr, ts)
+            # the common case of _sample inlined: no sheaf, slab or page changed
+            sm = tr.model
+            last = tr.last_ts
+            if (
+                last >= 0.0
+                and sm.nr_pages == tr.last_pages
+                and len(sm.slabs) == tr.last_slabs
+                and sm.layer.live_sheaves() == tr.last_sheaves
+            ):
+                cached = sm.inuse_total - sm.nlive
+                tr.area += tr.last_cached * (ts - last)
+                tr.last_ts = ts
+                tr.last_cached = cached
+                if cached > tr.cached_peak:
+                    tr.cached_peak = cached
+            else:
+                self._sample(tr, ts)
             if policy_states:
                 ps = policy_states.get(c)
                 if ps is not None:

@@ -463,7 +463,12 @@ class SheavesLayer(PerCpuLayer):
     # ================================================================= free
     def free(self, cpu: int, x: int, slab: Slab, nolock: bool, irq: bool) -> None:
         """Models ``slab_free`` (and ``kfree_nolock`` with ``nolock``)."""
-        if self._can_free_to_pcs(cpu, slab) and self.free_to_pcs(cpu, x, not nolock, irq):
+        # can_free_to_pcs() inline when there is one node (always true there)
+        if (
+            (not self.numa or self._can_free_to_pcs(cpu, slab))
+            and not slab.pfmemalloc
+            and self.free_to_pcs(cpu, x, not nolock, irq)
+        ):
             return
         if nolock:
             # defer_free(): queued on a per-CPU llist, freed by irq_work later.
