@@ -410,6 +410,13 @@ def _print_replay(result: dict[str, Any], top: int) -> None:
     is_flag=True,
     help="refill each CPU's cache silently at its first use (pre-trace state)",
 )
+@click.option(
+    "--lockstep",
+    "lockstep_table",
+    is_flag=True,
+    help="list, per cache, how many allocations got the kernel's own object "
+    "and where the model first parted from it",
+)
 def validate(
     bundle: str,
     json_out: str | None,
@@ -417,9 +424,15 @@ def validate(
     kernel: str | None,
     warm_sheaves: float,
     warm_first_use: bool,
+    lockstep_table: bool,
 ) -> None:
     """Compare the model's SLUB_STATS deltas with the real kernel's, counter by
-    counter, over exactly the same window of events (LAB_READ markers)."""
+    counter, over exactly the same window of events (LAB_READ markers).
+
+    Also checks every allocation in lockstep: the traced kernels do not
+    randomise freelists, so model slabs are paired with the kernel's slabs (by
+    the traced pointers) and each allocation either got the kernel's object or
+    not (see slubsim.lockstep)."""
 
     def go() -> None:
         from .validate import validate_bundle
@@ -448,12 +461,12 @@ def validate(
             _write_json(out, json_out)
             if quiet:
                 return
-        _print_validation(res, show_all)
+        _print_validation(res, show_all, lockstep_table)
 
     _run(go)
 
 
-def _print_validation(res: dict[str, Any], show_all: bool) -> None:
+def _print_validation(res: dict[str, Any], show_all: bool, lockstep_table: bool = False) -> None:
     from rich.table import Table
 
     con = _console()
@@ -499,12 +512,50 @@ def _print_validation(res: dict[str, Any], show_all: bool) -> None:
         f"warm-up: {w['pretrace_objects']:,} pre-trace objects materialised; "
         f"{w['counters_sensitive_to_warmup']} counters change agreement when they are ignored"
     )
+    ls = res["lockstep"]
+    con.print(
+        f"lockstep: {ls['checked']:,} allocations checked, {ls['share']:.1%} got the kernel's "
+        f"own object; {ls['caches_fully_in_step']} of {ls['caches_checked']} caches in step "
+        f"throughout; the {ls['caches_started_in_step']} caches in step at their first "
+        f"allocation (no pre-trace slabs in use) got it {ls['share_in_caches_started_in_step']:.1%}"
+        + ("" if lockstep_table else " (--lockstep: per cache)")
+    )
+    if lockstep_table:
+        _print_lockstep(res)
     if res.get("kprobe_missed"):
         con.print(
             "kprobe hits missed while recording: "
             + ", ".join(f"{ev} {n:,}" for ev, n in sorted(res["kprobe_missed"].items()))
             + " -- those calls have no trace event, so counters they move can differ"
         )
+
+
+def _print_lockstep(res: dict[str, Any]) -> None:
+    from rich.table import Table
+
+    t = Table(
+        title="lockstep: allocations that got the kernel's own object",
+        title_justify="left",
+    )
+    for col in ("cache", "checked", "same object", "in step until", "first divergence"):
+        t.add_column(col, justify="left" if col in ("cache", "first divergence") else "right")
+    items = res["lockstep"]["caches"].items()
+    for name, ls in sorted(items, key=lambda kv: (-kv[1]["checked"], kv[0])):
+        fd = ls["first_divergence"]
+        where = (
+            f"t={fd['ts']:.6f} cpu{fd['cpu']} {fd['op']}: kernel {fd['kernel_ptr']}, "
+            f"model {fd['model_ptr']}"
+            if fd
+            else "-"
+        )
+        t.add_row(
+            name,
+            f"{ls['checked']:,}",
+            f"{ls['share']:.1%}",
+            f"{ls['in_step_prefix']:,}",
+            where,
+        )
+    _console().print(t)
 
 
 @main.command()

@@ -54,6 +54,7 @@ from .errors import SlabError, SlubsimUsageError
 from .geometry import sheaf_struct_size
 from .kernel import Kernel, KernelConfig, resolve_version
 from .kmalloc import kmalloc_size_roundup
+from .lockstep import CacheLockstep
 from .machine import Machine
 from .sheaf import Sheaf
 from .sysfs_import import create_from_sysfs
@@ -145,6 +146,9 @@ class ReplayOptions:
     #: had been running before tracing started would
     warm_on_first_use: bool = False
     validate: bool = True
+    #: check per allocation that the model hands out the object the kernel did
+    #: (slab by slab; see slubsim.lockstep) -- reads the traced pointers
+    lockstep: bool = False
     #: rows per record batch read from the store (memory: ~40 bytes a row)
     batch_rows: int = 1 << 16
     progress: Callable[[int, int], None] | None = None
@@ -355,6 +359,7 @@ class Replayer:
         self.hidden: dict[int, list[list[int]]] = {}
         self.addr: list[int] = []
         self.pretrace_objects = 0
+        self.lockstep: dict[int, CacheLockstep] = {}
 
     # ----------------------------------------------------------------- setup
     @staticmethod
@@ -463,6 +468,7 @@ class Replayer:
         try:
             for base, b in self._batches():
                 self._replay_rows(
+                    b["ptr"].tolist() if self.opt.lockstep else [],
                     base,
                     b["ts"].tolist(),
                     b["cpu"].tolist(),
@@ -494,9 +500,10 @@ class Replayer:
         into the next batch."""
         base = 0
         carry: dict[str, np.ndarray[Any, Any]] | None = None
-        for b in self.store.iter_batches(_REPLAY_COLUMNS, self.opt.batch_rows):
+        cols = _REPLAY_COLUMNS + (("ptr",) if self.opt.lockstep else ())
+        for b in self.store.iter_batches(cols, self.opt.batch_rows):
             if carry is not None:
-                b = {c: np.concatenate((carry[c], b[c])) for c in _REPLAY_COLUMNS}
+                b = {c: np.concatenate((carry[c], b[c])) for c in cols}
                 carry = None
             ops = b["op"]
             m = len(ops)
@@ -506,8 +513,8 @@ class Replayer:
                 # start of the trailing run of rows of that group
                 breaks = np.flatnonzero(~same)
                 k = int(breaks[-1]) + 1 if len(breaks) else 0
-                carry = {c: b[c][k:] for c in _REPLAY_COLUMNS}
-                b = {c: b[c][:k] for c in _REPLAY_COLUMNS}
+                carry = {c: b[c][k:] for c in cols}
+                b = {c: b[c][:k] for c in cols}
             if len(b["op"]):
                 yield base, b
                 base += len(b["op"])
@@ -516,6 +523,7 @@ class Replayer:
 
     def _replay_rows(
         self,
+        ptr_l: list[int],
         base: int,
         ts_l: list[float],
         cpu_l: list[int],
@@ -545,6 +553,7 @@ class Replayer:
         policy_states = self.policy_states
         warm_first = self.opt.warm_on_first_use
         warmed = self.warmed
+        lockstep = self.opt.lockstep
         ntracks = len(track_of)
         n = len(op_l)
         i = 0
@@ -583,6 +592,8 @@ class Replayer:
                         a = s.replay_alloc(cpu, node_l[i])
                         if a:
                             addr[obj_l[i]] = a
+                            if lockstep:
+                                self._lockstep(c, s, a, ptr_l[i], ts, cpu, "alloc")
                         else:
                             warn["model_alloc_failed"] += 1
                 else:
@@ -692,10 +703,14 @@ class Replayer:
                     a = s.replay_alloc(cpu, node_l[i])
                     if a:
                         addr[obj_l[i]] = a
+                        if lockstep:
+                            self._lockstep(c, s, a, ptr_l[i], ts, cpu, "alloc_from_sheaf")
                 else:
                     a = s.alloc_from_sheaf(sh2, cpu)
                     if a:
                         addr[obj_l[i]] = a
+                        if lockstep:
+                            self._lockstep(c, s, a, ptr_l[i], ts, cpu, "alloc_from_sheaf")
                     else:
                         warn["model_sheaf_empty"] += 1
             elif op == OP_RETURN_SHEAF:
@@ -729,6 +744,14 @@ class Replayer:
                     ps.step(tr.model)
             i += 1
         self.next_gp = next_gp
+
+    def _lockstep(
+        self, c: int, s: KmemCache, a: int, k: int, ts: float, cpu: int, what: str
+    ) -> None:
+        ls = self.lockstep.get(c)
+        if ls is None:
+            ls = self.lockstep[c] = CacheLockstep()
+        ls.check(s.slab_of(a), a, k, ts, cpu, what)
 
     def _resolve(self, o: int, fl: int, size: int) -> int:
         """Model address for the object ``o`` freed with ingest flags ``fl``
@@ -947,6 +970,11 @@ class Replayer:
                     "imposed_from_sysfs": self.imposed.get(info["name"], []),
                 },
                 "events": ev,
+                **(
+                    {"lockstep": (self.lockstep.get(cid) or CacheLockstep()).result()}
+                    if self.opt.lockstep
+                    else {}
+                ),
                 "counters": counters,
                 "counters_per_cpu": per_cpu,
                 "memory": {

@@ -55,8 +55,12 @@ def _collect(
     rcu_mode: str | None = None,
     warm_sheaves: float = 0.0,
     warm_first_use: bool = False,
-) -> tuple[dict[tuple[str, str], dict[str, int]], dict[str, int], Replayer]:
-    """Replay and sample the model's counters at every LAB_READ marker."""
+    lockstep: bool = False,
+) -> tuple[
+    dict[tuple[str, str], dict[str, int]], dict[str, int], Replayer, dict[str, dict[str, Any]]
+]:
+    """Replay and sample the model's counters at every LAB_READ marker; with
+    ``lockstep``, also check each allocation's object (slubsim.lockstep)."""
     samples: dict[tuple[str, str], dict[str, int]] = defaultdict(dict)
     dir_tracks: dict[str, Any] = {}
 
@@ -90,11 +94,13 @@ def _collect(
             rcu_mode=rcu_mode,
             warm_sheaves=warm_sheaves,
             warm_on_first_use=warm_first_use,
+            lockstep=lockstep,
         ),
     )
     result = rp.run()
     events = {(c["sysfs_dir"] or name): c["metrics"]["ops"] for name, c in result["caches"].items()}
-    return samples, events, rp
+    steps = {name: c["lockstep"] for name, c in result["caches"].items() if "lockstep" in c}
+    return samples, events, rp, steps
 
 
 def validate_bundle(
@@ -130,10 +136,12 @@ def validate_bundle(
     kstats: dict[str, Any] = json.loads(stats_file.read_text())
     if store is None:
         store = ingest(path)
-    samples, events, rp = _collect(
-        store, "materialize", version, rcu_mode, warm_sheaves, warm_first_use
+    samples, events, rp, steps = _collect(
+        store, "materialize", version, rcu_mode, warm_sheaves, warm_first_use, lockstep=True
     )
-    samples_ign, _, _ = _collect(store, "ignore", version, rcu_mode, warm_sheaves, warm_first_use)
+    samples_ign, _, _, _ = _collect(
+        store, "ignore", version, rcu_mode, warm_sheaves, warm_first_use
+    )
     stat_items = rp.generation.stat_items
     caches: dict[str, Any] = {}
     rows: list[dict[str, Any]] = []
@@ -190,6 +198,13 @@ def validate_bundle(
         }
 
     key_busy = [r for r in rows if r["counter"] in KEY_COUNTERS and r["events"] >= 5000]
+    checked = sum(v["checked"] for v in steps.values())
+    same = sum(v["same_object"] for v in steps.values())
+    # caches whose first traced allocation already differs were allocating from
+    # slabs used before the trace began (state the trace cannot show)
+    started = [v for v in steps.values() if v["checked"] and v["in_step_prefix"] > 0]
+    s_checked = sum(v["checked"] for v in started)
+    s_same = sum(v["same_object"] for v in started)
     # kprobe hits the recorder saw missed (slubsim record bundles; None: not recorded)
     profile = meta.raw.get("kprobe_profile")
     kprobe_missed = (
@@ -205,6 +220,19 @@ def validate_bundle(
         "summary": summary(rows),
         "summary_key_counters_busy_caches": summary(key_busy),
         "kprobe_missed": kprobe_missed,
+        "lockstep": {
+            "what": "allocations where the model handed out the kernel's object (slab-paired)",
+            "checked": checked,
+            "same_object": same,
+            "share": same / checked if checked else 1.0,
+            "caches_fully_in_step": sum(
+                1 for v in steps.values() if v["checked"] and v["first_divergence"] is None
+            ),
+            "caches_checked": sum(1 for v in steps.values() if v["checked"]),
+            "caches_started_in_step": len(started),
+            "share_in_caches_started_in_step": s_same / s_checked if s_checked else 1.0,
+            "caches": {n: v for n, v in steps.items() if v["checked"]},
+        },
         "warmup": {
             "policy": "materialize objects freed before their allocation; compare deltas",
             "warm_sheaves": warm_sheaves,
