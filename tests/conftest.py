@@ -56,3 +56,19 @@ EXAMPLE_A = {
     "alloc_slowpath": 0,
     "free_slowpath": 0,
 }
+
+
+#: sysfs geometry files of a 7.3 kmalloc-64 (strings, as read from /sys/kernel/slab)
+KMALLOC64_SYSFS = {
+    "object_size": "64",
+    "slab_size": "64",
+    "align": "64",
+    "order": "0",
+    "objs_per_slab": "64",
+    "min_partial": "5",
+    "sheaf_capacity": "60",
+    "ctor": "",
+    "hwcache_align": "0",
+    "reclaim_account": "0",
+    "destroy_by_rcu": "0",
+}

@@ -19,6 +19,7 @@ import pytest
 from conftest import shared_bundles
 from slubsim import Kernel, Machine
 from slubsim.bundle import BundleMeta
+from slubsim.constants import SYSFS_SIZING_ATTRS
 from slubsim.kmalloc import parse_kmalloc_name
 from slubsim.sysfs_import import flags_from_sysfs, known_args
 
@@ -67,17 +68,7 @@ def check_bundle(bundle: Path) -> list[str]:
             if t is not s:
                 problems.append(f"{bundle.name}:{sysdir}: {alias} did not merge into {s.name}")
         got = s.sysfs()
-        for attr in (
-            "object_size",
-            "slab_size",
-            "align",
-            "order",
-            "objs_per_slab",
-            "min_partial",
-            "sheaf_capacity",
-            "cpu_partial",
-            "aliases",
-        ):
+        for attr in (*SYSFS_SIZING_ATTRS, "cpu_partial", "aliases"):
             if attr not in cfg:
                 continue  # 6.12 has no sheaf_capacity file
             if str(got[attr]) != str(cfg[attr]):

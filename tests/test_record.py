@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from conftest import EXAMPLE_A
+from conftest import EXAMPLE_A, KMALLOC64_SYSFS
 from slubsim.cli import main
 from slubsim.record import Recorder, RecordError, RecordPaths, parse_stat
 from slubsim.replay import replay
@@ -49,17 +49,7 @@ class FakeKernel:
         d = self.slab / ":0000064"
         d.mkdir(parents=True)
         geo = {
-            "object_size": "64",
-            "slab_size": "64",
-            "align": "64",
-            "order": "0",
-            "objs_per_slab": "64",
-            "min_partial": "5",
-            "sheaf_capacity": "60",
-            "ctor": "",
-            "hwcache_align": "0",
-            "reclaim_account": "0",
-            "destroy_by_rcu": "0",
+            **KMALLOC64_SYSFS,
             "aliases": "0",
             "slabs": "0",
             "objects": "0",

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from conftest import EXAMPLE_A, TRACES, needs_shared
+from conftest import EXAMPLE_A, KMALLOC64_SYSFS, TRACES, needs_shared
 from slubsim.cli import main
 from slubsim.validate import KEY_COUNTERS, rel_error, validate_bundle
 
@@ -19,19 +19,7 @@ def make_bundle(tmp: Path, deltas: dict[str, int]) -> Path:
     (b / "meta.json").write_text(
         json.dumps({"kernel_release": "7.3.4", "vcpus": 1, "numa_nodes": []})
     )
-    cfg = {
-        "object_size": "64",
-        "slab_size": "64",
-        "align": "64",
-        "order": "0",
-        "objs_per_slab": "64",
-        "min_partial": "5",
-        "sheaf_capacity": "60",
-        "hwcache_align": "0",
-        "reclaim_account": "0",
-        "destroy_by_rcu": "0",
-        "ctor": "",
-    }
+    cfg = KMALLOC64_SYSFS
     stats = {
         k: {"before": 0, "after": v, "delta": v, "delta_per_cpu": {"0": v}}
         for k, v in deltas.items()

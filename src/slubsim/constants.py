@@ -7,6 +7,16 @@ PAGE_SIZE = 1 << PAGE_SHIFT
 #: Start of the direct map on x86-64; model addresses look like real ones.
 PAGE_OFFSET = 0xFFFF888000000000
 POINTER_SIZE = 8  # sizeof(void *)
+#: /sys/kernel/slab/<cache>/ files that fix a cache's geometry
+SYSFS_SIZING_ATTRS = (
+    "object_size",
+    "slab_size",
+    "align",
+    "order",
+    "objs_per_slab",
+    "min_partial",
+    "sheaf_capacity",
+)
 CACHE_LINE_SIZE = 64  # cache_line_size()
 ARCH_SLAB_MINALIGN = 8
 ARCH_KMALLOC_MINALIGN = 8

@@ -28,19 +28,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .constants import SYSFS_SIZING_ATTRS
 from .errors import SlubsimError
 
 KMEM_EVENTS = ("kmem_cache_alloc", "kmem_cache_free", "kmalloc", "kfree")
 #: sysfs files that are write-only triggers or expensive debug dumps
 SKIP_ATTRS = frozenset({"shrink", "validate", "alloc_calls", "free_calls"})
 GEOMETRY_ATTRS = (
-    "object_size",
-    "slab_size",
-    "align",
-    "order",
-    "objs_per_slab",
-    "min_partial",
-    "sheaf_capacity",
+    *SYSFS_SIZING_ATTRS,
     "cpu_partial",
     "ctor",
     "hwcache_align",

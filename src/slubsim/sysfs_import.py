@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from .cache import KmemCache
+from .constants import SYSFS_SIZING_ATTRS
 from .kernel import Kernel
 
 #: Creation arguments sysfs does not show (7.3 kernel sources).
@@ -45,15 +46,7 @@ def known_args(name: str, version: str) -> dict[str, Any]:
     return args
 
 
-GEOMETRY_ATTRS = (
-    "object_size",
-    "slab_size",
-    "align",
-    "order",
-    "objs_per_slab",
-    "min_partial",
-    "sheaf_capacity",
-)
+GEOMETRY_ATTRS = SYSFS_SIZING_ATTRS
 
 
 def flags_from_sysfs(cfg: dict[str, Any]) -> set[str]:
