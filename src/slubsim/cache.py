@@ -133,6 +133,8 @@ class KmemCache:
         self.obj_state: dict[int, bool] = {}
         self.slabs: set[Slab] = set()
         self.nr_pages = 0
+        #: sheaf structs alive (kept by the per-CPU layer; 0 without sheaves)
+        self.nr_sheaves = 0
         self.pages_peak = 0
         self.slabs_peak = 0
         self.discarded_without_stat = 0  # shrink/shutdown discards (no FREE_SLAB)
@@ -533,6 +535,7 @@ class KmemCache:
             self.sheaf_capacity = sheaf_capacity
             factory = self.kernel.generation.layer
             self.layer = factory(self, cpu)
+            self.nr_sheaves = self.layer.live_sheaves()
         if cpu_partial is not None:
             setter = getattr(self.layer, "set_cpu_partial", None)
             if setter is None:

@@ -728,7 +728,7 @@ class Replayer:
                 last >= 0.0
                 and sm.nr_pages == tr.last_pages
                 and len(sm.slabs) == tr.last_slabs
-                and sm.layer.live_sheaves() == tr.last_sheaves
+                and sm.nr_sheaves == tr.last_sheaves
             ):
                 cached = sm.inuse_total - sm.nlive
                 tr.area += tr.last_cached * (ts - last)
@@ -871,7 +871,7 @@ class Replayer:
         s = tr.model
         cached = s.inuse_total - s.nlive
         last = tr.last_ts
-        sheaves = s.layer.live_sheaves()
+        sheaves = s.nr_sheaves
         slabs = len(s.slabs)
         pages = s.nr_pages
         if last < 0.0:  # the cache's first event opens every integral

@@ -116,7 +116,8 @@ class SheavesLayer(PerCpuLayer):
         self.prefilled: dict[int, Sheaf] = {}
         # rcu_free sheaves submitted to call_rcu() and not yet processed.
         self.rcu_inflight: dict[int, Sheaf] = {}
-        self.nr_sheaves = m.nr_cpus if self.has_sheaves else 0
+        # the count lives on the cache, beside its pages and slabs
+        self.cache.nr_sheaves = m.nr_cpus if self.has_sheaves else 0
 
     # ------------------------------------------------------------------ utils
     def _stat(self, cpu: int, item: int, n: int = 1) -> None:
@@ -130,14 +131,14 @@ class SheavesLayer(PerCpuLayer):
             return None
         self.cache.stat[cpu][self.SHEAF_ALLOC] += 1
         if not force:
-            self.nr_sheaves += 1
+            self.cache.nr_sheaves += 1
         return Sheaf(capacity or self.capacity)
 
     def _free_empty_sheaf(self, cpu: int, sheaf: Sheaf) -> None:
         """Models ``free_empty_sheaf`` (kfree of the struct; SHEAF_FREE)."""
         assert not sheaf.objects
         self.cache.stat[cpu][self.SHEAF_FREE] += 1
-        self.nr_sheaves -= 1
+        self.cache.nr_sheaves -= 1
 
     def _barn(self, cpu: int) -> Barn | None:
         """``get_barn()``: the barn of the CPU's own node (``numa_node_id()``)."""
@@ -1093,7 +1094,7 @@ class SheavesLayer(PerCpuLayer):
                 yield "prefilled", x
 
     def live_sheaves(self) -> int:
-        return self.nr_sheaves
+        return self.cache.nr_sheaves
 
     def count_sheaves(self) -> int:
         """Sheaf structs reachable from the model's state (for validate())."""
