@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -152,3 +153,17 @@ def test_boot_bundles_in_step(bundle: str, cache: str, floor: float) -> None:
     ls = r["caches"][cache]["lockstep"]
     assert ls["checked"] > 5000
     assert ls["share"] >= floor
+
+
+def test_replay_cli_lockstep(tmp_path: Path) -> None:
+    """`slubsim replay --lockstep` prints the per-cache table and puts the
+    check in the JSON; without the flag neither appears."""
+    trace = _alloc_trace(tmp_path / "t.txt", [KBASE + i * 64 for i in range(100)])
+    out = tmp_path / "r.json"
+    r = CliRunner().invoke(main, ["replay", str(trace), "--lockstep", "--json", str(out)])
+    assert r.exit_code == 0, r.output
+    assert "allocations that got the kernel's own object" in r.stdout
+    ls = json.loads(out.read_text())["caches"]["kmalloc-64"]["lockstep"]
+    assert ls["checked"] == 100
+    r = CliRunner().invoke(main, ["replay", str(trace)])
+    assert r.exit_code == 0 and "kernel's own object" not in r.stdout

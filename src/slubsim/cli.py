@@ -281,6 +281,12 @@ def inspect(trace: str | None, skip_malformed: bool, json_out: str | None) -> No
     default="fixed",
     help="adaptive sheaf capacity policy (slubsim.policies)",
 )
+@click.option(
+    "--lockstep",
+    is_flag=True,
+    help="check each allocation against the traced pointer: did the model hand out "
+    "the kernel's own object (meaningful under the recording generation)",
+)
 def replay(
     trace: str | None,
     kernel: str | None,
@@ -292,6 +298,7 @@ def replay(
     skip_malformed: bool,
     no_validate: bool,
     policy: str,
+    lockstep: bool,
 ) -> None:
     """Replay TRACE (or the embedded sample) through the model and print the
     SLUB_STATS counters, memory and lock traffic per cache."""
@@ -309,6 +316,7 @@ def replay(
             pretrace=pretrace,
             validate=not no_validate,
             policy=policy,
+            lockstep=lockstep,
         )
         show = not quiet and sys.stderr.isatty()
         with _progress("replaying", show) as cb:
@@ -320,6 +328,8 @@ def replay(
             if json_out == "-":
                 return
         _print_replay(result, top)
+        if lockstep:
+            _print_lockstep({n: c["lockstep"] for n, c in result["caches"].items()})
 
     _run(go)
 
@@ -521,7 +531,7 @@ def _print_validation(res: dict[str, Any], show_all: bool, lockstep_table: bool 
         + ("" if lockstep_table else " (--lockstep: per cache)")
     )
     if lockstep_table:
-        _print_lockstep(res)
+        _print_lockstep(ls["caches"])
     if res.get("kprobe_missed"):
         con.print(
             "kprobe hits missed while recording: "
@@ -530,7 +540,8 @@ def _print_validation(res: dict[str, Any], show_all: bool, lockstep_table: bool 
         )
 
 
-def _print_lockstep(res: dict[str, Any]) -> None:
+def _print_lockstep(steps: dict[str, dict[str, Any]]) -> None:
+    """One row per cache of a lockstep result (slubsim.lockstep), busiest first."""
     from rich.table import Table
 
     t = Table(
@@ -539,7 +550,7 @@ def _print_lockstep(res: dict[str, Any]) -> None:
     )
     for col in ("cache", "checked", "same object", "in step until", "first divergence"):
         t.add_column(col, justify="left" if col in ("cache", "first divergence") else "right")
-    items = res["lockstep"]["caches"].items()
+    items = [(n, v) for n, v in steps.items() if v["checked"]]
     for name, ls in sorted(items, key=lambda kv: (-kv[1]["checked"], kv[0])):
         fd = ls["first_divergence"]
         where = (
