@@ -42,6 +42,12 @@ class BundleMeta:
     cpu_nodes: list[int]
     raw: dict[str, Any]
 
+    @property
+    def traced_from_boot(self) -> bool:
+        """Tracing was switched on by the kernel command line (``trace_event=``),
+        so the trace holds the allocator's activity from early boot."""
+        return "trace_event=" in str(self.raw.get("kernel_cmdline") or "")
+
     @classmethod
     def load(cls, bundle: Path | str) -> BundleMeta:
         path = Path(bundle)

@@ -807,6 +807,11 @@ class KmemCache:
                 )
 
     # ================================================================ misc
+    def mark_allocated(self, p: int) -> None:
+        """Record that an object taken from a slab went to the user."""
+        self.obj_state[p] = True
+        self.nlive += 1
+
     def mark_freed(self, p: int) -> None:
         """Record that a live object left the user (kfree_rcu, kfree_bulk)."""
         self.obj_state[p] = False

@@ -421,6 +421,12 @@ def _print_replay(result: dict[str, Any], top: int) -> None:
     help="refill each CPU's cache silently at its first use (pre-trace state)",
 )
 @click.option(
+    "--warm-from-counters/--no-warm-from-counters",
+    default=None,
+    help="set each cache's per-CPU sheaves, at its first 'before' read, to what the "
+    "kernel's cumulative counters imply (default: on unless traced from boot)",
+)
+@click.option(
     "--lockstep",
     "lockstep_table",
     is_flag=True,
@@ -434,6 +440,7 @@ def validate(
     kernel: str | None,
     warm_sheaves: float,
     warm_first_use: bool,
+    warm_from_counters: bool | None,
     lockstep_table: bool,
 ) -> None:
     """Compare the model's SLUB_STATS deltas with the real kernel's, counter by
@@ -465,6 +472,7 @@ def validate(
             kernel=kernel,
             warm_sheaves=warm_sheaves,
             warm_first_use=warm_first_use,
+            warm_from_counters=warm_from_counters,
         )
         if json_out:
             out = {k: v for k, v in res.items() if k != "rows"}
@@ -520,7 +528,13 @@ def _print_validation(res: dict[str, Any], show_all: bool, lockstep_table: bool 
         f"exact {k['exact'] / kn:.1%}, within 1% {k['within_1pct'] / kn:.1%}, "
         f"within 5% {k['within_5pct'] / kn:.1%}\n"
         f"warm-up: {w['pretrace_objects']:,} pre-trace objects materialised; "
-        f"{w['counters_sensitive_to_warmup']} counters change agreement when they are ignored"
+        f"{w['counters_sensitive_to_warmup']} counters change agreement when they are ignored; "
+        + (
+            f"per-CPU sheaves of {len(w['caches_warmed_from_counters'])} caches set from the "
+            "kernel's counters at their first read"
+            if w["warm_from_counters"] and w["caches_warmed_from_counters"]
+            else "sheaves not set from counters"
+        )
     )
     ls = res["lockstep"]
     con.print(

@@ -50,6 +50,7 @@ from typing import Any
 import numpy as np
 
 from .cache import KmemCache
+from .constants import NUMA_NO_NODE
 from .errors import SlabError, SlubsimUsageError
 from .geometry import sheaf_struct_size
 from .kernel import Kernel, KernelConfig, resolve_version
@@ -57,6 +58,7 @@ from .kmalloc import kmalloc_size_roundup
 from .lockstep import CacheLockstep
 from .machine import Machine
 from .sheaf import Sheaf
+from .sheaves import SheavesLayer
 from .sysfs_import import create_from_sysfs
 from .trace.events import (
     F_BULK_BOUND,
@@ -461,6 +463,7 @@ class Replayer:
             self._materialize()
         if self.opt.warm_sheaves > 0:
             self._warm_sheaves(self.opt.warm_sheaves)
+
         self._take_baseline()
 
         gc_was_on = gc.isenabled()
@@ -829,6 +832,37 @@ class Replayer:
                         if a:
                             s.free(a, cpu)
         self.warm_objects = held
+
+    def sync_sheaf_occupancy(self, s: KmemCache, occupancy: dict[int, int]) -> int:
+        """Make each CPU's main + spare sheaves of ``s`` hold ``occupancy[cpu]``
+        objects (what the kernel's sheaves held at that moment, see
+        :func:`slubsim.validate.sheaf_occupancy_before`): a surplus is handed
+        out (objects the kernel had allocated), a shortfall is taken from the
+        slabs (``___slab_alloc``) and freed to the CPU's sheaves.  Counters
+        move; the caller syncs before a counter window opens.  Only for the
+        7.x sheaves layer; returns the objects moved."""
+        layer = s.layer
+        if not isinstance(layer, SheavesLayer) or not layer.has_sheaves:
+            return 0
+        moved = 0
+        online = set(self.machine.online_cpus())
+        for cpu, n in sorted(occupancy.items()):
+            if cpu not in online:
+                continue
+            pcs = layer.pcs[cpu]
+            have = len(pcs.main.objects) + (len(pcs.spare.objects) if pcs.spare else 0)
+            while have > n and s.alloc(cpu):
+                have -= 1
+                moved += 1
+            while have < n:
+                x = layer.slab_alloc_slow(cpu, NUMA_NO_NODE, False)
+                if not x:
+                    break
+                s.mark_allocated(x)
+                s.free(x, cpu)
+                have += 1
+                moved += 1
+        return moved
 
     def _silent_warm(self, s: KmemCache, cpu: int) -> None:
         """Fill ``cpu``'s per-CPU cache of ``s`` as if before the trace: one

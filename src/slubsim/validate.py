@@ -48,6 +48,67 @@ def rel_error(model: int, kernel: int) -> float:
     return abs(model - kernel) / max(abs(kernel), 1)
 
 
+def sheaf_occupancy_before(bundle: str | Path) -> dict[str, dict[int, int]]:
+    """Objects each CPU's main + spare sheaves held when tracing began, per
+    cache directory, from the kernel's cumulative per-CPU SLUB_STATS read
+    before the trace (``slab_before.tsv[.xz]``, ``C<n>=`` fields):
+
+        sheaf_refill + free_fastpath + capacity * barn_get
+      - alloc_fastpath - sheaf_flush - capacity * barn_put
+
+    (objects into a CPU's sheaves minus objects out; a barn transfer moves a
+    full sheaf).  kfree_rcu sheaves and prefilled sheaves move objects no
+    counter sees, so a cache whose balance is negative or above two sheaves
+    on some CPU is left out.  Empty when the bundle has no per-CPU reads."""
+    import lzma
+
+    path = Path(bundle)
+    f = path / "slab_before.tsv.xz"
+    opener: Any = lzma.open
+    if not f.is_file():
+        f, opener = path / "slab_before.tsv", open
+        if not f.is_file():
+            return {}
+    per: dict[str, dict[str, dict[int, int]]] = defaultdict(dict)
+    cap: dict[str, int] = {}
+    with opener(f, "rt") as fh:
+        for line in fh:
+            parts = line.rstrip("\n").split("\t")
+            if len(parts) < 3 or parts[0].startswith("@"):
+                continue
+            cache, attr, fields = parts[0], parts[1], parts[2].split()
+            if attr == "sheaf_capacity" and fields and fields[0].isdigit():
+                cap[cache] = int(fields[0])
+            elif fields and fields[0].isdigit():
+                per[cache][attr] = {
+                    int(x[1 : x.index("=")]): int(x[x.index("=") + 1 :])
+                    for x in fields[1:]
+                    if x.startswith("C") and "=" in x
+                }
+    out: dict[str, dict[int, int]] = {}
+    for cache, st in per.items():
+        c = cap.get(cache, 0)
+        if not c:
+            continue
+
+        def g(item: str, cpu: int, st: dict[str, dict[int, int]] = st) -> int:
+            return st.get(item, {}).get(cpu, 0)
+
+        cpus = set().union(*(v.keys() for v in st.values()))
+        occ = {
+            cpu: g("sheaf_refill", cpu)
+            + g("free_fastpath", cpu)
+            + c * g("barn_get", cpu)
+            - g("alloc_fastpath", cpu)
+            - g("sheaf_flush", cpu)
+            - c * g("barn_put", cpu)
+            for cpu in cpus
+        }
+        if occ and all(0 <= n <= 2 * c for n in occ.values()):
+            out[cache] = occ
+    return out
+
+
 def _collect(
     store: EventStore,
     pretrace: str,
@@ -56,13 +117,17 @@ def _collect(
     warm_sheaves: float = 0.0,
     warm_first_use: bool = False,
     lockstep: bool = False,
+    warm_occupancy: dict[str, dict[int, int]] | None = None,
 ) -> tuple[
     dict[tuple[str, str], dict[str, int]], dict[str, int], Replayer, dict[str, dict[str, Any]]
 ]:
     """Replay and sample the model's counters at every LAB_READ marker; with
-    ``lockstep``, also check each allocation's object (slubsim.lockstep)."""
+    ``lockstep``, also check each allocation's object (slubsim.lockstep); with
+    ``warm_occupancy`` (cache dir -> CPU -> objects), set each cache's per-CPU
+    sheaves to it at the cache's first "before" read, before any window opens."""
     samples: dict[tuple[str, str], dict[str, int]] = defaultdict(dict)
     dir_tracks: dict[str, Any] = {}
+    synced: set[str] = set()
 
     def on_marker(mk: dict[str, Any], rp: Replayer) -> None:
         rd = mk.get("read")
@@ -74,6 +139,10 @@ def _collect(
                 info = rp.store.caches[cid]
                 dir_tracks.setdefault(info.get("sysfs_dir") or info["name"], t)
         track = dir_tracks.get(d)
+        if warm_occupancy and rd["when"] == "before" and d not in synced:
+            synced.add(d)
+            if track is not None and d in warm_occupancy:
+                rp.sync_sheaf_occupancy(track.model, warm_occupancy[d])
         if track is None:
             value = 0
         else:
@@ -110,8 +179,17 @@ def validate_bundle(
     rcu_mode: str | None = None,
     warm_sheaves: float = 0.0,
     warm_first_use: bool = False,
+    warm_from_counters: bool | None = None,
 ) -> dict[str, Any]:
     """Validate one bundle; the JSON-ready result of ``slubsim validate``.
+
+    ``warm_from_counters`` sets each cache's per-CPU sheaves, at its first
+    "before" read, to the occupancy the kernel's own cumulative counters imply
+    (:func:`sheaf_occupancy_before`).  Default (None): on for bundles not
+    traced from boot, whose starting state the trace cannot show; off for
+    boot-traced ones, where the replay has built that state itself (there the
+    balance, which misses boot-time paths before the trace, was measured to
+    disagree with the replayed state on CPU 0 and to cost exact counters).
 
     ``warm_sheaves`` starts every CPU's main sheaf that full (0..1) instead of
     empty, for traces that did not start at boot (see :mod:`slubsim.replay`).
@@ -136,11 +214,21 @@ def validate_bundle(
     kstats: dict[str, Any] = json.loads(stats_file.read_text())
     if store is None:
         store = ingest(path)
+    if warm_from_counters is None:
+        warm_from_counters = not meta.traced_from_boot
+    occupancy = sheaf_occupancy_before(path) if warm_from_counters else {}
     samples, events, rp, steps = _collect(
-        store, "materialize", version, rcu_mode, warm_sheaves, warm_first_use, lockstep=True
+        store,
+        "materialize",
+        version,
+        rcu_mode,
+        warm_sheaves,
+        warm_first_use,
+        lockstep=True,
+        warm_occupancy=occupancy,
     )
     samples_ign, _, _, _ = _collect(
-        store, "ignore", version, rcu_mode, warm_sheaves, warm_first_use
+        store, "ignore", version, rcu_mode, warm_sheaves, warm_first_use, warm_occupancy=occupancy
     )
     stat_items = rp.generation.stat_items
     caches: dict[str, Any] = {}
@@ -237,6 +325,8 @@ def validate_bundle(
             "policy": "materialize objects freed before their allocation; compare deltas",
             "warm_sheaves": warm_sheaves,
             "warm_first_use": warm_first_use,
+            "warm_from_counters": warm_from_counters,
+            "caches_warmed_from_counters": sorted(occupancy),
             "pretrace_objects": rp.pretrace_objects,
             "counters_sensitive_to_warmup": sum(r["warmup_sensitive"] for r in rows),
             "summary_with_pretrace_ignored": summary(
