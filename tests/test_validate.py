@@ -168,7 +168,10 @@ def test_sheaf_occupancy_from_per_cpu_counters(tmp_path: Path) -> None:
     ]
     (tmp_path / "slab_before.tsv").write_text("\n".join(rows) + "\n")
     occ = sheaf_occupancy_before(tmp_path)
-    assert occ == {"filp": {0: 120 + 90 - 100 - 60, 1: 60 + 10 + 60 - 50}}
+    # CPU 0 put a full sheaf into the barn, CPU 1 took one: none left (key -1: node 0)
+    assert occ == {"filp": {0: 120 + 90 - 100 - 60, 1: 60 + 10 + 60 - 50, -1: 0}}
+    two_nodes = sheaf_occupancy_before(tmp_path, {0: 0, 1: 1})
+    assert two_nodes["filp"][-1] == 1 and two_nodes["filp"][-2] == -1
     assert sheaf_occupancy_before(tmp_path / "missing") == {}
 
 

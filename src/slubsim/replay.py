@@ -864,6 +864,44 @@ class Replayer:
                 moved += 1
         return moved
 
+    def sync_barn_full(self, s: KmemCache, full: dict[int, int]) -> int:
+        """Make node ``nid``'s barn of ``s`` hold ``full[nid]`` full sheaves
+        (at most MAX_FULL_SHEAVES): new sheaves refilled from the slabs
+        (``refill_sheaf``) are added, surplus ones flushed
+        (``sheaf_flush_unused``) and freed.  Counters move; see
+        :meth:`sync_sheaf_occupancy`.  Returns the sheaves moved."""
+        layer = s.layer
+        if not isinstance(layer, SheavesLayer) or not layer.has_sheaves:
+            return 0
+        moved = 0
+        online = self.machine.online_cpus()
+        for nid, want in sorted(full.items()):
+            if not 0 <= nid < len(layer.barns):
+                continue
+            barn = layer.barns[nid]
+            cpus = [c for c in online if self.machine.cpu_node[c] == nid]
+            if barn is None or not cpus:
+                continue
+            cpu = cpus[0]
+            want = min(max(want, 0), layer.max_full)
+            while len(barn.full) > want:
+                sh = barn.full.pop()
+                layer.sheaf_flush_unused(cpu, sh)
+                layer._free_empty_sheaf(cpu, sh)
+                moved += 1
+            while len(barn.full) < want:
+                new = layer._alloc_empty_sheaf(cpu)
+                if new is None:
+                    break
+                layer.refill_sheaf_from_slabs(cpu, new)
+                if len(new.objects) < layer.capacity:
+                    layer.sheaf_flush_unused(cpu, new)
+                    layer._free_empty_sheaf(cpu, new)
+                    break
+                barn.full.append(new)
+                moved += 1
+        return moved
+
     def _silent_warm(self, s: KmemCache, cpu: int) -> None:
         """Fill ``cpu``'s per-CPU cache of ``s`` as if before the trace: one
         allocation and its free, whose counter increments are booked as

@@ -48,7 +48,9 @@ def rel_error(model: int, kernel: int) -> float:
     return abs(model - kernel) / max(abs(kernel), 1)
 
 
-def sheaf_occupancy_before(bundle: str | Path) -> dict[str, dict[int, int]]:
+def sheaf_occupancy_before(
+    bundle: str | Path, cpu_node: dict[int, int] | None = None
+) -> dict[str, dict[int, int]]:
     """Objects each CPU's main + spare sheaves held when tracing began, per
     cache directory, from the kernel's cumulative per-CPU SLUB_STATS read
     before the trace (``slab_before.tsv[.xz]``, ``C<n>=`` fields):
@@ -59,7 +61,10 @@ def sheaf_occupancy_before(bundle: str | Path) -> dict[str, dict[int, int]]:
     (objects into a CPU's sheaves minus objects out; a barn transfer moves a
     full sheaf).  kfree_rcu sheaves and prefilled sheaves move objects no
     counter sees, so a cache whose balance is negative or above two sheaves
-    on some CPU is left out.  Empty when the bundle has no per-CPU reads."""
+    on some CPU is left out.  Keys ``-1 - nid`` hold the full sheaves in node
+    ``nid``'s barn (barn_put - barn_get of its CPUs; ``cpu_node`` maps CPUs to
+    nodes, default node 0).  Empty when the bundle has no per-CPU reads."""
+    cpu_node = cpu_node or {}
     import lzma
 
     path = Path(bundle)
@@ -106,6 +111,12 @@ def sheaf_occupancy_before(bundle: str | Path) -> dict[str, dict[int, int]]:
         }
         if occ and all(0 <= n <= 2 * c for n in occ.values()):
             out[cache] = occ
+            # full sheaves in the barns: each put one in, each get took one
+            # out (per node, by the CPUs of that node: key -1 - nid)
+            for cpu in cpus:
+                nid = cpu_node.get(cpu, 0)
+                key = -1 - nid
+                occ[key] = occ.get(key, 0) + g("barn_put", cpu) - g("barn_get", cpu)
     return out
 
 
@@ -142,7 +153,9 @@ def _collect(
         if warm_occupancy and rd["when"] == "before" and d not in synced:
             synced.add(d)
             if track is not None and d in warm_occupancy:
-                rp.sync_sheaf_occupancy(track.model, warm_occupancy[d])
+                occ = warm_occupancy[d]
+                rp.sync_sheaf_occupancy(track.model, {c: n for c, n in occ.items() if c >= 0})
+                rp.sync_barn_full(track.model, {-1 - k: n for k, n in occ.items() if k < 0})
         if track is None:
             value = 0
         else:
@@ -216,7 +229,9 @@ def validate_bundle(
         store = ingest(path)
     if warm_from_counters is None:
         warm_from_counters = not meta.traced_from_boot
-    occupancy = sheaf_occupancy_before(path) if warm_from_counters else {}
+    occupancy = (
+        sheaf_occupancy_before(path, dict(enumerate(meta.cpu_nodes))) if warm_from_counters else {}
+    )
     samples, events, rp, steps = _collect(
         store,
         "materialize",
