@@ -111,15 +111,18 @@ def test_boot_bundle_fidelity_does_not_regress() -> None:
 
 
 @needs_shared
-@pytest.mark.parametrize("run", ["mixed-4cpu", "net-4cpu"])
-def test_traced_after_boot_fidelity_floor(run: str) -> None:
-    """Sheaves set from the kernel's counters (the default off boot): floors
-    reached by this version."""
+@pytest.mark.parametrize(
+    ("run", "key_floor"),
+    [("mixed-4cpu", 0.93), ("net-4cpu", 0.93), ("forkfiles-2cpu", 0.91), ("mixed-4cpu-numa2", 0.87)],
+)
+def test_traced_after_boot_fidelity_floor(run: str, key_floor: float) -> None:
+    """Sheaves and barns set from the kernel's counters (the default off boot):
+    floors reached by this version."""
     res = validate_bundle(TRACES / run)
     s = res["summary"]
     assert s["within_5pct"] / s["counters_compared"] >= 0.96
     k = res["summary_key_counters_busy_caches"]
-    assert k["within_5pct"] / k["counters_compared"] >= 0.86
+    assert k["within_5pct"] / k["counters_compared"] >= key_floor
 
 
 @needs_shared
@@ -186,7 +189,7 @@ def test_warm_from_counters_on_a_trace_not_taken_from_boot() -> None:
     assert res["warmup"]["warm_from_counters"] is True
     assert len(res["warmup"]["caches_warmed_from_counters"]) > 50
     k = res["summary_key_counters_busy_caches"]
-    assert k["exact"] / k["counters_compared"] >= 0.80
+    assert k["exact"] / k["counters_compared"] >= 0.89
     cold = validate_bundle(TRACES / "mixed-4cpu", store=st, warm_from_counters=False)
     assert cold["summary_key_counters_busy_caches"]["exact"] < k["exact"]
     boot = BundleMeta.load(TRACES / "boot-mixed-4cpu")
