@@ -113,7 +113,12 @@ def test_boot_bundle_fidelity_does_not_regress() -> None:
 @needs_shared
 @pytest.mark.parametrize(
     ("run", "key_floor"),
-    [("mixed-4cpu", 0.93), ("net-4cpu", 0.93), ("forkfiles-2cpu", 0.91), ("mixed-4cpu-numa2", 0.87)],
+    [
+        ("mixed-4cpu", 0.93),
+        ("net-4cpu", 0.93),
+        ("forkfiles-2cpu", 0.91),
+        ("mixed-4cpu-numa2", 0.87),
+    ],
 )
 def test_traced_after_boot_fidelity_floor(run: str, key_floor: float) -> None:
     """Sheaves and barns set from the kernel's counters (the default off boot):
