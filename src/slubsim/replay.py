@@ -864,6 +864,53 @@ class Replayer:
                 moved += 1
         return moved
 
+    def sync_node_partial(self, s: KmemCache, want: dict[int, tuple[int, int]]) -> int:
+        """Make node ``nid``'s partial list of ``s`` hold ``want[nid] = (slabs,
+        free objects)`` (as sysfs ``partial`` and ``objects_partial`` say):
+        the model's partial slabs there are filled up (their free objects
+        handed out, as objects the kernel had allocated), then that many new
+        slabs are taken whole and the free objects given back, spread evenly
+        (each keeps at least one object, as a partial slab does).  Counters
+        move; see :meth:`sync_sheaf_occupancy`.  Returns the slabs made."""
+        layer = s.layer
+        if not isinstance(layer, SheavesLayer) or not layer.has_sheaves:
+            return 0
+        made = 0
+        online = self.machine.online_cpus()
+        for nid, (count, free) in sorted(want.items()):
+            if not 0 <= nid < len(s.nodes):
+                continue
+            n = s.nodes[nid]
+            cpus = [c for c in online if self.machine.cpu_node[c] == nid]
+            if n is None or not cpus or count < 0 or free < 0:
+                continue
+            cpu = cpus[0]
+            while n.nr_partial:
+                x = layer.slab_alloc_slow(cpu, nid, False)
+                if not x:
+                    break
+                s.mark_allocated(x)
+            taken: list[int] = []
+            for _ in range(count * s.objects):
+                x = layer.slab_alloc_slow(cpu, nid, False)
+                if not x:
+                    break
+                s.mark_allocated(x)
+                taken.append(x)
+            by_slab: dict[int, list[int]] = {}
+            for x in taken:
+                by_slab.setdefault(s.slab_of(x).base, []).append(x)
+            groups = list(by_slab.values())[:count]
+            for i, objs in enumerate(groups):
+                f = free // count + (1 if i < free % count else 0)
+                f = min(max(f, 1), len(objs) - 1)
+                slab = s.slab_of(objs[0])
+                for x in objs[:f]:
+                    s.mark_freed(x)
+                    layer.slab_free_to_slab(cpu, slab, [x])
+                made += 1
+        return made
+
     def sync_barn_full(self, s: KmemCache, full: dict[int, int]) -> int:
         """Make node ``nid``'s barn of ``s`` hold ``full[nid]`` full sheaves
         (at most MAX_FULL_SHEAVES): new sheaves refilled from the slabs

@@ -120,6 +120,22 @@ def sheaf_occupancy_before(
     return out
 
 
+def partial_before(state: dict[str, Any], objs_per_slab: int) -> dict[int, tuple[int, int]]:
+    """Node partial lists before the trace, from a cache's sysfs ``state_before``
+    (``partial`` and ``objects_partial``, ``"8 N0=5 N1=3"``): node -> (partial
+    slabs, free objects in them)."""
+
+    def per_node(v: Any) -> dict[int, int]:
+        f = str(v or "").split()
+        nodes = {int(x[1 : x.index("=")]): int(x[x.index("=") + 1 :]) for x in f[1:] if "=" in x}
+        if not nodes and f and f[0].isdigit():
+            nodes = {0: int(f[0])}
+        return nodes
+
+    slabs, used = per_node(state.get("partial")), per_node(state.get("objects_partial"))
+    return {nid: (k, k * objs_per_slab - used.get(nid, 0)) for nid, k in slabs.items()}
+
+
 def _collect(
     store: EventStore,
     pretrace: str,
@@ -129,6 +145,7 @@ def _collect(
     warm_first_use: bool = False,
     lockstep: bool = False,
     warm_occupancy: dict[str, dict[int, int]] | None = None,
+    warm_partial: dict[str, dict[int, tuple[int, int]]] | None = None,
 ) -> tuple[
     dict[tuple[str, str], dict[str, int]], dict[str, int], Replayer, dict[str, dict[str, Any]]
 ]:
@@ -156,6 +173,8 @@ def _collect(
                 occ = warm_occupancy[d]
                 rp.sync_sheaf_occupancy(track.model, {c: n for c, n in occ.items() if c >= 0})
                 rp.sync_barn_full(track.model, {-1 - k: n for k, n in occ.items() if k < 0})
+                if warm_partial and d in warm_partial:
+                    rp.sync_node_partial(track.model, warm_partial[d])
         if track is None:
             value = 0
         else:
@@ -232,6 +251,11 @@ def validate_bundle(
     occupancy = (
         sheaf_occupancy_before(path, dict(enumerate(meta.cpu_nodes))) if warm_from_counters else {}
     )
+    partial = {
+        d: partial_before(info.get("state_before") or {}, int(info["config"]["objs_per_slab"]))
+        for d, info in kstats.items()
+        if d in occupancy and (info.get("config") or {}).get("objs_per_slab")
+    }
     samples, events, rp, steps = _collect(
         store,
         "materialize",
@@ -241,9 +265,17 @@ def validate_bundle(
         warm_first_use,
         lockstep=True,
         warm_occupancy=occupancy,
+        warm_partial=partial,
     )
     samples_ign, _, _, _ = _collect(
-        store, "ignore", version, rcu_mode, warm_sheaves, warm_first_use, warm_occupancy=occupancy
+        store,
+        "ignore",
+        version,
+        rcu_mode,
+        warm_sheaves,
+        warm_first_use,
+        warm_occupancy=occupancy,
+        warm_partial=partial,
     )
     stat_items = rp.generation.stat_items
     caches: dict[str, Any] = {}
