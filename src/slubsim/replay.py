@@ -50,7 +50,6 @@ from typing import Any
 import numpy as np
 
 from .cache import KmemCache
-from .constants import NUMA_NO_NODE
 from .errors import SlabError, SlubsimUsageError
 from .geometry import sheaf_struct_size
 from .kernel import Kernel, KernelConfig, resolve_version
@@ -463,7 +462,6 @@ class Replayer:
             self._materialize()
         if self.opt.warm_sheaves > 0:
             self._warm_sheaves(self.opt.warm_sheaves)
-
         self._take_baseline()
 
         gc_was_on = gc.isenabled()
@@ -834,120 +832,28 @@ class Replayer:
         self.warm_objects = held
 
     def sync_sheaf_occupancy(self, s: KmemCache, occupancy: dict[int, int]) -> int:
-        """Make each CPU's main + spare sheaves of ``s`` hold ``occupancy[cpu]``
-        objects (what the kernel's sheaves held at that moment, see
-        :func:`slubsim.validate.sheaf_occupancy_before`): a surplus is handed
-        out (objects the kernel had allocated), a shortfall is taken from the
-        slabs (``___slab_alloc``) and freed to the CPU's sheaves.  Counters
-        move; the caller syncs before a counter window opens.  Only for the
-        7.x sheaves layer; returns the objects moved."""
+        """Set ``s``'s per-CPU sheaves to the kernel's occupancy (CPU -> objects);
+        see :meth:`SheavesLayer.sync_cpu_occupancy`.  0 without sheaves."""
         layer = s.layer
-        if not isinstance(layer, SheavesLayer) or not layer.has_sheaves:
+        if not isinstance(layer, SheavesLayer):
             return 0
-        moved = 0
-        online = set(self.machine.online_cpus())
-        for cpu, n in sorted(occupancy.items()):
-            if cpu not in online:
-                continue
-            pcs = layer.pcs[cpu]
-            have = len(pcs.main.objects) + (len(pcs.spare.objects) if pcs.spare else 0)
-            while have > n and s.alloc(cpu):
-                have -= 1
-                moved += 1
-            while have < n:
-                x = layer.slab_alloc_slow(cpu, NUMA_NO_NODE, False)
-                if not x:
-                    break
-                s.mark_allocated(x)
-                s.free(x, cpu)
-                have += 1
-                moved += 1
-        return moved
+        return layer.sync_cpu_occupancy(occupancy)
 
     def sync_node_partial(self, s: KmemCache, want: dict[int, tuple[int, int]]) -> int:
-        """Make node ``nid``'s partial list of ``s`` hold ``want[nid] = (slabs,
-        free objects)`` (as sysfs ``partial`` and ``objects_partial`` say):
-        the model's partial slabs there are filled up (their free objects
-        handed out, as objects the kernel had allocated), then that many new
-        slabs are taken whole and the free objects given back, spread evenly
-        (each keeps at least one object, as a partial slab does).  Counters
-        move; see :meth:`sync_sheaf_occupancy`.  Returns the slabs made."""
+        """Shape ``s``'s node partial lists (node -> (slabs, free objects));
+        see :meth:`SheavesLayer.sync_node_partial`.  0 without sheaves."""
         layer = s.layer
-        if not isinstance(layer, SheavesLayer) or not layer.has_sheaves:
+        if not isinstance(layer, SheavesLayer):
             return 0
-        made = 0
-        online = self.machine.online_cpus()
-        for nid, (count, free) in sorted(want.items()):
-            if not 0 <= nid < len(s.nodes):
-                continue
-            n = s.nodes[nid]
-            cpus = [c for c in online if self.machine.cpu_node[c] == nid]
-            if n is None or not cpus or count < 0 or free < 0:
-                continue
-            cpu = cpus[0]
-            while n.nr_partial:
-                x = layer.slab_alloc_slow(cpu, nid, False)
-                if not x:
-                    break
-                s.mark_allocated(x)
-            taken: list[int] = []
-            for _ in range(count * s.objects):
-                x = layer.slab_alloc_slow(cpu, nid, False)
-                if not x:
-                    break
-                s.mark_allocated(x)
-                taken.append(x)
-            by_slab: dict[int, list[int]] = {}
-            for x in taken:
-                by_slab.setdefault(s.slab_of(x).base, []).append(x)
-            groups = list(by_slab.values())[:count]
-            for i, objs in enumerate(groups):
-                f = free // count + (1 if i < free % count else 0)
-                f = min(max(f, 1), len(objs) - 1)
-                slab = s.slab_of(objs[0])
-                for x in objs[:f]:
-                    s.mark_freed(x)
-                    layer.slab_free_to_slab(cpu, slab, [x])
-                made += 1
-        return made
+        return layer.sync_node_partial(want)
 
     def sync_barn_full(self, s: KmemCache, full: dict[int, int]) -> int:
-        """Make node ``nid``'s barn of ``s`` hold ``full[nid]`` full sheaves
-        (at most MAX_FULL_SHEAVES): new sheaves refilled from the slabs
-        (``refill_sheaf``) are added, surplus ones flushed
-        (``sheaf_flush_unused``) and freed.  Counters move; see
-        :meth:`sync_sheaf_occupancy`.  Returns the sheaves moved."""
+        """Set ``s``'s barns to ``full[nid]`` full sheaves; see
+        :meth:`SheavesLayer.sync_barn_full`.  0 without sheaves."""
         layer = s.layer
-        if not isinstance(layer, SheavesLayer) or not layer.has_sheaves:
+        if not isinstance(layer, SheavesLayer):
             return 0
-        moved = 0
-        online = self.machine.online_cpus()
-        for nid, want in sorted(full.items()):
-            if not 0 <= nid < len(layer.barns):
-                continue
-            barn = layer.barns[nid]
-            cpus = [c for c in online if self.machine.cpu_node[c] == nid]
-            if barn is None or not cpus:
-                continue
-            cpu = cpus[0]
-            want = min(max(want, 0), layer.max_full)
-            while len(barn.full) > want:
-                sh = barn.full.pop()
-                layer.sheaf_flush_unused(cpu, sh)
-                layer._free_empty_sheaf(cpu, sh)
-                moved += 1
-            while len(barn.full) < want:
-                new = layer._alloc_empty_sheaf(cpu)
-                if new is None:
-                    break
-                layer.refill_sheaf_from_slabs(cpu, new)
-                if len(new.objects) < layer.capacity:
-                    layer.sheaf_flush_unused(cpu, new)
-                    layer._free_empty_sheaf(cpu, new)
-                    break
-                barn.full.append(new)
-                moved += 1
-        return moved
+        return layer.sync_barn_full(full)
 
     def _silent_warm(self, s: KmemCache, cpu: int) -> None:
         """Fill ``cpu``'s per-CPU cache of ``s`` as if before the trace: one

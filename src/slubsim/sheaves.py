@@ -1096,6 +1096,122 @@ class SheavesLayer(PerCpuLayer):
     def live_sheaves(self) -> int:
         return self.cache.nr_sheaves
 
+    # -- state at the start of a validation window ---------------------------
+    def sync_cpu_occupancy(self, occupancy: dict[int, int]) -> int:
+        """Make each CPU's main + spare sheaves hold ``occupancy[cpu]``
+        objects (what the kernel's sheaves held at that moment, see
+        :func:`slubsim.validate.sheaf_occupancy_before`): a surplus is handed
+        out (objects the kernel had allocated), a shortfall is taken from the
+        slabs (``___slab_alloc``) and freed to the CPU's sheaves.  Counters
+        move; the caller syncs before a counter window opens.  Returns the
+        objects moved."""
+        if not self.has_sheaves:
+            return 0
+        s = self.cache
+        moved = 0
+        online = set(self.machine.online_cpus())
+        for cpu, n in sorted(occupancy.items()):
+            if cpu not in online:
+                continue
+            pcs = self.pcs[cpu]
+            have = len(pcs.main.objects) + (len(pcs.spare.objects) if pcs.spare else 0)
+            while have > n and s.alloc(cpu):
+                have -= 1
+                moved += 1
+            while have < n:
+                x = self.slab_alloc_slow(cpu, NUMA_NO_NODE, False)
+                if not x:
+                    break
+                s.mark_allocated(x)
+                s.free(x, cpu)
+                have += 1
+                moved += 1
+        return moved
+
+    def sync_node_partial(self, want: dict[int, tuple[int, int]]) -> int:
+        """Make node ``nid``'s partial list hold ``want[nid] = (slabs,
+        free objects)`` (as sysfs ``partial`` and ``objects_partial`` say):
+        the model's partial slabs there are filled up (their free objects
+        handed out, as objects the kernel had allocated), then that many new
+        slabs are taken whole and the free objects given back, spread evenly
+        (each keeps at least one object, as a partial slab does).  Counters
+        move; see :meth:`sync_cpu_occupancy`.  Returns the slabs made."""
+        if not self.has_sheaves:
+            return 0
+        s = self.cache
+        made = 0
+        online = self.machine.online_cpus()
+        for nid, (count, free) in sorted(want.items()):
+            if not 0 <= nid < len(s.nodes):
+                continue
+            n = s.nodes[nid]
+            cpus = [c for c in online if self.machine.cpu_node[c] == nid]
+            if n is None or not cpus or count < 0 or free < 0:
+                continue
+            cpu = cpus[0]
+            while n.nr_partial:
+                x = self.slab_alloc_slow(cpu, nid, False)
+                if not x:
+                    break
+                s.mark_allocated(x)
+            taken: list[int] = []
+            for _ in range(count * s.objects):
+                x = self.slab_alloc_slow(cpu, nid, False)
+                if not x:
+                    break
+                s.mark_allocated(x)
+                taken.append(x)
+            by_slab: dict[int, list[int]] = {}
+            for x in taken:
+                by_slab.setdefault(s.slab_of(x).base, []).append(x)
+            groups = list(by_slab.values())[:count]
+            for i, objs in enumerate(groups):
+                f = free // count + (1 if i < free % count else 0)
+                f = min(max(f, 1), len(objs) - 1)
+                slab = s.slab_of(objs[0])
+                for x in objs[:f]:
+                    s.mark_freed(x)
+                    self.slab_free_to_slab(cpu, slab, [x])
+                made += 1
+        return made
+
+    def sync_barn_full(self, full: dict[int, int]) -> int:
+        """Make node ``nid``'s barn hold ``full[nid]`` full sheaves
+        (at most MAX_FULL_SHEAVES): new sheaves refilled from the slabs
+        (``refill_sheaf``) are added, surplus ones flushed
+        (``sheaf_flush_unused``) and freed.  Counters move; see
+        :meth:`sync_cpu_occupancy`.  Returns the sheaves moved."""
+        if not self.has_sheaves:
+            return 0
+        moved = 0
+        online = self.machine.online_cpus()
+        for nid, want in sorted(full.items()):
+            if not 0 <= nid < len(self.barns):
+                continue
+            barn = self.barns[nid]
+            cpus = [c for c in online if self.machine.cpu_node[c] == nid]
+            if barn is None or not cpus:
+                continue
+            cpu = cpus[0]
+            want = min(max(want, 0), self.max_full)
+            while len(barn.full) > want:
+                sh = barn.full.pop()
+                self.sheaf_flush_unused(cpu, sh)
+                self._free_empty_sheaf(cpu, sh)
+                moved += 1
+            while len(barn.full) < want:
+                new = self._alloc_empty_sheaf(cpu)
+                if new is None:
+                    break
+                self.refill_sheaf_from_slabs(cpu, new)
+                if len(new.objects) < self.capacity:
+                    self.sheaf_flush_unused(cpu, new)
+                    self._free_empty_sheaf(cpu, new)
+                    break
+                barn.full.append(new)
+                moved += 1
+        return moved
+
     def count_sheaves(self) -> int:
         """Sheaf structs reachable from the model's state (for validate())."""
         if not self.has_sheaves:
