@@ -138,6 +138,7 @@ class KmemCache:
         self.pages_peak = 0
         self.slabs_peak = 0
         self.discarded_without_stat = 0  # shrink/shutdown discards (no FREE_SLAB)
+        self.adopted_slabs = 0  # pre-trace slabs made without ALLOC_SLAB (adopt_slab)
         self.stats_cleared = False
         self.oom_events = 0
         #: Σ slab.inuse (objects outside slab freelists) and live user objects;
@@ -218,6 +219,31 @@ class KmemCache:
             self.pages_peak = self.nr_pages
         if len(self.slabs) > self.slabs_peak:
             self.slabs_peak = len(self.slabs)
+        return slab
+
+    def adopt_slab(self, cpu: int, node: int, free_order: list[int]) -> Slab | None:
+        """A slab that existed before the trace began (slubsim.pretrace): the
+        objects at ``free_order`` indices are on its freelist, the first to be
+        handed out first; every other object is with a user.  Models the state ``allocate_slab`` and
+        the kernel's earlier activity left, so no counter moves; the slab is
+        on no list (the caller places it).  None if no page is free."""
+        slab = self.new_slab(cpu, node, True)
+        if slab is None:
+            return None
+        n = self.nodes[slab.nid]
+        assert n is not None
+        n.inc_slabs_node(slab.objects)
+        self.adopted_slabs += 1
+        free = [i for i in free_order if 0 <= i < slab.objects]
+        slab.freelist = [slab.object_at(i) for i in reversed(free)]
+        slab.inuse = slab.objects - len(free)
+        self.inuse_total += slab.inuse
+        st = self.obj_state
+        free_set = set(free)
+        for i in range(slab.objects):
+            if i not in free_set:
+                st[slab.object_at(i)] = True
+                self.nlive += 1
         return slab
 
     def discard_slab(self, slab: Slab) -> None:
@@ -799,6 +825,7 @@ class KmemCache:
                 sum(self.stat[c][self.i_alloc_slab] for c in range(self.machine.nr_cpus))
                 - sum(self.stat[c][self.i_free_slab] for c in range(self.machine.nr_cpus))
                 - self.discarded_without_stat
+                + self.adopted_slabs
             )
             if slabs_ctr != len(self.slabs):
                 raise InvariantError(

@@ -99,6 +99,32 @@ class ClassicLayer(PerCpuLayer):
         slab.inuse = slab.objects
         return fl
 
+    def install_cpu_slab(self, cpu: int, slab: Slab) -> bool:
+        """Make ``slab`` (on no list) ``cpu``'s cpu slab with its free objects
+        on ``c->freelist``, as the CPU had it when the trace began
+        (slubsim.pretrace); no counter moves.  False if the CPU already has
+        one or the slab has nothing free."""
+        c = self.cpus[cpu]
+        if c.slab is not None or not slab.freelist or self.cache.debug:
+            return False
+        c.slab = slab
+        slab.frozen = True
+        c.freelist = self._get_freelist(slab)
+        return True
+
+    def install_cpu_partial(self, cpu: int, slab: Slab) -> bool:
+        """Push ``slab`` (on no list, with free objects) onto ``cpu``'s partial
+        chain as it was when the trace began (slubsim.pretrace), up to
+        ``cpu_partial_slabs``; no counter moves."""
+        c = self.cpus[cpu]
+        if not self.has_cpu_partial or not slab.freelist or slab.frozen:
+            return False
+        if len(c.partial) >= max(self.cpu_partial_slabs, 1):
+            return False
+        slab.cpu_partial_of = cpu
+        c.partial.append(slab)
+        return True
+
     # ============================================================== alloc
     def alloc(self, cpu: int, node: int, nolock: bool, irq: bool) -> int:
         """Models ``__slab_alloc_node``: pop ``c->freelist`` if the cpu slab

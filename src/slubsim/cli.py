@@ -267,9 +267,10 @@ def inspect(trace: str | None, skip_malformed: bool, json_out: str | None) -> No
 )
 @click.option(
     "--pretrace",
-    type=click.Choice(["materialize", "ignore"]),
+    type=click.Choice(["materialize", "reconstruct", "ignore"]),
     default="materialize",
-    help="objects allocated before the trace: allocate them first, or skip their frees",
+    help="objects allocated before the trace: allocate them first, rebuild the slabs "
+    "that held them from the traced pointers (slubsim.pretrace), or skip their frees",
 )
 @click.option("--json", "json_out", type=str, default=None, help="write JSON to PATH or -")
 @click.option("--top", type=int, default=15, help="caches shown in the table")
@@ -352,7 +353,12 @@ def _print_replay(result: dict[str, Any], top: int) -> None:
         f"[bold]Linux {result['kernel']} model[/] on {tr['cpus']} CPUs / {tr['nodes']} node(s): "
         f"{tr['events']:,} events of {tr['source']} ({tr['span_s']:.3f} s traced, recorded on "
         f"{tr['recorded_kernel']}), replayed in {tr['replay_seconds']:.2f} s; "
-        f"pre-trace objects {tr['pretrace_policy']}d: {tr['pretrace_objects']:,}"
+        f"pre-trace objects ({tr['pretrace_policy']}): {tr['pretrace_objects']:,}"
+        + (
+            f" in {tr['pretrace_slabs']['slabs']:,} rebuilt slabs"
+            if tr.get("pretrace_slabs")
+            else ""
+        )
         + (f"; overrides {tr['overrides']}" if tr["overrides"] else "")
     )
     t = Table(title="per cache (busiest first)", title_justify="left")
@@ -427,6 +433,13 @@ def _print_replay(result: dict[str, Any], top: int) -> None:
     "kernel's cumulative counters imply (default: on unless traced from boot)",
 )
 @click.option(
+    "--pretrace",
+    type=click.Choice(["reconstruct", "materialize", "ignore"]),
+    default="reconstruct",
+    help="slabs and objects that existed before the trace: rebuild them from the "
+    "traced pointers (default), allocate the objects first, or skip their frees",
+)
+@click.option(
     "--lockstep",
     "lockstep_table",
     is_flag=True,
@@ -441,6 +454,7 @@ def validate(
     warm_sheaves: float,
     warm_first_use: bool,
     warm_from_counters: bool | None,
+    pretrace: str,
     lockstep_table: bool,
 ) -> None:
     """Compare the model's SLUB_STATS deltas with the real kernel's, counter by
@@ -473,6 +487,7 @@ def validate(
             warm_sheaves=warm_sheaves,
             warm_first_use=warm_first_use,
             warm_from_counters=warm_from_counters,
+            pretrace=pretrace,
         )
         if json_out:
             out = {k: v for k, v in res.items() if k != "rows"}
@@ -527,8 +542,14 @@ def _print_validation(res: dict[str, Any], show_all: bool, lockstep_table: bool 
         f"key counters of caches with >= 5,000 events: {k['counters_compared']} compared, "
         f"exact {k['exact'] / kn:.1%}, within 1% {k['within_1pct'] / kn:.1%}, "
         f"within 5% {k['within_5pct'] / kn:.1%}\n"
-        f"warm-up: {w['pretrace_objects']:,} pre-trace objects materialised; "
-        f"{w['counters_sensitive_to_warmup']} counters change agreement when they are ignored; "
+        f"warm-up: {w['pretrace_objects']:,} pre-trace objects ({w['pretrace_policy']}"
+        + (
+            f", {w['pretrace_slabs']['slabs']:,} slabs rebuilt from the pointers"
+            if w.get("pretrace_slabs")
+            else ""
+        )
+        + "); "
+        + f"{w['counters_sensitive_to_warmup']} counters change agreement when they are ignored; "
         + (
             f"per-CPU sheaves of {len(w['caches_warmed_from_counters'])} caches set from the "
             "kernel's counters at their first read"

@@ -47,6 +47,12 @@ class CacheLockstep:
         self.first: dict[str, Any] | None = None
         self.prefix = 0  # allocations in step before the first divergence
 
+    def pair(self, slab: Slab, kbase: int) -> None:
+        """Pair a model slab with a kernel slab known to be its counterpart
+        (a pre-trace slab rebuilt from the trace, slubsim.pretrace)."""
+        self.m2k[slab] = kbase
+        self.k2m[kbase] = slab
+
     def check(self, slab: Slab, m: int, k: int, ts: float, cpu: int, what: str) -> bool:
         """Tally one allocation: model object ``m`` in ``slab``, kernel ``k``."""
         self.checked += 1

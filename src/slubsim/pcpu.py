@@ -98,6 +98,18 @@ class PerCpuLayer(ABC):
     def after_rcu_barrier(self, cpu: int) -> None:  # noqa: B027 - optional hook
         """Hook run by destroy after ``rcu_barrier()``."""
 
+    def install_cpu_slab(self, cpu: int, slab: Slab) -> bool:
+        """Make ``slab`` the CPU's cpu slab as it was before the trace began
+        (slubsim.pretrace); False where the generation has none (7.x)."""
+        del cpu, slab
+        return False
+
+    def install_cpu_partial(self, cpu: int, slab: Slab) -> bool:
+        """Push ``slab`` (on no list) onto the CPU's cpu partial list as it was
+        before the trace began (slubsim.pretrace); False where there is none."""
+        del cpu, slab
+        return False
+
     # -- prefilled sheaves (6.18+, 7.x) ------------------------------------
     def prefill_sheaf(self, cpu: int, size: int) -> Sheaf | None:
         raise NotImplementedError(f"{self.generation} has no prefilled sheaves")

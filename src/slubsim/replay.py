@@ -56,8 +56,11 @@ from .kernel import Kernel, KernelConfig, resolve_version
 from .kmalloc import kmalloc_size_roundup
 from .lockstep import CacheLockstep
 from .machine import Machine
+from .pretrace import PretracePlan
+from .pretrace import plan as plan_pretrace
 from .sheaf import Sheaf
 from .sheaves import SheavesLayer
+from .slab import Slab
 from .sysfs_import import create_from_sysfs
 from .trace.events import (
     F_BULK_BOUND,
@@ -130,6 +133,14 @@ def parse_overrides(items: list[str] | tuple[str, ...]) -> dict[str, int]:
     return out
 
 
+#: what the replay does with objects allocated before the trace began (see the
+#: module docstring and slubsim.pretrace)
+PRETRACE_POLICIES = ("materialize", "reconstruct", "ignore")
+#: recorded generations whose CPUs allocate from a cpu slab (pointer order of
+#: fresh slabs is index order; see slubsim.pretrace)
+CPU_SLAB_GENERATIONS = ("6.12",)
+
+
 @dataclass
 class ReplayOptions:
     kernel: str | None = None  # None: the generation that recorded the trace
@@ -150,6 +161,12 @@ class ReplayOptions:
     #: check per allocation that the model hands out the object the kernel did
     #: (slab by slab; see slubsim.lockstep) -- reads the traced pointers
     lockstep: bool = False
+    #: pretrace="reconstruct": cache (name or sysfs dir) -> trace CPUs that had
+    #: allocated from it before tracing began (under 6.12: held a cpu slab)
+    pretrace_cpus: dict[str, set[int]] = field(default_factory=dict)
+    #: pretrace="reconstruct": cache -> trace CPU -> slabs on its cpu partial
+    #: list when tracing began (sysfs ``slabs_cpu_partial``)
+    pretrace_cpu_partial: dict[str, dict[int, int]] = field(default_factory=dict)
     #: rows per record batch read from the store (memory: ~40 bytes a row)
     batch_rows: int = 1 << 16
     progress: Callable[[int, int], None] | None = None
@@ -313,8 +330,10 @@ class Replayer:
     def __init__(self, store: EventStore, options: ReplayOptions | None = None) -> None:
         self.store = store
         self.opt = options or ReplayOptions()
-        if self.opt.pretrace not in ("materialize", "ignore"):
-            raise SlubsimUsageError("pretrace policy must be 'materialize' or 'ignore'")
+        if self.opt.pretrace not in PRETRACE_POLICIES:
+            raise SlubsimUsageError(
+                "pretrace policy must be one of " + ", ".join(repr(p) for p in PRETRACE_POLICIES)
+            )
         meta = store.meta
         version = self.opt.kernel or str(meta.get("kernel_version") or "7.3")
         try:
@@ -360,6 +379,7 @@ class Replayer:
         self.hidden: dict[int, list[list[int]]] = {}
         self.addr: list[int] = []
         self.pretrace_objects = 0
+        self.pretrace_plan: PretracePlan | None = None
         self.lockstep: dict[int, CacheLockstep] = {}
 
     # ----------------------------------------------------------------- setup
@@ -458,7 +478,11 @@ class Replayer:
         self.warmed: set[tuple[int, int]] = set()
         t0 = time.perf_counter()
 
-        if self.opt.pretrace == "materialize":
+        if self.opt.pretrace == "reconstruct":
+            self.pretrace_plan = self._plan_pretrace()
+            self._materialize(skip=self.pretrace_plan.bound_objects())
+            self._install_pretrace(self.pretrace_plan)
+        elif self.opt.pretrace == "materialize":
             self._materialize()
         if self.opt.warm_sheaves > 0:
             self._warm_sheaves(self.opt.warm_sheaves)
@@ -786,19 +810,105 @@ class Replayer:
             self.warnings["free_without_model_object"] += 1
         return 0
 
-    def _materialize(self) -> None:
+    def _plan_pretrace(self) -> PretracePlan:
+        """The pre-trace slabs of every replayed non-debug cache (slubsim.pretrace)."""
+        geometry = {
+            cid: (tr.model.order, tr.model.size, tr.model.objects)
+            for cid, tr in self.tracks.items()
+            if not tr.model.debug
+        }
+        recorded = str(self.store.meta.get("kernel_version") or "")
+        before: dict[int, set[int]] = {}
+        partial: dict[int, dict[int, int]] = {}
+        for cid in geometry:
+            info = self.store.caches[cid]
+            names = [n for n in (info.get("sysfs_dir"), info["name"]) if n]
+            for n in names:
+                if n in self.opt.pretrace_cpus:
+                    before[cid] = set(self.opt.pretrace_cpus[n])
+                    break
+            for n in names:
+                if n in self.opt.pretrace_cpu_partial:
+                    partial[cid] = dict(self.opt.pretrace_cpu_partial[n])
+                    break
+        return plan_pretrace(
+            self.store,
+            geometry,
+            self.opt.batch_rows,
+            per_cpu_slab=recorded in CPU_SLAB_GENERATIONS,
+            cpus_before=before,
+            cpu_partial_before=partial,
+        )
+
+    def _install_pretrace(self, p: PretracePlan) -> None:
+        """Build the planned pre-trace slabs in the model (no counter moves):
+        partial ones on their node's partial list in order of first use, each
+        CPU's first-allocation slab as its cpu slab where the generation has
+        one; pair them for the lockstep check; bind the objects first seen as
+        frees to their model addresses."""
+        nobj = 0
+        for cid, slabs in p.slabs.items():
+            tr = self.tracks[cid]
+            s = tr.model
+            ls = None
+            if self.opt.lockstep:
+                ls = self.lockstep.setdefault(cid, CacheLockstep())
+            by_kbase: dict[int, Slab] = {}
+            for ps in slabs:
+                cpu = self.cpu_of[ps.cpu]
+                nid = self.machine.cpu_mem_node[cpu]
+                slab = s.adopt_slab(cpu, nid, ps.free_order)
+                if slab is None:
+                    self.warnings["pretrace_slab_without_memory"] += 1
+                    continue
+                by_kbase[ps.kbase] = slab
+                if ls is not None:
+                    ls.pair(slab, ps.kbase)
+                for i, o in ps.bound:
+                    if i < slab.objects and not self.addr[o]:
+                        self.addr[o] = slab.object_at(i)
+                        nobj += 1
+            taken: set[int] = set()
+            for tcpu, kbase in sorted(p.cpu_slab.get(cid, {}).items()):
+                slab_or_none = by_kbase.get(kbase)
+                if (
+                    slab_or_none is not None
+                    and kbase not in taken
+                    and s.layer.install_cpu_slab(self.cpu_of[tcpu], slab_or_none)
+                ):
+                    taken.add(kbase)
+            for tcpu, chain in sorted(p.cpu_partial.get(cid, {}).items()):
+                for kbase in reversed(chain):  # the head is pushed last
+                    slab_or_none = by_kbase.get(kbase)
+                    if (
+                        slab_or_none is not None
+                        and kbase not in taken
+                        and s.layer.install_cpu_partial(self.cpu_of[tcpu], slab_or_none)
+                    ):
+                        taken.add(kbase)
+            for ps in slabs:
+                slab_or_none = by_kbase.get(ps.kbase)
+                if slab_or_none is None or ps.kbase in taken or not slab_or_none.freelist:
+                    continue
+                n = s.nodes[slab_or_none.nid]
+                assert n is not None
+                n.add_partial(slab_or_none, True)
+        self.pretrace_objects += nobj
+
+    def _materialize(self, skip: set[int] | None = None) -> None:
         """Allocate the objects freed before they are allocated in the trace,
-        on the CPU that frees them, then empty every per-CPU cache and barn."""
+        on the CPU that frees them, then empty every per-CPU cache and barn
+        (``skip``: objects already placed by the pre-trace slabs)."""
         n = 0
         for c, o, cpu in self.facts.pretrace:
             tr = self.tracks.get(c)
-            if tr is None or self.addr[o]:
+            if tr is None or self.addr[o] or (skip is not None and o in skip):
                 continue
             a = tr.model.alloc(self.cpu_of[cpu])
             if a:
                 self.addr[o] = a
                 n += 1
-        self.pretrace_objects = n
+        self.pretrace_objects += n
         if n:
             for tr in self.tracks.values():
                 s = tr.model
@@ -1052,6 +1162,9 @@ class Replayer:
                 "nodes": self.machine.nr_nodes,
                 "pretrace_policy": self.opt.pretrace,
                 "pretrace_objects": self.pretrace_objects,
+                "pretrace_slabs": (
+                    self.pretrace_plan.summary() if self.pretrace_plan is not None else None
+                ),
                 "rcu_mode": getattr(self, "rcu_mode", None),
                 "warm_sheaves": self.opt.warm_sheaves,
                 "policy": self.opt.policy,

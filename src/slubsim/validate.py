@@ -48,6 +48,100 @@ def rel_error(model: int, kernel: int) -> float:
     return abs(model - kernel) / max(abs(kernel), 1)
 
 
+def per_cpu_before(
+    bundle: str | Path,
+) -> tuple[dict[str, dict[str, dict[int, int]]], dict[str, int]]:
+    """The kernel's cumulative per-CPU SLUB_STATS read before the workload
+    (``slab_before.tsv[.xz]``, ``C<n>=`` fields): cache dir -> counter -> CPU
+    -> value; and each cache's ``sheaf_capacity``.  Empty without the file."""
+    import lzma
+
+    path = Path(bundle)
+    f = path / "slab_before.tsv.xz"
+    opener: Any = lzma.open
+    if not f.is_file():
+        f, opener = path / "slab_before.tsv", open
+        if not f.is_file():
+            return {}, {}
+    per: dict[str, dict[str, dict[int, int]]] = defaultdict(dict)
+    cap: dict[str, int] = {}
+    with opener(f, "rt") as fh:
+        for line in fh:
+            parts = line.rstrip("\n").split("\t")
+            if len(parts) < 3 or parts[0].startswith("@"):
+                continue
+            cache, attr, fields = parts[0], parts[1], parts[2].split()
+            if attr == "sheaf_capacity" and fields and fields[0].isdigit():
+                cap[cache] = int(fields[0])
+            elif fields and fields[0].isdigit():
+                per[cache][attr] = {
+                    int(x[1 : x.index("=")]): int(x[x.index("=") + 1 :])
+                    for x in fields[1:]
+                    if x.startswith("C") and "=" in x
+                }
+    return per, cap
+
+
+def cpus_allocating_before(bundle: str | Path, store: EventStore) -> dict[str, set[int]]:
+    """CPUs that had allocated from each cache before tracing began: the
+    kernel's cumulative alloc_fastpath + alloc_slowpath of the CPU at the
+    cache's first "before" read exceeds the allocations the trace shows on
+    that CPU up to that read.  Under 6.12 such a CPU holds a cpu slab when the
+    trace starts (``___slab_alloc`` always leaves one; nothing in the traced
+    workloads flushes them), which slubsim.pretrace installs."""
+    import numpy as np
+
+    from .trace.events import OP_ALLOC, OP_ALLOC_BULK, OP_ALLOC_FROM_SHEAF
+
+    per, _ = per_cpu_before(bundle)
+    if not per:
+        return {}
+    first_read: dict[str, int] = {}
+    for mk in store.meta.get("markers", []):
+        rd = mk.get("read")
+        if rd and rd["when"] == "before" and rd["cache"] not in first_read:
+            first_read[rd["cache"]] = int(mk["row"])
+    ids: dict[str, int] = {}
+    for info in store.caches:
+        for n in (info.get("sysfs_dir"), info["name"]):
+            if n:
+                ids.setdefault(n, int(info["id"]))
+    wanted = {d: (ids[d], row) for d, row in first_read.items() if d in ids and d in per}
+    if not wanted:
+        return {}
+    last = max(row for _, row in wanted.values())
+    # allocations per (cache, CPU) up to each cache's first read
+    traced: dict[tuple[int, int], int] = defaultdict(int)
+    limit = {cid: row for cid, row in wanted.values()}
+    base = 0
+    for b in store.iter_batches(("cpu", "op", "cache", "size"), 1 << 16):
+        m = len(b["op"])
+        if base >= last:
+            break
+        rows = np.arange(base, base + m)
+        cache = b["cache"].astype(np.int64)
+        lim = np.array([limit.get(int(c), -1) for c in range(int(cache.max()) + 2)])[cache]
+        op = b["op"]
+        sel = (rows < lim) & np.isin(op, (OP_ALLOC, OP_ALLOC_FROM_SHEAF, OP_ALLOC_BULK))
+        n = np.where(op == OP_ALLOC_BULK, b["size"], 1)
+        for c, cpu, k in zip(
+            cache[sel].tolist(), b["cpu"][sel].tolist(), n[sel].tolist(), strict=True
+        ):
+            traced[(c, cpu)] += k
+        base += m
+    out: dict[str, set[int]] = {}
+    for d, (cid, _) in wanted.items():
+        st = per[d]
+        cpus = set(st.get("alloc_fastpath", {})) | set(st.get("alloc_slowpath", {}))
+        out[d] = {
+            cpu
+            for cpu in cpus
+            if st.get("alloc_fastpath", {}).get(cpu, 0) + st.get("alloc_slowpath", {}).get(cpu, 0)
+            > traced.get((cid, cpu), 0)
+        }
+    return out
+
+
 def sheaf_occupancy_before(
     bundle: str | Path, cpu_node: dict[int, int] | None = None
 ) -> dict[str, dict[int, int]]:
@@ -65,31 +159,7 @@ def sheaf_occupancy_before(
     ``nid``'s barn (barn_put - barn_get of its CPUs; ``cpu_node`` maps CPUs to
     nodes, default node 0).  Empty when the bundle has no per-CPU reads."""
     cpu_node = cpu_node or {}
-    import lzma
-
-    path = Path(bundle)
-    f = path / "slab_before.tsv.xz"
-    opener: Any = lzma.open
-    if not f.is_file():
-        f, opener = path / "slab_before.tsv", open
-        if not f.is_file():
-            return {}
-    per: dict[str, dict[str, dict[int, int]]] = defaultdict(dict)
-    cap: dict[str, int] = {}
-    with opener(f, "rt") as fh:
-        for line in fh:
-            parts = line.rstrip("\n").split("\t")
-            if len(parts) < 3 or parts[0].startswith("@"):
-                continue
-            cache, attr, fields = parts[0], parts[1], parts[2].split()
-            if attr == "sheaf_capacity" and fields and fields[0].isdigit():
-                cap[cache] = int(fields[0])
-            elif fields and fields[0].isdigit():
-                per[cache][attr] = {
-                    int(x[1 : x.index("=")]): int(x[x.index("=") + 1 :])
-                    for x in fields[1:]
-                    if x.startswith("C") and "=" in x
-                }
+    per, cap = per_cpu_before(bundle)
     out: dict[str, dict[int, int]] = {}
     for cache, st in per.items():
         c = cap.get(cache, 0)
@@ -120,6 +190,20 @@ def sheaf_occupancy_before(
     return out
 
 
+def cpu_partial_before(state: dict[str, Any]) -> dict[int, int]:
+    """Slabs on each CPU's partial list before the trace, from a 6.12 cache's
+    sysfs ``slabs_cpu_partial`` in ``state_before`` (``"96(12) C0=24(3)
+    C1=40(5)"``: objects(slabs) in all, then per CPU): CPU -> slabs."""
+    out: dict[int, int] = {}
+    for f in str(state.get("slabs_cpu_partial") or "").split()[1:]:
+        if f.startswith("C") and "=" in f and f.endswith(")") and "(" in f:
+            try:
+                out[int(f[1 : f.index("=")])] = int(f[f.index("(") + 1 : -1])
+            except ValueError:
+                continue
+    return out
+
+
 def partial_before(state: dict[str, Any], objs_per_slab: int) -> dict[int, tuple[int, int]]:
     """Node partial lists before the trace, from a cache's sysfs ``state_before``
     (``partial`` and ``objects_partial``, ``"8 N0=5 N1=3"``): node -> (partial
@@ -146,6 +230,8 @@ def _collect(
     lockstep: bool = False,
     warm_occupancy: dict[str, dict[int, int]] | None = None,
     warm_partial: dict[str, dict[int, tuple[int, int]]] | None = None,
+    pretrace_cpus: dict[str, set[int]] | None = None,
+    pretrace_cpu_partial: dict[str, dict[int, int]] | None = None,
 ) -> tuple[
     dict[tuple[str, str], dict[str, int]], dict[str, int], Replayer, dict[str, dict[str, Any]]
 ]:
@@ -196,6 +282,8 @@ def _collect(
             warm_sheaves=warm_sheaves,
             warm_on_first_use=warm_first_use,
             lockstep=lockstep,
+            pretrace_cpus=pretrace_cpus or {},
+            pretrace_cpu_partial=pretrace_cpu_partial or {},
         ),
     )
     result = rp.run()
@@ -212,8 +300,12 @@ def validate_bundle(
     warm_sheaves: float = 0.0,
     warm_first_use: bool = False,
     warm_from_counters: bool | None = None,
+    pretrace: str = "reconstruct",
 ) -> dict[str, Any]:
     """Validate one bundle; the JSON-ready result of ``slubsim validate``.
+
+    ``pretrace``: how the replay meets the objects and slabs that existed
+    before tracing began (:data:`slubsim.replay.PRETRACE_POLICIES`).
 
     ``warm_from_counters`` sets each cache's per-CPU sheaves, at its first
     "before" read, to the occupancy the kernel's own cumulative counters imply
@@ -258,7 +350,7 @@ def validate_bundle(
     }
     samples, events, rp, steps = _collect(
         store,
-        "materialize",
+        pretrace,
         version,
         rcu_mode,
         warm_sheaves,
@@ -266,6 +358,10 @@ def validate_bundle(
         lockstep=True,
         warm_occupancy=occupancy,
         warm_partial=partial,
+        pretrace_cpus=cpus_allocating_before(path, store) if pretrace == "reconstruct" else None,
+        pretrace_cpu_partial={
+            d: cpu_partial_before(info.get("state_before") or {}) for d, info in kstats.items()
+        },
     )
     samples_ign, _, _, _ = _collect(
         store,
@@ -369,7 +465,16 @@ def validate_bundle(
             "caches": {n: v for n, v in steps.items() if v["checked"]},
         },
         "warmup": {
-            "policy": "materialize objects freed before their allocation; compare deltas",
+            "policy": (
+                "rebuild the slabs in use when tracing began from the traced pointers "
+                "(slubsim.pretrace); compare deltas"
+                if pretrace == "reconstruct"
+                else f"{pretrace} objects freed before their allocation; compare deltas"
+            ),
+            "pretrace_policy": pretrace,
+            "pretrace_slabs": (
+                rp.pretrace_plan.summary() if rp.pretrace_plan is not None else None
+            ),
             "warm_sheaves": warm_sheaves,
             "warm_first_use": warm_first_use,
             "warm_from_counters": warm_from_counters,

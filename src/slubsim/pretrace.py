@@ -1,0 +1,274 @@
+"""Slabs that were in use when tracing began, rebuilt from the traced pointers.
+
+A trace that starts on a running kernel meets slabs made before its first
+line: some of their objects are with users (the trace shows them first as
+frees, or never), the others are free and will be handed out in the kernel's
+freelist order.  The counters cannot tell where those objects are; the
+pointers can.  The traced kernels run without ``CONFIG_SLAB_FREELIST_RANDOM``,
+so a slab is a naturally aligned block of ``PAGE_SIZE << order`` bytes and an
+object's index is its offset in it divided by the object stride (the same
+pairing as :mod:`slubsim.lockstep`).  One pass over the store gives, for every
+kernel slab and object, the first event of the object:
+
+* **first seen as a free** (kmem_cache_free, kfree, kfree_rcu, a bulk free):
+  with a user when tracing began;
+* **first seen as an allocation**: free when tracing began, and free objects
+  leave a slab in the order of their first allocation (a freelist is a stack:
+  objects pushed later are popped first, the ones that were there are popped
+  in their original order);
+* **never seen**: below the slab's highest first-allocated index, with a user
+  for the whole trace (a long-lived object); above it, the untouched tail of
+  the slab's initial index-order freelist, free (decision: a slab whose every
+  object is first seen as a free, or never, is full).
+
+A kernel slab is a **pre-trace slab** when an object of it is first seen as a
+free (no slab made during the trace shows that).  For traces of a kernel with
+cpu slabs (6.12), whose fresh slabs hand out objects in index order, also when
+an object is never seen below the slab's highest first-allocated index, or
+when its first allocation is not of object 0.  (Under sheaves a refill puts a
+fresh slab's objects in a sheaf that hands them out last-in first-out, and
+objects still in sheaves when the trace ends are never seen: neither sign
+holds there.)  Objects handed out by ``alloc_bulk`` (the trace gives counts,
+not pointers) are seen only at their bound free; they were free at the start
+and left the slab at the row of that ``alloc_bulk`` (ingest binds the two and
+puts its row in the free's ``size``).
+
+:func:`plan` computes the slabs; ``Replayer`` installs them before the first
+event (``pretrace="reconstruct"``): each becomes a model slab with the same
+objects allocated and free (counters do not move -- this is state, not
+activity), paired for the lockstep check, with the objects first seen as frees
+bound to their model addresses.  Placement: a slab with free objects goes on
+its node's partial list in order of first use (the kernel's ``get_partial``
+takes from the head); a full one on no list.  Under the 6.12 model the slab of
+each CPU's first allocation becomes that CPU's cpu slab (models the frozen
+``c->slab`` the CPU was allocating from; ``install_cpu_slab``).  Caches whose
+traced pointers do not fit the model's geometry (a what-if with another
+object size or order, debug red zones) are left to ``"materialize"``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .constants import PAGE_SIZE
+from .trace.events import (
+    F_BULK_BOUND,
+    F_FAILED,
+    F_RCU_COMPLETION,
+    OP_ALLOC,
+    OP_ALLOC_FROM_SHEAF,
+    OP_FREE,
+    OP_FREE_BULK,
+    OP_KFREE_BULK,
+    OP_KFREE_RCU,
+)
+from .trace.store import EventStore
+
+_ALLOC_OPS = (OP_ALLOC, OP_ALLOC_FROM_SHEAF)
+_FREE_OPS = (OP_FREE, OP_KFREE_RCU, OP_FREE_BULK, OP_KFREE_BULK)
+_OPS = np.array(_ALLOC_OPS + _FREE_OPS)
+
+# first-event kinds of an object
+_ALLOC = 0
+_FREE = 1
+_BULK = 2  # first seen at a free bound to an alloc_bulk: free at the start
+
+
+@dataclass
+class PretraceSlab:
+    """One kernel slab as it was when tracing began."""
+
+    kbase: int  # the kernel slab's address (aligned block)
+    first_row: int  # first trace row touching it
+    cpu: int  # trace CPU of its first allocation (else of its first event)
+    #: object indices free at the start, the first to be handed out first
+    free_order: list[int]
+    #: object indices with a user at the start
+    allocated: list[int]
+    #: (object index, store object id) of the objects first seen as frees
+    bound: list[tuple[int, int]] = field(default_factory=list)
+
+
+@dataclass
+class PretracePlan:
+    """Per store cache id: its pre-trace slabs (by first use) and, for
+    generations with cpu slabs, the kernel slab each trace CPU had as its cpu
+    slab; caches skipped and why."""
+
+    slabs: dict[int, list[PretraceSlab]] = field(default_factory=dict)
+    cpu_slab: dict[int, dict[int, int]] = field(default_factory=dict)
+    #: cache id -> trace CPU -> kernel slabs of its cpu partial list, head first
+    cpu_partial: dict[int, dict[int, list[int]]] = field(default_factory=dict)
+    skipped: dict[int, str] = field(default_factory=dict)
+
+    def bound_objects(self) -> set[int]:
+        return {o for lst in self.slabs.values() for ps in lst for _, o in ps.bound}
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "caches": sum(1 for v in self.slabs.values() if v),
+            "slabs": sum(len(v) for v in self.slabs.values()),
+            "objects_allocated": sum(len(p.allocated) for v in self.slabs.values() for p in v),
+            "objects_free": sum(len(p.free_order) for v in self.slabs.values() for p in v),
+            "caches_skipped": len(self.skipped),
+        }
+
+
+@dataclass
+class _Obj:
+    kind: int
+    row: int
+    cpu: int
+    obj: int
+
+
+def plan(
+    store: EventStore,
+    geometry: dict[int, tuple[int, int, int]],
+    rows: int = 1 << 16,
+    per_cpu_slab: bool = True,
+    cpus_before: dict[int, set[int]] | None = None,
+    cpu_partial_before: dict[int, dict[int, int]] | None = None,
+) -> PretracePlan:
+    """Find the pre-trace slabs of the caches in ``geometry`` (store cache id
+    -> (order, object stride, objects per slab) of the model) in one streaming
+    pass over the store's pointers.
+
+    ``per_cpu_slab``: the trace was recorded by a kernel with cpu slabs (6.12),
+    whose fresh slabs hand out objects in index order -- then a never-seen
+    object below a slab's highest first-allocated one marks it pre-trace, and
+    each CPU's first allocation comes from its cpu slab when the CPU had one.
+    ``cpus_before`` (cache id -> trace CPUs that had allocated from the cache
+    before tracing began, e.g. from the kernel's cumulative counters) says
+    which CPUs had one; without it, only a first-allocation slab shown to be
+    pre-trace by its objects is taken for a cpu slab.  ``cpu_partial_before``
+    (cache id -> trace CPU -> slabs on its cpu partial list, sysfs
+    ``slabs_cpu_partial``) puts that many of the partial pre-trace slabs
+    first allocated by the CPU, in order of first use, on its cpu partial list
+    (only the CPU can take from it, after its cpu slab)."""
+    out = PretracePlan()
+    seen: dict[int, dict[int, dict[int, _Obj]]] = {c: {} for c in geometry}  # cache->slab->idx
+    first_alloc: dict[int, dict[int, int]] = {c: {} for c in geometry}
+    slab_first_row: dict[tuple[int, int], int] = {}
+    slab_cpu: dict[tuple[int, int], int] = {}
+    wanted = np.array(sorted(geometry), dtype=np.int64)
+    done: set[tuple[int, int]] = set()  # (cache, ptr) seen
+    base = 0
+    cols = ("cpu", "op", "cache", "obj", "ptr", "flags", "size")
+    for b in store.iter_batches(cols, rows):
+        op, cache, ptr, flags = b["op"], b["cache"], b["ptr"], b["flags"]
+        m = len(op)
+        sel = (
+            np.isin(op, _OPS)
+            & (ptr != 0)
+            & ((flags & (F_FAILED | F_RCU_COMPLETION)) == 0)
+            & np.isin(cache, wanted)
+        )
+        idx = np.flatnonzero(sel)
+        if len(idx):
+            # first occurrence of each (cache, pointer) in the batch, in row order
+            key = np.stack((cache[idx].astype(np.int64), ptr[idx].view(np.int64)))
+            _, first = np.unique(key, axis=1, return_index=True)
+            rows_first = np.sort(idx[first])
+            cpu_l = b["cpu"][rows_first].tolist()
+            op_l = op[rows_first].tolist()
+            c_l = cache[rows_first].tolist()
+            o_l = b["obj"][rows_first].tolist()
+            p_l = ptr[rows_first].tolist()
+            f_l = flags[rows_first].tolist()
+            a_l = b["size"][rows_first].tolist()
+            for j, cpu, o, c, obj, p, fl, aux in zip(
+                rows_first.tolist(), cpu_l, op_l, c_l, o_l, p_l, f_l, a_l, strict=True
+            ):
+                if (c, p) in done or c in out.skipped:
+                    continue
+                done.add((c, p))
+                order, stride, objects = geometry[c]
+                span = PAGE_SIZE << order
+                kbase = p & ~(span - 1)
+                off = p - kbase
+                if off % stride or off // stride >= objects:
+                    out.skipped[c] = f"pointer 0x{p:x} is not an object of a {span}-byte slab"
+                    continue
+                i = off // stride
+                kind = _ALLOC if o in _ALLOC_OPS else (_BULK if fl & F_BULK_BOUND else _FREE)
+                objs = seen[c].setdefault(kbase, {})
+                # a bulk-bound free's size is the row of the alloc_bulk it ends
+                objs[i] = _Obj(kind, aux if kind == _BULK else base + j, cpu, obj)
+                sk = (c, kbase)
+                if sk not in slab_first_row:
+                    slab_first_row[sk] = base + j
+                    slab_cpu[sk] = cpu
+                if kind == _ALLOC and slab_cpu.get((c, -kbase - 1)) is None:
+                    slab_cpu[(c, -kbase - 1)] = cpu  # CPU of its first allocation
+        # each CPU's first allocation per cache (any pointer, seen before or not)
+        al = np.flatnonzero(np.isin(op, np.array(_ALLOC_OPS)) & (ptr != 0) & np.isin(cache, wanted))
+        if len(al):
+            key2 = np.stack((cache[al].astype(np.int64), b["cpu"][al].astype(np.int64)))
+            _, f2 = np.unique(key2, axis=1, return_index=True)
+            for j in np.sort(al[f2]).tolist():
+                c, cpu = int(cache[j]), int(b["cpu"][j])
+                if c in out.skipped or cpu in first_alloc[c]:
+                    continue
+                order = geometry[c][0]
+                first_alloc[c][cpu] = int(ptr[j]) & ~((PAGE_SIZE << order) - 1)
+        base += m
+
+    for c, slabs in seen.items():
+        if c in out.skipped:
+            continue
+        objects = geometry[c][2]
+        known = (cpus_before or {}).get(c) if per_cpu_slab else None
+        cpu_slabs = (
+            {k for cpu, k in first_alloc[c].items() if cpu in known} if known is not None else set()
+        )
+        found: list[PretraceSlab] = []
+        for kbase, objs in slabs.items():
+            # objects handed out during the trace, in the order they left the
+            # slab (a bulk-allocated object at its alloc_bulk row, index order
+            # within one call: the trace does not order them)
+            allocs = sorted((o.row, i) for i, o in objs.items() if o.kind != _FREE)
+            top = max((i for _, i in allocs), default=-1)
+            first_free = [i for i, o in objs.items() if o.kind == _FREE]
+            below = [i for i in range(top) if i not in objs]  # never seen: long-lived
+            holes = below if per_cpu_slab else []
+            cpu_slab = kbase in cpu_slabs
+            # a fresh slab of a cpu-slab kernel hands out index 0 first
+            moved = per_cpu_slab and bool(allocs) and allocs[0][1] != 0
+            if not first_free and not holes and not cpu_slab and not moved:
+                continue  # made during the trace (or indistinguishable from it)
+            tail = [i for i in range(top + 1, objects) if i not in objs] if allocs else []
+            never = [] if allocs else [i for i in range(objects) if i not in objs]
+            ps = PretraceSlab(
+                kbase=kbase,
+                first_row=allocs[0][0] if allocs else slab_first_row[(c, kbase)],
+                cpu=slab_cpu.get((c, -kbase - 1), slab_cpu[(c, kbase)]),
+                free_order=[i for _, i in allocs] + tail,
+                allocated=sorted(first_free + below + never),
+                bound=sorted((i, objs[i].obj) for i in first_free if objs[i].obj >= 0),
+            )
+            found.append(ps)
+        found.sort(key=lambda ps: ps.first_row)
+        out.slabs[c] = found
+        if per_cpu_slab:
+            pre = {ps.kbase for ps in found}
+            allowed = (cpus_before or {}).get(c)
+            out.cpu_slab[c] = {
+                cpu: k
+                for cpu, k in first_alloc[c].items()
+                if k in pre and (allowed is None or cpu in allowed)
+            }
+            taken = set(out.cpu_slab[c].values())
+            for cpu, want in sorted((cpu_partial_before or {}).get(c, {}).items()):
+                chain = [
+                    ps.kbase
+                    for ps in found
+                    if ps.cpu == cpu and ps.free_order and ps.kbase not in taken
+                ][: max(want, 0)]
+                taken.update(chain)
+                if chain:
+                    out.cpu_partial.setdefault(c, {})[cpu] = chain
+    return out

@@ -1,0 +1,226 @@
+"""Pre-trace slabs rebuilt from the traced pointers (slubsim.pretrace)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from conftest import TRACES, needs_shared
+from slubsim.kernel import Kernel
+from slubsim.machine import Machine
+from slubsim.pretrace import plan
+from slubsim.replay import Replayer, ReplayOptions
+from slubsim.trace.ingest import ingest
+from slubsim.trace.store import EventStore
+from slubsim.validate import cpu_partial_before, cpus_allocating_before, validate_bundle
+
+K1 = 0xFFFF888140000000  # kernel slabs (order 0, kmalloc-64: 64 objects of 64 bytes)
+K2 = K1 + 0x5000
+K3 = K1 + 0x9000
+
+
+def _line(t: float, cpu: int, what: str, ptr: int) -> str:
+    head = f"  t-1 [{cpu:03d}] .....  {t:.6f}: "
+    if what == "alloc":
+        return (
+            head + f"kmalloc: call_site=f+0x1/0x2 ptr={ptr:x} bytes_req=64 bytes_alloc=64 "
+            "gfp_flags=GFP_KERNEL node=-1 accounted=false\n"
+        )
+    return head + f"kfree: call_site=g+0x1/0x2 ptr={ptr:x}\n"
+
+
+def _store(tmp_path: Path, events: list[tuple[int, str, int]], version: str) -> EventStore:
+    """Ingest ``(cpu, alloc|free, pointer)`` events as kmalloc/kfree lines and
+    mark the store as recorded by ``version``."""
+    lines = ["# tracer: nop\n"]
+    lines += [_line(1.0 + i * 1e-5, cpu, w, p) for i, (cpu, w, p) in enumerate(events)]
+    f = tmp_path / "trace.txt"
+    f.write_text("".join(lines))
+    st = ingest(f)
+    st.meta["kernel_version"] = version
+    st.meta["machine"] = {"cpus": 2, "nodes": 1, "cpu_nodes": [0, 0]}
+    return st
+
+
+def _cid(st: EventStore, name: str = "kmalloc-64") -> int:
+    return next(int(c["id"]) for c in st.caches if c["name"] == name)
+
+
+def _cpu_slab_trace() -> list[tuple[int, str, int]]:
+    """CPU 0 takes objects 5..20 of K1 and frees object 0 (allocated before
+    the trace; a kfree is resolved by the page of known objects): K1 was its
+    cpu slab, objects 1..4 long-lived."""
+    ev = [(0, "alloc", K1 + 64 * i) for i in range(5, 21)]
+    return ev + [(0, "free", K1)]
+
+
+def test_plan_classifies_a_pre_trace_cpu_slab(tmp_path: Path) -> None:
+    st = _store(tmp_path, _cpu_slab_trace(), "6.12")
+    c = _cid(st)
+    p = plan(st, {c: (0, 64, 64)}, per_cpu_slab=True)
+    (ps,) = p.slabs[c]
+    assert ps.kbase == K1
+    assert ps.free_order == list(range(5, 64))  # first-allocation order, then the tail
+    assert ps.allocated == [0, 1, 2, 3, 4]
+    assert [i for i, _ in ps.bound] == [0]
+    # no counter information: the slab's own evidence makes it CPU 0's cpu slab
+    assert p.cpu_slab[c] == {0: K1}
+    assert p.summary()["slabs"] == 1
+
+
+def test_fresh_slabs_are_not_pre_trace(tmp_path: Path) -> None:
+    # 6.12: a fresh slab hands out index 0 first and has no holes
+    ev = [(0, "alloc", K1 + 64 * i) for i in range(10)]
+    st = _store(tmp_path, ev, "6.12")
+    c = _cid(st)
+    assert plan(st, {c: (0, 64, 64)}, per_cpu_slab=True).slabs[c] == []
+    # 7.3: sheaves hand a fresh slab's objects out last-in first-out, so
+    # neither the order nor holes mean anything -- only a first free does
+    ev = [(0, "alloc", K1 + 64 * i) for i in (9, 8, 7)]
+    ev += [(1, "alloc", K2 + 64 * 5), (1, "free", K2 + 64 * 3)]
+    st = _store(tmp_path, ev, "7.3")
+    c = _cid(st)
+    p = plan(st, {c: (0, 64, 64)}, per_cpu_slab=False)
+    assert [ps.kbase for ps in p.slabs[c]] == [K2]
+    # object 5 left first; the rest of K2 is the untouched tail, free
+    assert p.slabs[c][0].free_order == list(range(5, 64))
+    assert p.slabs[c][0].allocated == [0, 1, 2, 3, 4]
+    assert c not in p.cpu_slab
+
+
+def test_counters_decide_which_cpus_had_a_cpu_slab(tmp_path: Path) -> None:
+    # CPU 1's first slab K2 looks fresh (index 0 first, no holes)
+    ev = _cpu_slab_trace() + [(1, "alloc", K2 + 64 * i) for i in range(4)]
+    st = _store(tmp_path, ev, "6.12")
+    c = _cid(st)
+    geo = {c: (0, 64, 64)}
+    assert plan(st, geo, per_cpu_slab=True).cpu_slab[c] == {0: K1}
+    # the kernel's counters say CPU 1 had allocated before: K2 was its cpu slab
+    p = plan(st, geo, per_cpu_slab=True, cpus_before={c: {0, 1}})
+    assert p.cpu_slab[c] == {0: K1, 1: K2}
+    assert p.slabs[c][1].free_order == list(range(64))
+    # ... or that only CPU 1 had: K1 (pre-trace by its objects) is a partial slab
+    p = plan(st, geo, per_cpu_slab=True, cpus_before={c: {1}})
+    assert p.cpu_slab[c] == {1: K2}
+
+
+def test_geometry_mismatch_skips_the_cache(tmp_path: Path) -> None:
+    st = _store(tmp_path, _cpu_slab_trace(), "6.12")
+    c = _cid(st)
+    p = plan(st, {c: (0, 96, 42)}, per_cpu_slab=True)  # 64-byte steps are not 96-byte objects
+    assert c in p.skipped and "not an object" in p.skipped[c]
+    assert c not in p.slabs
+
+
+def _replay(st: EventStore, pretrace: str, **kw: object) -> dict[str, object]:
+    rp = Replayer(
+        st, ReplayOptions(pretrace=pretrace, lockstep=True, validate=True, **kw)  # type: ignore[arg-type]
+    )
+    res = rp.run()
+    rp.kernel.validate()  # every object in exactly one place, slab counts agree
+    return res["caches"]["kmalloc-64"]  # type: ignore[no-any-return]
+
+
+def test_a_rebuilt_cpu_slab_keeps_the_model_in_step(tmp_path: Path) -> None:
+    st = _store(tmp_path, _cpu_slab_trace(), "6.12")
+    rebuilt = _replay(st, "reconstruct")
+    ls = rebuilt["lockstep"]
+    assert (ls["checked"], ls["same_object"]) == (16, 16)
+    c = rebuilt["counters"]
+    # every allocation a fast path from the rebuilt cpu slab, the pre-trace
+    # object's free a fast path into it; no slab made during the trace
+    assert (c["alloc_fastpath"], c["alloc_slowpath"], c["alloc_slab"]) == (16, 0, 0)
+    assert (c["free_fastpath"], c["free_slowpath"]) == (1, 0)
+    # materialising the freed object instead (in a new slab, flushed to the
+    # partial list before the baseline), the model takes a slow path and
+    # hands out other objects
+    plain = _replay(st, "materialize")
+    assert plain["counters"]["alloc_slowpath"] == 1
+    assert plain["lockstep"]["same_object"] == 0
+
+
+def test_cpu_partial_slabs_from_sysfs_counts(tmp_path: Path) -> None:
+    # CPU 0 uses the last 4 objects of its cpu slab K1, then K2 (from object 10)
+    ev = [(0, "alloc", K1 + 64 * i) for i in range(60, 64)]
+    ev += [(0, "alloc", K2 + 64 * i) for i in range(10, 13)]
+    st = _store(tmp_path, ev, "6.12")
+    on_node = _replay(st, "reconstruct")
+    assert on_node["lockstep"]["same_object"] == 7
+    assert on_node["counters"]["alloc_from_partial"] == 1
+    assert on_node["counters"]["cpu_partial_alloc"] == 0
+    st2 = _store(tmp_path, ev, "6.12")
+    on_cpu = _replay(st2, "reconstruct", pretrace_cpu_partial={"kmalloc-64": {0: 1}})
+    assert on_cpu["lockstep"]["same_object"] == 7
+    assert on_cpu["counters"]["cpu_partial_alloc"] == 1
+    assert on_cpu["counters"]["alloc_from_partial"] == 0
+    assert on_cpu["counters"]["alloc_slab"] == 0
+
+
+def test_rebuilt_slabs_under_sheaves_go_to_the_partial_list(tmp_path: Path) -> None:
+    # a 7.3 trace: CPU 0 allocates from K3 and K1, then frees two pre-trace
+    # objects of K3
+    ev = [(0, "alloc", K3 + 64 * 20)] + [(0, "alloc", K1 + 64 * i) for i in range(3)]
+    ev += [(0, "free", K3 + 64 * 7), (0, "free", K3 + 64 * 9)]
+    st = _store(tmp_path, ev, "7.3")
+    res = _replay(st, "reconstruct")
+    assert res["counters"]["alloc_slab"] == 1  # K3 is full: the refill needs a new slab
+    # both frees found their objects (no pre-trace object was invented)
+    assert res["counters"]["free_fastpath"] == 2
+
+
+def test_adopt_slab_moves_no_counter() -> None:
+    k = Kernel(Machine(cpus=1), version="6.12")
+    s = k.kmem_cache_create("t64", 64)
+    before = [list(r) for r in s.stat]
+    slab = s.adopt_slab(0, 0, [3, 2, 1])
+    assert slab is not None
+    assert slab.inuse == s.objects - 3 and slab.freelist[-1] == slab.object_at(3)
+    assert s.stat == before
+    assert s.layer.install_cpu_slab(0, slab)
+    k.validate()
+    # the rebuilt cpu slab serves the next allocations in its freelist order
+    assert [s.alloc(0) for _ in range(3)] == [slab.object_at(i) for i in (3, 2, 1)]
+    assert s.stats()["alloc_fastpath"] == 3 and s.stats()["alloc_slab"] == 0
+    k.validate()
+
+
+def test_cpu_partial_before_parses_sysfs() -> None:
+    state = {"slabs_cpu_partial": "96(12) C0=24(3) C1=40(5) C3=16(2)"}
+    assert cpu_partial_before(state) == {0: 3, 1: 5, 3: 2}
+    assert cpu_partial_before({"slabs_cpu_partial": "0(0)"}) == {}
+    assert cpu_partial_before({}) == {}
+
+
+def test_unknown_pretrace_policy_is_a_usage_error(tmp_path: Path) -> None:
+    from slubsim.errors import SlubsimUsageError
+
+    st = _store(tmp_path, _cpu_slab_trace(), "6.12")
+    with pytest.raises(SlubsimUsageError, match="reconstruct"):
+        Replayer(st, ReplayOptions(pretrace="guess"))
+
+
+@needs_shared
+def test_cpus_allocating_before_on_a_612_bundle() -> None:
+    st = ingest(TRACES / "v612-mixed-4cpu")
+    cpus = cpus_allocating_before(TRACES / "v612-mixed-4cpu", st)
+    # seq_file (sysfs :0000120): all four CPUs held a cpu slab (sysfs cpu_slabs
+    # 4, no cpu partial slabs)
+    assert cpus[":0000120"] == {0, 1, 2, 3}
+
+
+@needs_shared
+def test_rebuilt_slabs_lift_the_612_bundles() -> None:
+    """The v612 bundles against the real 6.12.117 kernel, with and without
+    the pre-trace slabs: floors reached by this version."""
+    st = ingest(TRACES / "v612-mixed-4cpu")
+    old = validate_bundle(TRACES / "v612-mixed-4cpu", store=st, pretrace="materialize")
+    new = validate_bundle(TRACES / "v612-mixed-4cpu", store=st)
+    assert new["warmup"]["pretrace_policy"] == "reconstruct"
+    assert new["warmup"]["pretrace_slabs"]["slabs"] > 50
+    k0, k1 = old["summary_key_counters_busy_caches"], new["summary_key_counters_busy_caches"]
+    assert k1["within_5pct"] >= k0["within_5pct"] + 10
+    assert k1["within_5pct"] / k1["counters_compared"] >= 0.80
+    assert new["lockstep"]["share"] >= 0.72
+    for name in ("kmalloc-16", "seq_file", "kioctx", "kmalloc-4k", "skbuff_head_cache"):
+        assert new["lockstep"]["caches"][name]["share"] == 1.0, name
