@@ -25,7 +25,11 @@ A kernel slab is a **pre-trace slab** when an object of it is first seen as a
 free (no slab made during the trace shows that).  For traces of a kernel with
 cpu slabs (6.12), whose fresh slabs hand out objects in index order, also when
 an object is never seen below the slab's highest first-allocated index, or
-when its first allocation is not of object 0.  (Under sheaves a refill puts a
+when its first allocation is not of object 0 -- unless the cache has
+``alloc_bulk`` calls, whose objects the trace does not name (a bulk-allocated
+object kept for the whole trace is never seen; a slab made by a bulk call shows
+its objects first as frees, so in such a cache only slabs seen before its first
+``alloc_bulk`` count by their frees).  (Under sheaves a refill puts a
 fresh slab's objects in a sheaf that hands them out last-in first-out, and
 objects still in sheaves when the trace ends are never seen: neither sign
 holds there.)  Objects handed out by ``alloc_bulk`` (the trace gives counts,
@@ -59,6 +63,7 @@ from .trace.events import (
     F_FAILED,
     F_RCU_COMPLETION,
     OP_ALLOC,
+    OP_ALLOC_BULK,
     OP_ALLOC_FROM_SHEAF,
     OP_FREE,
     OP_FREE_BULK,
@@ -103,9 +108,6 @@ class PretracePlan:
     #: cache id -> trace CPU -> kernel slabs of its cpu partial list, head first
     cpu_partial: dict[int, dict[int, list[int]]] = field(default_factory=dict)
     skipped: dict[int, str] = field(default_factory=dict)
-
-    def bound_objects(self) -> set[int]:
-        return {o for lst in self.slabs.values() for ps in lst for _, o in ps.bound}
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -156,6 +158,7 @@ def plan(
     slab_cpu: dict[tuple[int, int], int] = {}
     wanted = np.array(sorted(geometry), dtype=np.int64)
     done: set[tuple[int, int]] = set()  # (cache, ptr) seen
+    bulk: dict[int, int] = {}  # cache -> row of its first alloc_bulk (objects without pointers)
     base = 0
     cols = ("cpu", "op", "cache", "obj", "ptr", "flags", "size")
     for b in store.iter_batches(cols, rows):
@@ -167,6 +170,8 @@ def plan(
             & ((flags & (F_FAILED | F_RCU_COMPLETION)) == 0)
             & np.isin(cache, wanted)
         )
+        for j in np.flatnonzero((op == OP_ALLOC_BULK) & np.isin(cache, wanted)).tolist():
+            bulk.setdefault(int(cache[j]), base + j)
         idx = np.flatnonzero(sel)
         if len(idx):
             # first occurrence of each (cache, pointer) in the batch, in row order
@@ -234,10 +239,16 @@ def plan(
             top = max((i for _, i in allocs), default=-1)
             first_free = [i for i, o in objs.items() if o.kind == _FREE]
             below = [i for i in range(top) if i not in objs]  # never seen: long-lived
-            holes = below if per_cpu_slab else []
+            # (or handed out by an alloc_bulk and kept: then order says nothing)
+            ordered = per_cpu_slab and c not in bulk
+            holes = below if ordered else []
+            if c in bulk and slab_first_row[(c, kbase)] > bulk[c]:
+                # a slab first seen after an alloc_bulk may have been made by
+                # it: objects first seen as frees prove nothing there
+                first_free = []
             cpu_slab = kbase in cpu_slabs
             # a fresh slab of a cpu-slab kernel hands out index 0 first
-            moved = per_cpu_slab and bool(allocs) and allocs[0][1] != 0
+            moved = ordered and bool(allocs) and allocs[0][1] != 0
             if not first_free and not holes and not cpu_slab and not moved:
                 continue  # made during the trace (or indistinguishable from it)
             tail = [i for i in range(top + 1, objects) if i not in objs] if allocs else []

@@ -480,7 +480,10 @@ class Replayer:
 
         if self.opt.pretrace == "reconstruct":
             self.pretrace_plan = self._plan_pretrace()
-            self._materialize(skip=self.pretrace_plan.bound_objects())
+            # objects of the caches rebuilt from pointers are all placed (a
+            # later pre-trace-flagged free of a pointer seen before is an
+            # untraced reallocation, not a pre-trace object)
+            self._materialize(skip_caches=set(self.pretrace_plan.slabs))
             self._install_pretrace(self.pretrace_plan)
         elif self.opt.pretrace == "materialize":
             self._materialize()
@@ -895,14 +898,14 @@ class Replayer:
                 n.add_partial(slab_or_none, True)
         self.pretrace_objects += nobj
 
-    def _materialize(self, skip: set[int] | None = None) -> None:
+    def _materialize(self, skip_caches: set[int] | None = None) -> None:
         """Allocate the objects freed before they are allocated in the trace,
         on the CPU that frees them, then empty every per-CPU cache and barn
-        (``skip``: objects already placed by the pre-trace slabs)."""
+        (``skip_caches``: caches whose pre-trace slabs were rebuilt)."""
         n = 0
         for c, o, cpu in self.facts.pretrace:
             tr = self.tracks.get(c)
-            if tr is None or self.addr[o] or (skip is not None and o in skip):
+            if tr is None or self.addr[o] or (skip_caches is not None and c in skip_caches):
                 continue
             a = tr.model.alloc(self.cpu_of[cpu])
             if a:
