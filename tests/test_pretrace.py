@@ -52,7 +52,7 @@ def _cpu_slab_trace() -> list[tuple[int, str, int]]:
     the trace; a kfree is resolved by the page of known objects): K1 was its
     cpu slab, objects 1..4 long-lived."""
     ev = [(0, "alloc", K1 + 64 * i) for i in range(5, 21)]
-    return ev + [(0, "free", K1)]
+    return [*ev, (0, "free", K1)]
 
 
 def test_plan_classifies_a_pre_trace_cpu_slab(tmp_path: Path) -> None:
@@ -115,7 +115,8 @@ def test_geometry_mismatch_skips_the_cache(tmp_path: Path) -> None:
 
 def _replay(st: EventStore, pretrace: str, **kw: object) -> dict[str, object]:
     rp = Replayer(
-        st, ReplayOptions(pretrace=pretrace, lockstep=True, validate=True, **kw)  # type: ignore[arg-type]
+        st,
+        ReplayOptions(pretrace=pretrace, lockstep=True, validate=True, **kw),  # type: ignore[arg-type]
     )
     res = rp.run()
     rp.kernel.validate()  # every object in exactly one place, slab counts agree

@@ -562,7 +562,7 @@ def _print_validation(res: dict[str, Any], show_all: bool, lockstep_table: bool 
         f"lockstep: {ls['checked']:,} allocations checked, {ls['share']:.1%} got the kernel's "
         f"own object; {ls['caches_fully_in_step']} of {ls['caches_checked']} caches in step "
         f"throughout; the {ls['caches_started_in_step']} caches in step at their first "
-        f"allocation (no pre-trace slabs in use) got it {ls['share_in_caches_started_in_step']:.1%}"
+        f"allocation got it {ls['share_in_caches_started_in_step']:.1%}"
         + ("" if lockstep_table else " (--lockstep: per cache)")
     )
     if lockstep_table:

@@ -10,8 +10,12 @@ Decisions (documented, tested):
 * **Objects allocated before the trace** (their free is the first event seen):
   ``pretrace="materialize"`` (default) allocates them on the CPU that will free
   them before replay starts, then flushes every per-CPU cache and barn and
-  takes the counter baseline there; ``"ignore"`` skips their frees.  Either
-  way the count is reported.
+  takes the counter baseline there; ``"reconstruct"`` rebuilds the slabs that
+  were in use when tracing began from the traced pointers (slubsim.pretrace:
+  objects first seen as frees are with users, the others leave in the order of
+  their first allocation; 6.12 cpu slabs and cpu partial lists where known)
+  without moving a counter; ``"ignore"`` skips their frees.  Either way the
+  count is reported.
 * **Grace periods** (``rcu_mode``): ``"trace"`` (default when replaying under
   the generation that recorded the trace with its own sheaf capacities) -- each
   ``rcu_free_sheaf`` event completes, on the event's CPU, the oldest in-flight

@@ -8,8 +8,11 @@ the same markers, so both deltas cover the same events.
 
 Warm-up: apart from ``boot-*`` runs, the kernel's state when tracing started is
 unknown (sheaves, barns and partial slabs hold objects the model never saw).
-The replay starts empty, materialises objects that are freed before they are
-allocated (``pretrace="materialize"``), and compares deltas only.  To show how
+The replay rebuilds the slabs that were in use when tracing began from the
+traced pointers (``pretrace="reconstruct"``, slubsim.pretrace; under 6.12 also
+the CPUs' cpu slabs, from the kernel's cumulative counters, and cpu partial
+lists, from sysfs ``slabs_cpu_partial``), sets sheaves, barns and node partial
+lists from the kernel's counters off boot, and compares deltas only.  To show how
 much of the remaining difference comes from the warm-up, the validation is
 also run with ``pretrace="ignore"``: counters whose agreement changes between
 the two runs are warm-up sensitive.
