@@ -162,6 +162,9 @@ def test_612_boot_bundle_fidelity_does_not_regress() -> None:
     assert s["exact"] / s["counters_compared"] >= 0.98
     k = res["summary_key_counters_busy_caches"]
     assert k["within_5pct"] / k["counters_compared"] >= 0.97
+    c612 = res["summary_classic_counters_busy_caches"]
+    assert c612["counters_compared"] >= 300
+    assert c612["within_5pct"] / c612["counters_compared"] >= 0.96
     assert res["lockstep"]["share"] >= 0.95
     for name in ("kmalloc-64", "filp", "kmalloc-4k", "vm_area_struct"):
         assert res["lockstep"]["caches"][name]["share"] >= 0.97, name

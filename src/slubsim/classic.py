@@ -99,17 +99,23 @@ class ClassicLayer(PerCpuLayer):
         slab.inuse = slab.objects
         return fl
 
-    def install_cpu_slab(self, cpu: int, slab: Slab) -> bool:
+    def install_cpu_slab(self, cpu: int, slab: Slab, keep: int = 0) -> bool:
         """Make ``slab`` (on no list) ``cpu``'s cpu slab with its free objects
-        on ``c->freelist``, as the CPU had it when the trace began
-        (slubsim.pretrace); no counter moves.  False if the CPU already has
-        one or the slab has nothing free."""
+        on ``c->freelist`` but the ``keep`` last ones, which stay on the slab's
+        own freelist (remote frees since it was frozen), as the CPU had it when
+        the trace began (slubsim.pretrace); no counter moves.  False if the CPU
+        already has one or the slab has nothing free."""
         c = self.cpus[cpu]
         if c.slab is not None or not slab.freelist or self.cache.debug:
             return False
+        keep = min(max(keep, 0), len(slab.freelist))
+        fl = slab.freelist  # head at the end: the last objects out are first
         c.slab = slab
         slab.frozen = True
-        c.freelist = self._get_freelist(slab)
+        c.freelist = fl[keep:]
+        slab.freelist = fl[:keep]
+        self.cache.inuse_total += slab.objects - keep - slab.inuse
+        slab.inuse = slab.objects - keep
         return True
 
     def install_cpu_partial(self, cpu: int, slab: Slab) -> bool:

@@ -542,7 +542,15 @@ def _print_validation(res: dict[str, Any], show_all: bool, lockstep_table: bool 
         f"key counters of caches with >= 5,000 events: {k['counters_compared']} compared, "
         f"exact {k['exact'] / kn:.1%}, within 1% {k['within_1pct'] / kn:.1%}, "
         f"within 5% {k['within_5pct'] / kn:.1%}\n"
-        f"warm-up: {w['pretrace_objects']:,} pre-trace objects ({w['pretrace_policy']}"
+        + (
+            "6.12 counters the traces determine (cpu_partial_*, deactivate_*, ...) of caches "
+            f"with >= 5,000 events: {c612['counters_compared']} compared, exact "
+            f"{c612['exact'] / max(c612['counters_compared'], 1):.1%}, within 5% "
+            f"{c612['within_5pct'] / max(c612['counters_compared'], 1):.1%}\n"
+            if (c612 := res.get("summary_classic_counters_busy_caches"))
+            else ""
+        )
+        + f"warm-up: {w['pretrace_objects']:,} pre-trace objects ({w['pretrace_policy']}"
         + (
             f", {w['pretrace_slabs']['slabs']:,} slabs rebuilt from the pointers"
             if w.get("pretrace_slabs")

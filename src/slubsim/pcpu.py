@@ -98,10 +98,11 @@ class PerCpuLayer(ABC):
     def after_rcu_barrier(self, cpu: int) -> None:  # noqa: B027 - optional hook
         """Hook run by destroy after ``rcu_barrier()``."""
 
-    def install_cpu_slab(self, cpu: int, slab: Slab) -> bool:
-        """Make ``slab`` the CPU's cpu slab as it was before the trace began
+    def install_cpu_slab(self, cpu: int, slab: Slab, keep: int = 0) -> bool:
+        """Make ``slab`` the CPU's cpu slab as it was before the trace began,
+        ``keep`` free objects left on the slab's own freelist
         (slubsim.pretrace); False where the generation has none (7.x)."""
-        del cpu, slab
+        del cpu, slab, keep
         return False
 
     def install_cpu_partial(self, cpu: int, slab: Slab) -> bool:

@@ -18,8 +18,10 @@ kernel slab and object, the first event of the object:
   in their original order);
 * **never seen**: below the slab's highest first-allocated index, with a user
   for the whole trace (a long-lived object); above it, the untouched tail of
-  the slab's initial index-order freelist, free (decision: a slab whose every
-  object is first seen as a free, or never, is full).
+  the slab's initial index-order freelist, free -- when the last object to
+  leave was that highest one; after a recycled freelist (which ends anywhere),
+  with a user (decision: a slab whose every object is first seen as a free, or
+  never, is full).
 
 A kernel slab is a **pre-trace slab** when an object of it is first seen as a
 free (no slab made during the trace shows that).  For traces of a kernel with
@@ -95,6 +97,12 @@ class PretraceSlab:
     allocated: list[int]
     #: (object index, store object id) of the objects first seen as frees
     bound: list[tuple[int, int]] = field(default_factory=list)
+    #: trace row at which each ``free_order`` object first left (-1: never)
+    free_rows: list[int] = field(default_factory=list)
+    #: as a 6.12 cpu slab: how many of the last ``free_order`` objects were on
+    #: the slab's own freelist (remote frees since it was frozen), not on
+    #: ``c->freelist``
+    slab_keep: int = 0
 
 
 @dataclass
@@ -251,13 +259,22 @@ def plan(
             moved = ordered and bool(allocs) and allocs[0][1] != 0
             if not first_free and not holes and not cpu_slab and not moved:
                 continue  # made during the trace (or indistinguishable from it)
-            tail = [i for i in range(top + 1, objects) if i not in objs] if allocs else []
+            # the untouched tail of an index-order freelist follows only when
+            # the last object to leave was the highest one (a recycled
+            # freelist ends anywhere)
+            tail = (
+                [i for i in range(top + 1, objects) if i not in objs]
+                if allocs and allocs[-1][1] == top
+                else []
+            )
+            below += [i for i in range(top + 1, objects) if i not in objs and i not in tail]
             never = [] if allocs else [i for i in range(objects) if i not in objs]
             ps = PretraceSlab(
                 kbase=kbase,
                 first_row=allocs[0][0] if allocs else slab_first_row[(c, kbase)],
                 cpu=slab_cpu.get((c, -kbase - 1), slab_cpu[(c, kbase)]),
                 free_order=[i for _, i in allocs] + tail,
+                free_rows=[r for r, _ in allocs] + [-1] * len(tail),
                 allocated=sorted(first_free + below + never),
                 bound=sorted((i, objs[i].obj) for i in first_free if objs[i].obj >= 0),
             )
@@ -282,4 +299,67 @@ def plan(
                 taken.update(chain)
                 if chain:
                     out.cpu_partial.setdefault(c, {})[cpu] = chain
+    if per_cpu_slab:
+        _split_cpu_freelists(store, geometry, out, rows)
     return out
+
+
+def _split_cpu_freelists(
+    store: EventStore, geometry: dict[int, tuple[int, int, int]], p: PretracePlan, rows: int
+) -> None:
+    """Which free objects of each rebuilt 6.12 cpu slab were on ``c->freelist``
+    and which on the slab's own freelist.  A cpu slab's freelist is taken
+    whole when the CPU freezes it; frees from other CPUs then go to the slab's
+    freelist, which the CPU takes (``alloc_refill``) only when ``c->freelist``
+    runs dry.  So the CPU's first allocation, from that slab, of an object
+    another CPU freed during the trace marks the refill: free objects first
+    handed out before it were on ``c->freelist``, the others (and the
+    untouched tail) on the slab's freelist, under the remote frees."""
+    targets: dict[tuple[int, int], int] = {}  # (cache, kernel slab) -> its CPU
+    for c, per_cpu in p.cpu_slab.items():
+        for cpu, kbase in per_cpu.items():
+            targets[(c, kbase)] = cpu
+    if not targets:
+        return
+    refill: dict[tuple[int, int], int] = {}
+    last: dict[tuple[int, int], tuple[int, int]] = {}  # (cache, ptr) -> (kind, cpu)
+    by_cache: dict[int, np.ndarray[Any, Any]] = {}
+    for c, kb in targets:
+        by_cache.setdefault(c, np.zeros(0, dtype=np.uint64))
+        by_cache[c] = np.append(by_cache[c], np.uint64(kb))
+    base = 0
+    for b in store.iter_batches(("cpu", "op", "cache", "ptr"), rows):
+        op, cache, ptr = b["op"], b["cache"], b["ptr"]
+        m = len(op)
+        relevant = np.isin(op, _OPS) & (ptr != 0)
+        for c, kbs in by_cache.items():
+            span = PAGE_SIZE << geometry[c][0]
+            mask = np.uint64(~(span - 1) & 0xFFFFFFFFFFFFFFFF)
+            sel = np.flatnonzero(relevant & (cache == c) & np.isin(ptr & mask, kbs))
+            for j, cpu, o, pt in zip(
+                sel.tolist(),
+                b["cpu"][sel].tolist(),
+                op[sel].tolist(),
+                ptr[sel].tolist(),
+                strict=True,
+            ):
+                key = (c, pt & ~(span - 1))
+                if o in _ALLOC_OPS:
+                    prev = last.get((c, pt))
+                    if (
+                        key not in refill
+                        and targets[key] == cpu
+                        and prev is not None
+                        and prev[0] == _FREE
+                        and prev[1] != cpu
+                    ):
+                        refill[key] = base + j
+                    last[(c, pt)] = (_ALLOC, cpu)
+                else:
+                    last[(c, pt)] = (_FREE, cpu)
+        base += m
+    for c, slabs in p.slabs.items():
+        for ps in slabs:
+            r = refill.get((c, ps.kbase))
+            if r is not None:
+                ps.slab_keep = sum(1 for x in ps.free_rows if x < 0 or x >= r)

@@ -876,12 +876,15 @@ class Replayer:
                         self.addr[o] = slab.object_at(i)
                         nobj += 1
             taken: set[int] = set()
+            keep = {ps.kbase: ps.slab_keep for ps in slabs}
             for tcpu, kbase in sorted(p.cpu_slab.get(cid, {}).items()):
                 slab_or_none = by_kbase.get(kbase)
                 if (
                     slab_or_none is not None
                     and kbase not in taken
-                    and s.layer.install_cpu_slab(self.cpu_of[tcpu], slab_or_none)
+                    and s.layer.install_cpu_slab(
+                        self.cpu_of[tcpu], slab_or_none, keep.get(kbase, 0)
+                    )
                 ):
                     taken.add(kbase)
             for tcpu, chain in sorted(p.cpu_partial.get(cid, {}).items()):

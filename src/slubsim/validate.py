@@ -46,6 +46,32 @@ KEY_COUNTERS = (
 )
 
 
+#: the 6.12 counters the traces determine (the lineage issue's list): fast and
+#: slow paths, slabs made and freed, cpu partial and deactivation paths, node
+#: partial list traffic
+CLASSIC_COUNTERS = (
+    "alloc_fastpath",
+    "alloc_slowpath",
+    "free_fastpath",
+    "free_slowpath",
+    "alloc_slab",
+    "free_slab",
+    "cpu_partial_alloc",
+    "cpu_partial_free",
+    "cpu_partial_node",
+    "cpu_partial_drain",
+    "deactivate_full",
+    "deactivate_empty",
+    "deactivate_to_head",
+    "deactivate_to_tail",
+    "deactivate_remote_frees",
+    "deactivate_bypass",
+    "alloc_from_partial",
+    "free_add_partial",
+    "free_remove_partial",
+)
+
+
 def rel_error(model: int, kernel: int) -> float:
     """|model - kernel| / max(kernel, 1): a zero kernel delta is exact only at 0."""
     return abs(model - kernel) / max(abs(kernel), 1)
@@ -453,6 +479,15 @@ def validate_bundle(
         "caches": caches,
         "summary": summary(rows),
         "summary_key_counters_busy_caches": summary(key_busy),
+        **(
+            {
+                "summary_classic_counters_busy_caches": summary(
+                    [r for r in rows if r["counter"] in CLASSIC_COUNTERS and r["events"] >= 5000]
+                )
+            }
+            if "cpu_partial_alloc" in stat_items
+            else {}
+        ),
         "kprobe_missed": kprobe_missed,
         "lockstep": {
             "what": "allocations where the model handed out the kernel's object (slab-paired)",
