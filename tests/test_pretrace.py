@@ -247,3 +247,36 @@ def test_remote_frees_split_a_cpu_slab_freelist(tmp_path: Path) -> None:
     cnt = res["counters"]
     assert (cnt["alloc_fastpath"], cnt["alloc_slowpath"], cnt["alloc_refill"]) == (3, 1, 1)
     assert cnt["free_frozen"] == 1  # CPU 1's free into CPU 0's cpu slab
+
+
+def test_discover_sheaves_walks_each_cpus_stack(tmp_path: Path) -> None:
+    # CPU 0: A (never seen), then frees X and takes it back (its own push),
+    # then B and C; CPU 1 frees D, which CPU 0 then allocates: the initial
+    # sheaves are gone by then (D came through the barn or a refill)
+    a, b, c, d, x = (K1 + 64 * i for i in (9, 8, 7, 6, 20))
+    ev = [(0, "alloc", a), (0, "free", x), (0, "alloc", x), (0, "alloc", b), (0, "alloc", c)]
+    ev += [(1, "alloc", d), (1, "free", d), (0, "alloc", d)]
+    st = _store(tmp_path, ev, "7.3")
+    cid = _cid(st)
+    from slubsim.pretrace import discover_sheaves
+
+    assert discover_sheaves(st, {cid: {0: (3, 0)}}) == {cid: {0: ([a, b, c], [])}}
+    assert discover_sheaves(st, {cid: {0: (1, 2)}}) == {cid: {0: ([a], [b, c])}}
+    # asking for more than the CPU shows: the walk stops at D; a spare sheaf
+    # is full or empty, so a partial one is dropped
+    assert discover_sheaves(st, {cid: {0: (1, 4)}}) == {cid: {0: ([a], [])}}
+
+
+def test_sheaves_rebuilt_from_pointers_serve_the_first_allocations(tmp_path: Path) -> None:
+    """A 7.3 trace whose CPU 0 starts by handing out objects 9, 8, 7 of K1 --
+    a sheaf's last-in first-out order.  Told that CPU 0's sheaves held three
+    objects, the replay puts exactly those in its main sheaf."""
+    ev = [(0, "alloc", K1 + 64 * i) for i in (9, 8, 7)]
+    st = _store(tmp_path, ev, "7.3")
+    got = _replay(st, "reconstruct", pretrace_sheaves={"kmalloc-64": {0: 3}})
+    assert got["lockstep"]["same_object"] == 3
+    cnt = got["counters"]
+    assert (cnt["alloc_fastpath"], cnt["sheaf_refill"], cnt["alloc_slab"]) == (3, 0, 0)
+    assert cnt["sheaf_alloc"] == 0  # main and spare existed before the trace
+    cold = _replay(_store(tmp_path, ev, "7.3"), "reconstruct")
+    assert cold["counters"]["alloc_slab"] == 1 and cold["lockstep"]["same_object"] == 0

@@ -139,6 +139,7 @@ class KmemCache:
         self.slabs_peak = 0
         self.discarded_without_stat = 0  # shrink/shutdown discards (no FREE_SLAB)
         self.adopted_slabs = 0  # pre-trace slabs made without ALLOC_SLAB (adopt_slab)
+        self.adopted_sheaves = 0  # pre-trace spare sheaves made without SHEAF_ALLOC
         self.stats_cleared = False
         self.oom_events = 0
         #: Σ slab.inuse (objects outside slab freelists) and live user objects;
@@ -221,10 +222,14 @@ class KmemCache:
             self.slabs_peak = len(self.slabs)
         return slab
 
-    def adopt_slab(self, cpu: int, node: int, free_order: list[int]) -> Slab | None:
+    def adopt_slab(
+        self, cpu: int, node: int, free_order: list[int], cached: list[int] | None = None
+    ) -> Slab | None:
         """A slab that existed before the trace began (slubsim.pretrace): the
         objects at ``free_order`` indices are on its freelist, the first to be
-        handed out first; every other object is with a user.  Models the state ``allocate_slab`` and
+        handed out first; those at ``cached`` are in per-CPU sheaves (in use
+        for the slab, not with a user; the caller puts them there); every
+        other object is with a user.  Models the state ``allocate_slab`` and
         the kernel's earlier activity left, so no counter moves; the slab is
         on no list (the caller places it).  None if no page is free."""
         slab = self.new_slab(cpu, node, True)
@@ -239,9 +244,9 @@ class KmemCache:
         slab.inuse = slab.objects - len(free)
         self.inuse_total += slab.inuse
         st = self.obj_state
-        free_set = set(free)
+        skip = set(free) | set(cached or ())
         for i in range(slab.objects):
-            if i not in free_set:
+            if i not in skip:
                 st[slab.object_at(i)] = True
                 self.nlive += 1
         return slab
@@ -814,7 +819,7 @@ class KmemCache:
         if not self.stats_cleared:
             st = self.stats()
             if "sheaf_alloc" in st:
-                alive = st["sheaf_alloc"] - st["sheaf_free"]
+                alive = st["sheaf_alloc"] - st["sheaf_free"] + self.adopted_sheaves
                 counted = getattr(self.layer, "count_sheaves", lambda: alive)()
                 if alive != self.layer.live_sheaves() or alive != counted:
                     raise InvariantError(

@@ -111,6 +111,13 @@ class PerCpuLayer(ABC):
         del cpu, slab
         return False
 
+    def install_sheaves(self, cpu: int, main: list[int], spare: list[int]) -> bool:
+        """Fill the CPU's (empty) main and spare sheaves with objects taken
+        out of their slabs, the first to be handed out first, as they were
+        before the trace began (slubsim.pretrace); False where there are none."""
+        del cpu, main, spare
+        return False
+
     # -- prefilled sheaves (6.18+, 7.x) ------------------------------------
     def prefill_sheaf(self, cpu: int, size: int) -> Sheaf | None:
         raise NotImplementedError(f"{self.generation} has no prefilled sheaves")

@@ -82,6 +82,7 @@ _OPS = np.array(_ALLOC_OPS + _FREE_OPS)
 _ALLOC = 0
 _FREE = 1
 _BULK = 2  # first seen at a free bound to an alloc_bulk: free at the start
+_SHEAF = 3  # in a CPU's sheaf at the start (discover_sheaves)
 
 
 @dataclass
@@ -99,6 +100,8 @@ class PretraceSlab:
     bound: list[tuple[int, int]] = field(default_factory=list)
     #: trace row at which each ``free_order`` object first left (-1: never)
     free_rows: list[int] = field(default_factory=list)
+    #: object indices in some CPU's sheaves when tracing began (7.x)
+    in_sheaf: list[int] = field(default_factory=list)
     #: as a 6.12 cpu slab: how many of the last ``free_order`` objects were on
     #: the slab's own freelist (remote frees since it was frozen), not on
     #: ``c->freelist``
@@ -113,6 +116,9 @@ class PretracePlan:
 
     slabs: dict[int, list[PretraceSlab]] = field(default_factory=dict)
     cpu_slab: dict[int, dict[int, int]] = field(default_factory=dict)
+    #: cache id -> trace CPU -> (main, spare): kernel pointers in its sheaves
+    #: when tracing began, the first to be handed out first (7.x)
+    sheaves: dict[int, dict[int, tuple[list[int], list[int]]]] = field(default_factory=dict)
     #: cache id -> trace CPU -> kernel slabs of its cpu partial list, head first
     cpu_partial: dict[int, dict[int, list[int]]] = field(default_factory=dict)
     skipped: dict[int, str] = field(default_factory=dict)
@@ -142,6 +148,7 @@ def plan(
     per_cpu_slab: bool = True,
     cpus_before: dict[int, set[int]] | None = None,
     cpu_partial_before: dict[int, dict[int, int]] | None = None,
+    sheaves_before: dict[int, dict[int, tuple[int, int]]] | None = None,
 ) -> PretracePlan:
     """Find the pre-trace slabs of the caches in ``geometry`` (store cache id
     -> (order, object stride, objects per slab) of the model) in one streaming
@@ -158,8 +165,17 @@ def plan(
     (cache id -> trace CPU -> slabs on its cpu partial list, sysfs
     ``slabs_cpu_partial``) puts that many of the partial pre-trace slabs
     first allocated by the CPU, in order of first use, on its cpu partial list
-    (only the CPU can take from it, after its cpu slab)."""
+    (only the CPU can take from it, after its cpu slab).  ``sheaves_before``
+    (cache id -> trace CPU -> objects in its (main, spare) sheaves, e.g. from
+    the kernel's counters) has the sheaves' objects found by
+    :func:`discover_sheaves` and their slabs rebuilt around them."""
     out = PretracePlan()
+    in_sheaf: set[tuple[int, int]] = set()
+    if sheaves_before:
+        out.sheaves = discover_sheaves(store, sheaves_before, rows)
+        for c, per_cpu in out.sheaves.items():
+            for main, spare in per_cpu.values():
+                in_sheaf.update((c, p) for p in main + spare)
     seen: dict[int, dict[int, dict[int, _Obj]]] = {c: {} for c in geometry}  # cache->slab->idx
     first_alloc: dict[int, dict[int, int]] = {c: {} for c in geometry}
     slab_first_row: dict[tuple[int, int], int] = {}
@@ -208,6 +224,8 @@ def plan(
                     continue
                 i = off // stride
                 kind = _ALLOC if o in _ALLOC_OPS else (_BULK if fl & F_BULK_BOUND else _FREE)
+                if kind == _ALLOC and (c, p) in in_sheaf:
+                    kind = _SHEAF
                 objs = seen[c].setdefault(kbase, {})
                 # a bulk-bound free's size is the row of the alloc_bulk it ends
                 objs[i] = _Obj(kind, aux if kind == _BULK else base + j, cpu, obj)
@@ -243,7 +261,8 @@ def plan(
             # objects handed out during the trace, in the order they left the
             # slab (a bulk-allocated object at its alloc_bulk row, index order
             # within one call: the trace does not order them)
-            allocs = sorted((o.row, i) for i, o in objs.items() if o.kind != _FREE)
+            allocs = sorted((o.row, i) for i, o in objs.items() if o.kind in (_ALLOC, _BULK))
+            cached = sorted(i for i, o in objs.items() if o.kind == _SHEAF)
             top = max((i for _, i in allocs), default=-1)
             first_free = [i for i, o in objs.items() if o.kind == _FREE]
             below = [i for i in range(top) if i not in objs]  # never seen: long-lived
@@ -257,7 +276,7 @@ def plan(
             cpu_slab = kbase in cpu_slabs
             # a fresh slab of a cpu-slab kernel hands out index 0 first
             moved = ordered and bool(allocs) and allocs[0][1] != 0
-            if not first_free and not holes and not cpu_slab and not moved:
+            if not first_free and not holes and not cpu_slab and not moved and not cached:
                 continue  # made during the trace (or indistinguishable from it)
             # the untouched tail of an index-order freelist follows only when
             # the last object to leave was the highest one (a recycled
@@ -277,6 +296,7 @@ def plan(
                 free_rows=[r for r, _ in allocs] + [-1] * len(tail),
                 allocated=sorted(first_free + below + never),
                 bound=sorted((i, objs[i].obj) for i in first_free if objs[i].obj >= 0),
+                in_sheaf=cached,
             )
             found.append(ps)
         found.sort(key=lambda ps: ps.first_row)
@@ -301,6 +321,80 @@ def plan(
                     out.cpu_partial.setdefault(c, {})[cpu] = chain
     if per_cpu_slab:
         _split_cpu_freelists(store, geometry, out, rows)
+    return out
+
+
+def discover_sheaves(
+    store: EventStore, want: dict[int, dict[int, tuple[int, int]]], rows: int = 1 << 16
+) -> dict[int, dict[int, tuple[list[int], list[int]]]]:
+    """The objects each CPU's main and spare sheaves held when tracing began,
+    given how many (``want``: cache id -> trace CPU -> (main, spare)).
+
+    A sheaf is a stack: a CPU's allocations pop what its own traced frees
+    pushed, and below those the objects it held at the start, in order -- the
+    main sheaf's, then (swapped in) the spare's.  So, walking the CPU's events:
+    an allocation of the object on top of the pushed ones pops it; one of an
+    object never seen before, with nothing pushed, is the next initial object.
+    The walk of a CPU stops when it has found them all, or at the first
+    allocation that is neither (an object another CPU freed: the initial
+    sheaves are gone, through the barn or a refill)."""
+    out: dict[int, dict[int, tuple[list[int], list[int]]]] = {}
+    todo: dict[tuple[int, int], int] = {}
+    for c, per_cpu in want.items():
+        for cpu, (main, spare) in per_cpu.items():
+            if main + spare > 0:
+                todo[(c, cpu)] = main + spare
+    if not todo:
+        return out
+    found: dict[tuple[int, int], list[int]] = {k: [] for k in todo}
+    pushed: dict[tuple[int, int], list[int]] = {k: [] for k in todo}
+    seen: set[tuple[int, int]] = set()
+    caches = np.array(sorted({c for c, _ in todo}), dtype=np.int64)
+    for b in store.iter_batches(("cpu", "op", "cache", "ptr", "flags"), rows):
+        op, cache, ptr, flags = b["op"], b["cache"], b["ptr"], b["flags"]
+        sel = np.flatnonzero(
+            np.isin(op, _OPS)
+            & (ptr != 0)
+            & ((flags & (F_FAILED | F_RCU_COMPLETION)) == 0)
+            & np.isin(cache, caches)
+        )
+        for cpu, o, c, p in zip(
+            b["cpu"][sel].tolist(),
+            op[sel].tolist(),
+            cache[sel].tolist(),
+            ptr[sel].tolist(),
+            strict=True,
+        ):
+            key = (c, cpu)
+            new = (c, p) not in seen
+            seen.add((c, p))
+            if key not in todo:
+                continue
+            if o in _ALLOC_OPS:
+                if o != OP_ALLOC:
+                    continue  # from a prefilled sheaf, not the CPU's
+                st = pushed[key]
+                if st and st[-1] == p:
+                    st.pop()
+                elif p in st:
+                    st.remove(p)
+                elif new and not st:
+                    got = found[key]
+                    got.append(p)
+                    if len(got) >= todo[key]:
+                        del todo[key]
+                else:
+                    del todo[key]  # the initial sheaves are gone
+            elif o != OP_KFREE_RCU:  # kfree_rcu goes to the rcu sheaf
+                pushed[key].append(p)
+        if not todo:
+            break
+    for (c, cpu), got in found.items():
+        main_n, spare_n = want[c][cpu]
+        if len(got) < main_n + spare_n:
+            got = got[:main_n]  # a spare sheaf is full or empty: drop a partial one
+        if got:
+            out.setdefault(c, {})[cpu] = (got[:main_n], got[main_n:])
     return out
 
 

@@ -54,6 +54,7 @@ from typing import Any
 import numpy as np
 
 from .cache import KmemCache
+from .constants import PAGE_SIZE
 from .errors import SlabError, SlubsimUsageError
 from .geometry import sheaf_struct_size
 from .kernel import Kernel, KernelConfig, resolve_version
@@ -171,6 +172,9 @@ class ReplayOptions:
     #: pretrace="reconstruct": cache -> trace CPU -> slabs on its cpu partial
     #: list when tracing began (sysfs ``slabs_cpu_partial``)
     pretrace_cpu_partial: dict[str, dict[int, int]] = field(default_factory=dict)
+    #: pretrace="reconstruct": cache -> trace CPU -> objects its main + spare
+    #: sheaves held when tracing began (7.x; which ones: slubsim.pretrace)
+    pretrace_sheaves: dict[str, dict[int, int]] = field(default_factory=dict)
     #: rows per record batch read from the store (memory: ~40 bytes a row)
     batch_rows: int = 1 << 16
     progress: Callable[[int, int], None] | None = None
@@ -384,6 +388,8 @@ class Replayer:
         self.addr: list[int] = []
         self.pretrace_objects = 0
         self.pretrace_plan: PretracePlan | None = None
+        #: caches whose per-CPU sheaves were filled from the pointers at the start
+        self.sheaves_installed: set[int] = set()
         self.lockstep: dict[int, CacheLockstep] = {}
 
     # ----------------------------------------------------------------- setup
@@ -827,6 +833,7 @@ class Replayer:
         recorded = str(self.store.meta.get("kernel_version") or "")
         before: dict[int, set[int]] = {}
         partial: dict[int, dict[int, int]] = {}
+        sheaves: dict[int, dict[int, tuple[int, int]]] = {}
         for cid in geometry:
             info = self.store.caches[cid]
             names = [n for n in (info.get("sysfs_dir"), info["name"]) if n]
@@ -838,6 +845,17 @@ class Replayer:
                 if n in self.opt.pretrace_cpu_partial:
                     partial[cid] = dict(self.opt.pretrace_cpu_partial[n])
                     break
+            model = self.tracks[cid].model
+            cap = model.sheaf_capacity
+            if cap and isinstance(model.layer, SheavesLayer):
+                for n in names:
+                    if n in self.opt.pretrace_sheaves:
+                        sheaves[cid] = {
+                            cpu: ((k - cap, cap) if k > cap else (k, 0))
+                            for cpu, k in self.opt.pretrace_sheaves[n].items()
+                            if 0 < k <= 2 * cap
+                        }
+                        break
         return plan_pretrace(
             self.store,
             geometry,
@@ -845,6 +863,7 @@ class Replayer:
             per_cpu_slab=recorded in CPU_SLAB_GENERATIONS,
             cpus_before=before,
             cpu_partial_before=partial,
+            sheaves_before=sheaves,
         )
 
     def _install_pretrace(self, p: PretracePlan) -> None:
@@ -864,7 +883,7 @@ class Replayer:
             for ps in slabs:
                 cpu = self.cpu_of[ps.cpu]
                 nid = self.machine.cpu_mem_node[cpu]
-                slab = s.adopt_slab(cpu, nid, ps.free_order)
+                slab = s.adopt_slab(cpu, nid, ps.free_order, ps.in_sheaf)
                 if slab is None:
                     self.warnings["pretrace_slab_without_memory"] += 1
                     continue
@@ -875,6 +894,8 @@ class Replayer:
                     if i < slab.objects and not self.addr[o]:
                         self.addr[o] = slab.object_at(i)
                         nobj += 1
+            if cid in p.sheaves and self._install_sheaves(s, by_kbase, p.sheaves[cid]):
+                self.sheaves_installed.add(cid)
             taken: set[int] = set()
             keep = {ps.kbase: ps.slab_keep for ps in slabs}
             for tcpu, kbase in sorted(p.cpu_slab.get(cid, {}).items()):
@@ -904,6 +925,38 @@ class Replayer:
                 assert n is not None
                 n.add_partial(slab_or_none, True)
         self.pretrace_objects += nobj
+
+    def _install_sheaves(
+        self,
+        s: KmemCache,
+        by_kbase: dict[int, Slab],
+        per_cpu: dict[int, tuple[list[int], list[int]]],
+    ) -> bool:
+        """Put the objects found in the CPUs' sheaves at the start
+        (pretrace.discover_sheaves) into ``s``'s sheaves; what a layer cannot
+        take goes back to its slab's freelist.  True if any CPU's were taken."""
+        span = PAGE_SIZE << s.order
+        done = False
+
+        def addr(k: int) -> int:
+            kb = k & ~(span - 1)
+            m = by_kbase.get(kb)
+            return m.base + (k - kb) if m is not None else 0
+
+        for tcpu, (main, spare) in sorted(per_cpu.items()):
+            ma = [addr(k) for k in main]
+            sa = [addr(k) for k in spare]
+            if all(ma) and all(sa) and s.layer.install_sheaves(self.cpu_of[tcpu], ma, sa):
+                done = True
+                continue
+            for a in ma + sa:  # not taken: back to its slab, free
+                if a:
+                    slab = s.slab_of(a)
+                    slab.freelist.insert(0, a)
+                    slab.inuse -= 1
+                    s.inuse_total -= 1
+            self.warnings["pretrace_sheaf_not_installed"] += 1
+        return done
 
     def _materialize(self, skip_caches: set[int] | None = None) -> None:
         """Allocate the objects freed before they are allocated in the trace,

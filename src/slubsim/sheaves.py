@@ -1096,6 +1096,33 @@ class SheavesLayer(PerCpuLayer):
     def live_sheaves(self) -> int:
         return self.cache.nr_sheaves
 
+    def install_sheaves(self, cpu: int, main: list[int], spare: list[int]) -> bool:
+        """Fill ``cpu``'s empty main sheaf with ``main`` and its spare with
+        ``spare`` (full or empty; objects already counted in their slabs'
+        ``inuse``; the first to be handed out first), as when the trace began
+        (slubsim.pretrace).  A missing spare sheaf struct is made without
+        SHEAF_ALLOC (a CPU busy enough to have sheaves to rebuild has filled
+        its main before, and a spare, once made, stays until a flush;
+        ``KmemCache.adopted_sheaves``); no counter moves.  False if the CPU's
+        sheaves are not empty or the objects do not fit."""
+        if not self.has_sheaves:
+            return False
+        pcs = self.pcs[cpu]
+        cap = self.capacity
+        if pcs.main.objects or (pcs.spare is not None and pcs.spare.objects):
+            return False
+        if len(main) > cap or (spare and len(spare) != cap):
+            return False
+        pcs.main.objects = list(reversed(main))
+        if pcs.spare is None:
+            # a CPU whose main sheaf has ever filled keeps a spare, full or
+            # empty (only a flush frees it)
+            pcs.spare = Sheaf(cap)
+            self.cache.nr_sheaves += 1
+            self.cache.adopted_sheaves += 1
+        pcs.spare.objects = list(reversed(spare))
+        return True
+
     # -- state at the start of a validation window ---------------------------
     def sync_cpu_occupancy(self, occupancy: dict[int, int]) -> int:
         """Make each CPU's main + spare sheaves hold ``occupancy[cpu]``

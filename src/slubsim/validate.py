@@ -111,20 +111,24 @@ def per_cpu_before(
     return per, cap
 
 
-def cpus_allocating_before(bundle: str | Path, store: EventStore) -> dict[str, set[int]]:
-    """CPUs that had allocated from each cache before tracing began: the
-    kernel's cumulative alloc_fastpath + alloc_slowpath of the CPU at the
-    cache's first "before" read exceeds the allocations the trace shows on
-    that CPU up to that read.  Under 6.12 such a CPU holds a cpu slab when the
-    trace starts (``___slab_alloc`` always leaves one; nothing in the traced
-    workloads flushes them), which slubsim.pretrace installs."""
+def traced_until_first_read(
+    store: EventStore, dirs: set[str] | None = None
+) -> dict[str, dict[int, tuple[int, int]]]:
+    """Objects allocated and freed on each CPU, per cache (sysfs dir), from the
+    trace's start up to the cache's first "before" read: what the trace saw
+    before the kernel's cumulative counters were read.  ``dirs`` limits the
+    caches (default: all read)."""
     import numpy as np
 
-    from .trace.events import OP_ALLOC, OP_ALLOC_BULK, OP_ALLOC_FROM_SHEAF
+    from .trace.events import (
+        OP_ALLOC,
+        OP_ALLOC_BULK,
+        OP_ALLOC_FROM_SHEAF,
+        OP_FREE,
+        OP_FREE_BULK,
+        OP_KFREE_BULK,
+    )
 
-    per, _ = per_cpu_before(bundle)
-    if not per:
-        return {}
     first_read: dict[str, int] = {}
     for mk in store.meta.get("markers", []):
         rd = mk.get("read")
@@ -135,12 +139,15 @@ def cpus_allocating_before(bundle: str | Path, store: EventStore) -> dict[str, s
         for n in (info.get("sysfs_dir"), info["name"]):
             if n:
                 ids.setdefault(n, int(info["id"]))
-    wanted = {d: (ids[d], row) for d, row in first_read.items() if d in ids and d in per}
+    wanted = {
+        d: (ids[d], row)
+        for d, row in first_read.items()
+        if d in ids and (dirs is None or d in dirs)
+    }
     if not wanted:
         return {}
     last = max(row for _, row in wanted.values())
-    # allocations per (cache, CPU) up to each cache's first read
-    traced: dict[tuple[int, int], int] = defaultdict(int)
+    traced: dict[tuple[int, int], list[int]] = defaultdict(lambda: [0, 0])
     limit = {cid: row for cid, row in wanted.values()}
     base = 0
     for b in store.iter_batches(("cpu", "op", "cache", "size"), 1 << 16):
@@ -151,22 +158,43 @@ def cpus_allocating_before(bundle: str | Path, store: EventStore) -> dict[str, s
         cache = b["cache"].astype(np.int64)
         lim = np.array([limit.get(int(c), -1) for c in range(int(cache.max()) + 2)])[cache]
         op = b["op"]
-        sel = (rows < lim) & np.isin(op, (OP_ALLOC, OP_ALLOC_FROM_SHEAF, OP_ALLOC_BULK))
+        early = rows < lim
+        sel = early & np.isin(op, (OP_ALLOC, OP_ALLOC_FROM_SHEAF, OP_ALLOC_BULK))
         n = np.where(op == OP_ALLOC_BULK, b["size"], 1)
         for c, cpu, k in zip(
             cache[sel].tolist(), b["cpu"][sel].tolist(), n[sel].tolist(), strict=True
         ):
-            traced[(c, cpu)] += k
+            traced[(c, cpu)][0] += k
+        sel = early & np.isin(op, (OP_FREE, OP_FREE_BULK, OP_KFREE_BULK))
+        for c, cpu in zip(cache[sel].tolist(), b["cpu"][sel].tolist(), strict=True):
+            traced[(c, cpu)][1] += 1
         base += m
-    out: dict[str, set[int]] = {}
+    out: dict[str, dict[int, tuple[int, int]]] = {}
     for d, (cid, _) in wanted.items():
+        out[d] = {cpu: (a, f) for (c, cpu), (a, f) in traced.items() if c == cid}
+    return out
+
+
+def cpus_allocating_before(bundle: str | Path, store: EventStore) -> dict[str, set[int]]:
+    """CPUs that had allocated from each cache before tracing began: the
+    kernel's cumulative alloc_fastpath + alloc_slowpath of the CPU at the
+    cache's first "before" read exceeds the allocations the trace shows on
+    that CPU up to that read.  Under 6.12 such a CPU holds a cpu slab when the
+    trace starts (``___slab_alloc`` always leaves one; nothing in the traced
+    workloads flushes them), which slubsim.pretrace installs."""
+    per, _ = per_cpu_before(bundle)
+    if not per:
+        return {}
+    traced = traced_until_first_read(store, set(per))
+    out: dict[str, set[int]] = {}
+    for d, seen in traced.items():
         st = per[d]
         cpus = set(st.get("alloc_fastpath", {})) | set(st.get("alloc_slowpath", {}))
         out[d] = {
             cpu
             for cpu in cpus
             if st.get("alloc_fastpath", {}).get(cpu, 0) + st.get("alloc_slowpath", {}).get(cpu, 0)
-            > traced.get((cid, cpu), 0)
+            > seen.get(cpu, (0, 0))[0]
         }
     return out
 
@@ -233,6 +261,25 @@ def cpu_partial_before(state: dict[str, Any]) -> dict[int, int]:
     return out
 
 
+def sheaves_at_start(
+    occupancy: dict[str, dict[int, int]], traced: dict[str, dict[int, tuple[int, int]]]
+) -> dict[str, dict[int, int]]:
+    """Objects each CPU's sheaves held when tracing began: the occupancy the
+    counters give at the cache's first read (:func:`sheaf_occupancy_before`)
+    less what the trace shows the CPU freeing to them minus allocating from
+    them before that read (refills and flushes in between are not traced;
+    none is assumed)."""
+    out: dict[str, dict[int, int]] = {}
+    for d, occ in occupancy.items():
+        seen = traced.get(d, {})
+        out[d] = {
+            cpu: max(n - (seen.get(cpu, (0, 0))[1] - seen.get(cpu, (0, 0))[0]), 0)
+            for cpu, n in occ.items()
+            if cpu >= 0
+        }
+    return out
+
+
 def partial_before(state: dict[str, Any], objs_per_slab: int) -> dict[int, tuple[int, int]]:
     """Node partial lists before the trace, from a cache's sysfs ``state_before``
     (``partial`` and ``objects_partial``, ``"8 N0=5 N1=3"``): node -> (partial
@@ -261,6 +308,7 @@ def _collect(
     warm_partial: dict[str, dict[int, tuple[int, int]]] | None = None,
     pretrace_cpus: dict[str, set[int]] | None = None,
     pretrace_cpu_partial: dict[str, dict[int, int]] | None = None,
+    pretrace_sheaves: dict[str, dict[int, int]] | None = None,
 ) -> tuple[
     dict[tuple[str, str], dict[str, int]], dict[str, int], Replayer, dict[str, dict[str, Any]]
 ]:
@@ -286,6 +334,8 @@ def _collect(
             synced.add(d)
             if track is not None and d in warm_occupancy:
                 occ = warm_occupancy[d]
+                # (after sheaves filled from the pointers at the start too: the
+                # trace does not show refills and flushes before this read)
                 rp.sync_sheaf_occupancy(track.model, {c: n for c, n in occ.items() if c >= 0})
                 rp.sync_barn_full(track.model, {-1 - k: n for k, n in occ.items() if k < 0})
                 if warm_partial and d in warm_partial:
@@ -313,6 +363,7 @@ def _collect(
             lockstep=lockstep,
             pretrace_cpus=pretrace_cpus or {},
             pretrace_cpu_partial=pretrace_cpu_partial or {},
+            pretrace_sheaves=pretrace_sheaves or {},
         ),
     )
     result = rp.run()
@@ -330,11 +381,17 @@ def validate_bundle(
     warm_first_use: bool = False,
     warm_from_counters: bool | None = None,
     pretrace: str = "reconstruct",
+    sheaves_from_pointers: bool = True,
 ) -> dict[str, Any]:
     """Validate one bundle; the JSON-ready result of ``slubsim validate``.
 
     ``pretrace``: how the replay meets the objects and slabs that existed
-    before tracing began (:data:`slubsim.replay.PRETRACE_POLICIES`).
+    before tracing began (:data:`slubsim.replay.PRETRACE_POLICIES`).  With
+    ``"reconstruct"`` and counter warm-up, ``sheaves_from_pointers`` also puts
+    into each CPU's sheaves at the start the objects the trace shows it
+    handing out from them (slubsim.pretrace.discover_sheaves), as many as the
+    counters say it held (:func:`sheaves_at_start`); the counts are synced
+    again at the first read.
 
     ``warm_from_counters`` sets each cache's per-CPU sheaves, at its first
     "before" read, to the occupancy the kernel's own cumulative counters imply
@@ -391,6 +448,11 @@ def validate_bundle(
         pretrace_cpu_partial={
             d: cpu_partial_before(info.get("state_before") or {}) for d, info in kstats.items()
         },
+        pretrace_sheaves=(
+            sheaves_at_start(occupancy, traced_until_first_read(store, set(occupancy)))
+            if pretrace == "reconstruct" and sheaves_from_pointers
+            else None
+        ),
     )
     samples_ign, _, _, _ = _collect(
         store,
