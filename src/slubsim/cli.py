@@ -19,6 +19,7 @@ from typing import Any
 
 import click
 
+from .constants import PRETRACE_POLICIES
 from .errors import SlubsimError
 from .generate import KINDS as GENERATOR_KINDS  # one list: irq-mix was missing from a copy
 
@@ -267,7 +268,7 @@ def inspect(trace: str | None, skip_malformed: bool, json_out: str | None) -> No
 )
 @click.option(
     "--pretrace",
-    type=click.Choice(["materialize", "reconstruct", "ignore"]),
+    type=click.Choice(PRETRACE_POLICIES),
     default="materialize",
     help="objects allocated before the trace: allocate them first, rebuild the slabs "
     "that held them from the traced pointers (slubsim.pretrace), or skip their frees",
@@ -434,7 +435,7 @@ def _print_replay(result: dict[str, Any], top: int) -> None:
 )
 @click.option(
     "--pretrace",
-    type=click.Choice(["reconstruct", "materialize", "ignore"]),
+    type=click.Choice(PRETRACE_POLICIES),
     default="reconstruct",
     help="slabs and objects that existed before the trace: rebuild them from the "
     "traced pointers (default), allocate the objects first, or skip their frees",

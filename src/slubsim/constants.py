@@ -42,3 +42,7 @@ SHEAF_HEADER_SIZE = 32
 NUMA_NO_NODE = -1
 #: ``struct track`` with CONFIG_STACKDEPOT (addr, handle, cpu, pid, when).
 TRACK_SIZE = 32
+
+#: what a replay does with the objects and slabs in use before the trace began
+#: (slubsim.replay, slubsim.pretrace)
+PRETRACE_POLICIES = ("materialize", "reconstruct", "ignore")

@@ -54,7 +54,7 @@ from typing import Any
 import numpy as np
 
 from .cache import KmemCache
-from .constants import PAGE_SIZE
+from .constants import PAGE_SIZE, PRETRACE_POLICIES
 from .errors import SlabError, SlubsimUsageError
 from .geometry import sheaf_struct_size
 from .kernel import Kernel, KernelConfig, resolve_version
@@ -138,9 +138,6 @@ def parse_overrides(items: list[str] | tuple[str, ...]) -> dict[str, int]:
     return out
 
 
-#: what the replay does with objects allocated before the trace began (see the
-#: module docstring and slubsim.pretrace)
-PRETRACE_POLICIES = ("materialize", "reconstruct", "ignore")
 #: recorded generations whose CPUs allocate from a cpu slab (pointer order of
 #: fresh slabs is index order; see slubsim.pretrace)
 CPU_SLAB_GENERATIONS = ("6.12",)

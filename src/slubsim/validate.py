@@ -29,6 +29,7 @@ from .bundle import BundleMeta
 from .errors import SlubsimUsageError
 from .kernel import GENERATIONS, VERSION_ALIASES
 from .replay import Replayer, ReplayOptions
+from .stats import STAT_ITEMS_612
 from .trace.store import EventStore
 
 KEY_COUNTERS = (
@@ -49,26 +50,21 @@ KEY_COUNTERS = (
 #: the 6.12 counters the traces determine (the lineage issue's list): fast and
 #: slow paths, slabs made and freed, cpu partial and deactivation paths, node
 #: partial list traffic
-CLASSIC_COUNTERS = (
+_CLASSIC_PATHS = (
     "alloc_fastpath",
     "alloc_slowpath",
     "free_fastpath",
     "free_slowpath",
     "alloc_slab",
     "free_slab",
-    "cpu_partial_alloc",
-    "cpu_partial_free",
-    "cpu_partial_node",
-    "cpu_partial_drain",
-    "deactivate_full",
-    "deactivate_empty",
-    "deactivate_to_head",
-    "deactivate_to_tail",
-    "deactivate_remote_frees",
-    "deactivate_bypass",
     "alloc_from_partial",
     "free_add_partial",
     "free_remove_partial",
+)
+CLASSIC_COUNTERS = tuple(
+    item
+    for item in STAT_ITEMS_612
+    if item in _CLASSIC_PATHS or item.startswith(("cpu_partial_", "deactivate_"))
 )
 
 
@@ -386,7 +382,7 @@ def validate_bundle(
     """Validate one bundle; the JSON-ready result of ``slubsim validate``.
 
     ``pretrace``: how the replay meets the objects and slabs that existed
-    before tracing began (:data:`slubsim.replay.PRETRACE_POLICIES`).  With
+    before tracing began (:data:`slubsim.constants.PRETRACE_POLICIES`).  With
     ``"reconstruct"`` and counter warm-up, ``sheaves_from_pointers`` also puts
     into each CPU's sheaves at the start the objects the trace shows it
     handing out from them (slubsim.pretrace.discover_sheaves), as many as the
