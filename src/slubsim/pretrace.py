@@ -47,7 +47,13 @@ bound to their model addresses.  Placement: a slab with free objects goes on
 its node's partial list in order of first use (the kernel's ``get_partial``
 takes from the head); a full one on no list.  Under the 6.12 model the slab of
 each CPU's first allocation becomes that CPU's cpu slab (models the frozen
-``c->slab`` the CPU was allocating from; ``install_cpu_slab``).  Caches whose
+``c->slab`` the CPU was allocating from; ``install_cpu_slab``), its free
+objects split between ``c->freelist`` and the slab's own freelist at the
+CPU's refill (:func:`_split_cpu_freelists`), and cpu partial lists take as
+many slabs as sysfs ``slabs_cpu_partial`` counted (``install_cpu_partial``).
+Under 7.x, given how many objects each CPU's sheaves held (from the kernel's
+counters), :func:`discover_sheaves` finds which, their slabs are rebuilt
+around them and the sheaves filled (``install_sheaves``).  Caches whose
 traced pointers do not fit the model's geometry (a what-if with another
 object size or order, debug red zones) are left to ``"materialize"``.
 """
