@@ -143,7 +143,6 @@ class PretracePlan:
 class _Obj:
     kind: int
     row: int
-    cpu: int
     obj: int
 
 
@@ -185,7 +184,8 @@ def plan(
     seen: dict[int, dict[int, dict[int, _Obj]]] = {c: {} for c in geometry}  # cache->slab->idx
     first_alloc: dict[int, dict[int, int]] = {c: {} for c in geometry}
     slab_first_row: dict[tuple[int, int], int] = {}
-    slab_cpu: dict[tuple[int, int], int] = {}
+    slab_cpu: dict[tuple[int, int], int] = {}  # (cache, slab) -> CPU of its first event
+    slab_alloc_cpu: dict[tuple[int, int], int] = {}  # ... of its first allocation
     wanted = np.array(sorted(geometry), dtype=np.int64)
     done: set[tuple[int, int]] = set()  # (cache, ptr) seen
     bulk: dict[int, int] = {}  # cache -> row of its first alloc_bulk (objects without pointers)
@@ -234,13 +234,13 @@ def plan(
                     kind = _SHEAF
                 objs = seen[c].setdefault(kbase, {})
                 # a bulk-bound free's size is the row of the alloc_bulk it ends
-                objs[i] = _Obj(kind, aux if kind == _BULK else base + j, cpu, obj)
+                objs[i] = _Obj(kind, aux if kind == _BULK else base + j, obj)
                 sk = (c, kbase)
                 if sk not in slab_first_row:
                     slab_first_row[sk] = base + j
                     slab_cpu[sk] = cpu
-                if kind == _ALLOC and slab_cpu.get((c, -kbase - 1)) is None:
-                    slab_cpu[(c, -kbase - 1)] = cpu  # CPU of its first allocation
+                if kind == _ALLOC:
+                    slab_alloc_cpu.setdefault(sk, cpu)
         # each CPU's first allocation per cache (any pointer, seen before or not)
         al = np.flatnonzero(np.isin(op, np.array(_ALLOC_OPS)) & (ptr != 0) & np.isin(cache, wanted))
         if len(al):
@@ -297,7 +297,7 @@ def plan(
             ps = PretraceSlab(
                 kbase=kbase,
                 first_row=allocs[0][0] if allocs else slab_first_row[(c, kbase)],
-                cpu=slab_cpu.get((c, -kbase - 1), slab_cpu[(c, kbase)]),
+                cpu=slab_alloc_cpu.get((c, kbase), slab_cpu[(c, kbase)]),
                 free_order=[i for _, i in allocs] + tail,
                 free_rows=[r for r, _ in allocs] + [-1] * len(tail),
                 allocated=sorted(first_free + below + never),

@@ -385,8 +385,6 @@ class Replayer:
         self.addr: list[int] = []
         self.pretrace_objects = 0
         self.pretrace_plan: PretracePlan | None = None
-        #: caches whose per-CPU sheaves were filled from the pointers at the start
-        self.sheaves_installed: set[int] = set()
         self.lockstep: dict[int, CacheLockstep] = {}
 
     # ----------------------------------------------------------------- setup
@@ -891,8 +889,8 @@ class Replayer:
                     if i < slab.objects and not self.addr[o]:
                         self.addr[o] = slab.object_at(i)
                         nobj += 1
-            if cid in p.sheaves and self._install_sheaves(s, by_kbase, p.sheaves[cid]):
-                self.sheaves_installed.add(cid)
+            if cid in p.sheaves:
+                self._install_sheaves(s, by_kbase, p.sheaves[cid])
             taken: set[int] = set()
             keep = {ps.kbase: ps.slab_keep for ps in slabs}
             for tcpu, kbase in sorted(p.cpu_slab.get(cid, {}).items()):
@@ -928,12 +926,11 @@ class Replayer:
         s: KmemCache,
         by_kbase: dict[int, Slab],
         per_cpu: dict[int, tuple[list[int], list[int]]],
-    ) -> bool:
+    ) -> None:
         """Put the objects found in the CPUs' sheaves at the start
         (pretrace.discover_sheaves) into ``s``'s sheaves; what a layer cannot
-        take goes back to its slab's freelist.  True if any CPU's were taken."""
+        take goes back to its slab's freelist."""
         span = PAGE_SIZE << s.order
-        done = False
 
         def addr(k: int) -> int:
             kb = k & ~(span - 1)
@@ -944,7 +941,6 @@ class Replayer:
             ma = [addr(k) for k in main]
             sa = [addr(k) for k in spare]
             if all(ma) and all(sa) and s.layer.install_sheaves(self.cpu_of[tcpu], ma, sa):
-                done = True
                 continue
             for a in ma + sa:  # not taken: back to its slab, free
                 if a:
@@ -953,7 +949,6 @@ class Replayer:
                     slab.inuse -= 1
                     s.inuse_total -= 1
             self.warnings["pretrace_sheaf_not_installed"] += 1
-        return done
 
     def _materialize(self, skip_caches: set[int] | None = None) -> None:
         """Allocate the objects freed before they are allocated in the trace,
