@@ -24,6 +24,7 @@ explained, and the first few ``file:line`` locations.
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections import defaultdict
 from collections.abc import Callable, Iterable
@@ -64,6 +65,7 @@ from .events import (
     OP_REFILL_SHEAF,
     OP_RETURN_SHEAF,
 )
+from .fastparse import EVENT_NAMES, Block, parse_block
 from .ftrace import (
     E_ALLOC_BULK,
     E_ALLOC_BULK_RET,
@@ -89,7 +91,7 @@ from .ftrace import (
     parse_hex,
     parse_line,
 )
-from .io import TraceFormatError, iter_lines
+from .io import TraceFormatError, decode_line, iter_blocks, iter_lines
 from .store import EventStore, StoreWriter
 
 _HEADER_ENTRIES = re.compile(r"entries-in-buffer/entries-written:\s*(\d+)/(\d+)\s+#P:(\d+)")
@@ -260,6 +262,8 @@ class Ingester:
         self.kprobe_row = 0
         self.events = 0
         self.event_counts: dict[str, int] = defaultdict(int)
+        #: inside :meth:`consume_block`: rows are placed when the block ends
+        self.in_block = False
 
     # ----------------------------------------------------------- helpers
     def w(self, kind: str, where: int | str) -> None:
@@ -320,7 +324,7 @@ class Ingester:
         self.rows.append((ts, cpu, op, cache, ptr, size, node, flags, aux))
         if cpu > self.max_cpu:
             self.max_cpu = cpu
-        if len(self.rows) >= self.row_chunk:
+        if len(self.rows) >= self.row_chunk and not self.in_block:
             self._pack()
         self.events += 1
         if cache < -1:  # an unnamed 6.x allocation's cache, patched in finish()
@@ -680,6 +684,12 @@ class Ingester:
                 self.row(ts, cpu, OP_LARGE_ALLOC, -1, ptr, breq, node, aux=balloc)
             return
         self.last_large.pop(cpu, None)
+        c = self.kmalloc_cache(gfp_s, balloc)
+        self.note_page(ptr, c)
+        self._alloc_row(cpu, ts, c, ptr, breq, node, where)
+
+    def kmalloc_cache(self, gfp_s: str, balloc: int) -> int:
+        """Cache id of a ``kmalloc`` of ``balloc`` bytes with these gfp flags."""
         key = (gfp_s, balloc)
         c = self.kmalloc_cid.get(key, -1)
         if c < 0:
@@ -690,8 +700,7 @@ class Ingester:
             except ValueError:
                 cls = balloc
             c = self.kmalloc_cid[key] = self.cid(kmalloc_cache_name(ktype, cls), cls, cls)
-        self.note_page(ptr, c)
-        self._alloc_row(cpu, ts, c, ptr, breq, node, where)
+        return c
 
     def _free_unknown(
         self, cpu: int, ts: float, c: int, ptr: int, op: int, where: int, aux: int = 0
@@ -847,6 +856,233 @@ class Ingester:
                 self.w("unresolved_kfree", pb["where"])
 
     # ----------------------------------------------------------- finish
+    # ------------------------------------------------------------ blocks
+    def consume_block(self, blk: Block, path: Path, skip_malformed: bool) -> None:
+        """Consume a block parsed by :func:`~slubsim.trace.fastparse.parse_block`.
+
+        Lines the vectorised parse read, in the common state, are handled
+        here with the same effect as :meth:`consume` -- an allocation from a
+        named cache or kmalloc that is not a pointer reuse, a free of a live
+        object of the cache it names -- and everything else (lines the fast
+        parse left, and fast lines in an unusual state: pending bulk frees,
+        prefilled sheaves, reused, unknown or NULL pointers, name mismatches)
+        goes through :meth:`feed` in order.  Writes only read at the end of
+        the trace or by slow lines (call-site map, event counts) are
+        deferred and flushed before every slow line; the rows of the block
+        are placed at its end, in line order."""
+        self._pack()
+        n = blk.n
+        fast_l: list[bool] = blk.fast.tolist()
+        kind_l: list[int] = blk.kind.tolist()
+        cpu_l: list[int] = blk.cpu.tolist()
+        ptr_l: list[int] = blk.ptr.tolist()
+        name_l: list[int] = blk.name.tolist()
+        breq_l: list[int] = blk.bytes_req.tolist()
+        balloc_l: list[int] = blk.bytes_alloc.tolist()
+        gfp_l: list[int] = blk.gfp.tolist()
+        cs_l: list[int] = blk.call_site.tolist()
+        names = blk.names
+        gfps = blk.gfps
+        css = blk.call_sites
+        name_cid = [-1] * len(names)
+        name_req = [-1] * len(names)  # object_size known to the cache's info
+        name_ball = [-1] * len(names)  # bytes_alloc last added to size_caches
+        kmc: dict[int, int] = {}
+        cs_last = [-1] * len(css)  # deferred callsite_cache writes (last wins)
+        cs_touched: list[int] = []
+        live = self.live
+        page_cache = self.page_cache
+        rc = [0] * n
+        slow_at: list[int] = []
+        slow_cnt: list[int] = []
+        counts = [0] * 32
+        base_events = self.events
+        pos = 0
+        self.in_block = True
+        for i in range(n):
+            if fast_l[i]:
+                k = kind_l[i]
+                ptr = ptr_l[i]
+                c = -1
+                ok = False
+                if not self.pending_bulk_free or cpu_l[i] not in self.pending_bulk_free:
+                    if k in (E_CACHE_ALLOC, E_KMALLOC):
+                        if (
+                            ptr != 0
+                            and ptr not in live
+                            and not (self.rcu_pending and ptr in self.rcu_pending)
+                        ):
+                            balloc = balloc_l[i]
+                            if k == E_CACHE_ALLOC and name_l[i] < 0 and not self.from_sheaf:
+                                # 6.x: no name -- resolved in finish() (see _alloc)
+                                c = -(len(self.pending) + 2)
+                                self.pending.append(
+                                    {
+                                        "bytes_req": breq_l[i],
+                                        "bytes_alloc": balloc,
+                                        "call_site": css[cs_l[i]],
+                                        "ptr": ptr,
+                                        "rows": [base_events + pos],
+                                        "cache": None,
+                                        "where": blk.first + i,
+                                    }
+                                )
+                                live[ptr] = c
+                                rc[i] = c
+                                counts[k] += 1
+                                pos += 1
+                                continue
+                            if k == E_CACHE_ALLOC:
+                                code = name_l[i]
+                                if code >= 0 and not self.from_sheaf:
+                                    breq = breq_l[i]
+                                    c = name_cid[code]
+                                    if c < 0 or breq > name_req[code]:
+                                        c = name_cid[code] = self.cid(names[code], breq, balloc)
+                                        info = self.cache_info[c]
+                                        # bytes_alloc still unknown: cid() each time until set
+                                        name_req[code] = info["object_size"] if info["size"] else -1
+                                    if name_ball[code] != balloc:
+                                        self.size_caches[balloc].add(c)
+                                        name_ball[code] = balloc
+                                    cc = cs_l[i]
+                                    if cs_last[cc] < 0:
+                                        cs_touched.append(cc)
+                                    cs_last[cc] = c
+                                    ok = True
+                            elif balloc <= KMALLOC_MAX_CACHE_SIZE:
+                                if self.last_large:
+                                    self.last_large.pop(cpu_l[i], None)
+                                key = (gfp_l[i] << 32) | balloc
+                                c = kmc.get(key, -1)
+                                if c < 0:
+                                    c = kmc[key] = self.kmalloc_cache(gfps[gfp_l[i]], balloc)
+                                ok = True
+                            if ok:
+                                page_cache[ptr >> PAGE_SHIFT] = c
+                                live[ptr] = c
+                    elif ptr > ZERO_SIZE_PTR:
+                        old = live.get(ptr, -1)
+                        if old < -1 and (k == E_KFREE or name_l[i] >= 0):
+                            # a free of an unnamed 6.x allocation (see _cache_free, _kfree)
+                            del live[ptr]
+                            if self.pre_kprobe_live:
+                                self.pre_kprobe_live.discard(ptr)
+                            pend = self.pending[-old - 2]
+                            if k == E_KFREE:
+                                c = old
+                                pend["rows"].append(base_events + pos)
+                            else:
+                                named = name_cid[name_l[i]]
+                                if named < 0:
+                                    named = name_cid[name_l[i]] = self.cid(names[name_l[i]])
+                                c = named
+                                if pend["cache"] is None:
+                                    for cc in cs_touched:  # setdefault below reads the map
+                                        self.callsite_cache[css[cc]] = cs_last[cc]
+                                        cs_last[cc] = -1
+                                    cs_touched = []
+                                    pend["cache"] = c
+                                    self.size_caches[pend["bytes_alloc"]].add(c)
+                                    if pend["call_site"]:
+                                        self.callsite_cache.setdefault(pend["call_site"], c)
+                                    page_cache[ptr >> PAGE_SHIFT] = c
+                            rc[i] = c
+                            counts[k] += 1
+                            pos += 1
+                            continue
+                        if old >= 0:
+                            if k == E_CACHE_FREE:
+                                code = name_l[i]
+                                if code >= 0:
+                                    named = name_cid[code]
+                                    if named < 0:
+                                        named = name_cid[code] = self.cid(names[code])
+                                    ok = named == old
+                                else:
+                                    ok = True
+                            else:
+                                ok = True
+                            if ok:
+                                del live[ptr]
+                                if self.pre_kprobe_live:
+                                    self.pre_kprobe_live.discard(ptr)
+                                c = old
+                if ok:
+                    rc[i] = c
+                    counts[k] += 1
+                    pos += 1
+                    continue
+                fast_l[i] = False  # an unusual state: the general path decides
+            # a slow line: deferred writes first, then the general path
+            for cc in cs_touched:
+                self.callsite_cache[css[cc]] = cs_last[cc]
+                cs_last[cc] = -1
+            cs_touched = []
+            self.events = base_events + pos
+            before = len(self.rows)
+            lineno = blk.first + i
+            self.feed(lineno, decode_line(path, lineno, blk.line(i)), skip_malformed)
+            made = len(self.rows) - before
+            if made:
+                slow_at.append(i)
+                slow_cnt.append(made)
+                pos += made
+        for cc in cs_touched:
+            self.callsite_cache[css[cc]] = cs_last[cc]
+        self.in_block = False
+        self.events = base_events + pos
+        nfast = 0
+        for k in range(len(counts)):
+            if counts[k]:
+                self.event_counts[EVENT_NAMES[k]] += counts[k]
+                nfast += counts[k]
+        self.lines += nfast
+        self._place_block_rows(blk, fast_l, rc, slow_at, slow_cnt, pos)
+
+    def _place_block_rows(
+        self,
+        blk: Block,
+        fast_l: list[bool],
+        rc: list[int],
+        slow_at: list[int],
+        slow_cnt: list[int],
+        total: int,
+    ) -> None:
+        """The rows of a block in line order: the fast lines' rows from the
+        parsed columns, the general path's from ``self.rows``."""
+        fast = np.array(fast_l, dtype=bool)
+        per_line = fast.astype(np.int64)
+        at = np.array(slow_at, dtype=np.int64)
+        cnt = np.array(slow_cnt, dtype=np.int64)
+        per_line[at] += cnt
+        start = np.cumsum(per_line) - per_line
+        rec = np.zeros(total, dtype=ROW_DTYPE)
+        fi = np.flatnonzero(fast)
+        if len(fi):
+            fp = start[fi]
+            kind = blk.kind[fi]
+            alloc = (kind == E_CACHE_ALLOC) | (kind == E_KMALLOC)
+            rec["ts"][fp] = blk.ts[fi]
+            rec["cpu"][fp] = blk.cpu[fi]
+            rec["op"][fp] = np.where(alloc, OP_ALLOC, OP_FREE)
+            rec["cache"][fp] = np.array(rc, dtype=np.int64)[fi]
+            rec["ptr"][fp] = blk.ptr[fi]
+            rec["size"][fp] = np.where(alloc, blk.bytes_req[fi], 0)
+            rec["node"][fp] = np.where(alloc, blk.node[fi], -1)
+            self.max_cpu = max(self.max_cpu, int(blk.cpu[fi].max()))
+        if self.rows:
+            sp = np.repeat(start[at] - np.cumsum(cnt) + cnt, cnt) + np.arange(int(cnt.sum()))
+            rec[sp] = np.array(self.rows, dtype=ROW_DTYPE)
+            self.rows = []
+        if total:
+            if self.spill_dir is None:
+                self._packed.append(rec)
+            else:
+                f = self.spill_dir / f"rows{len(self._spilled):06d}.npy"
+                np.save(f, rec)
+                self._spilled.append(f)
+
     def finish(self) -> None:
         for cpu in list(self.pending_bulk_free):
             self._flush_cpu_pending(cpu, self.lines)
@@ -1015,6 +1251,10 @@ class Ingester:
 
 
 CHUNK_LINES = 20000
+#: decompressed bytes per block of the block pipeline (~25k ftrace lines)
+BLOCK_BYTES = 1 << 22
+#: files (as stored, compressed or not) from this size parse in worker processes
+PARALLEL_PARSE_BYTES = 8 << 20
 #: rows packed into a structured array at a time
 ROW_CHUNK = 1 << 16
 ROW_DTYPE = np.dtype(
@@ -1045,6 +1285,15 @@ def _default_workers(p: Path) -> int:
     return 1
 
 
+def _parse_procs(p: Path, size: int) -> int:
+    """Worker processes for parsing: none for small files (process start-up
+    costs more than it saves), else two (this machine class has two cores;
+    resolution and the parsers share them)."""
+    if size < PARALLEL_PARSE_BYTES:
+        return 0
+    return max(1, min(2, os.cpu_count() or 1))
+
+
 def _parse_chunk(chunk: list[tuple[int, str]]) -> list[tuple[int, Any, str]]:
     """Worker: parse lines; errors and headers are passed back as markers."""
     out: list[tuple[int, Any, str]] = []
@@ -1068,6 +1317,58 @@ def _chunks(lines: Iterable[tuple[int, str]], n: int) -> Iterable[list[tuple[int
             buf = []
     if buf:
         yield buf
+
+
+def _parse_detached(first: int, data: bytes) -> Block:
+    """Worker process: :func:`parse_block` without shipping the text back
+    (the consumer still holds it)."""
+    blk = parse_block(first, data)
+    blk.data = b""
+    return blk
+
+
+def _ingest_blocks(
+    ing: Ingester,
+    p: Path,
+    skip_malformed: bool,
+    progress: Callable[[int, int], None] | None,
+    total: int,
+    procs: int,
+) -> None:
+    """Decompression in a reader thread, vectorised parsing of the next
+    blocks in ``procs`` worker processes (0: in this process, for small
+    inputs) and the sequential resolution here.  Parsing runs in processes,
+    not threads: the resolution loop holds the GIL, and numpy's Python glue
+    between its GIL-free kernels would wait for it."""
+    from collections import deque
+    from concurrent.futures import Future, ProcessPoolExecutor
+
+    def consume(blk: Block) -> None:
+        ing.consume_block(blk, p, skip_malformed)
+        if progress is not None:
+            progress(ing.lines, total)
+
+    if procs <= 0:
+        for first, data in iter_blocks(p, BLOCK_BYTES):
+            consume(parse_block(first, data))
+        return
+    with ProcessPoolExecutor(max_workers=procs) as ex:
+        # start the workers before the reader thread exists (fork safety)
+        for f in [ex.submit(int, 0) for _ in range(procs)]:
+            f.result()
+        window: deque[tuple[bytes, Future[Block]]] = deque()
+        for first, data in iter_blocks(p, BLOCK_BYTES):
+            window.append((data, ex.submit(_parse_detached, first, data)))
+            if len(window) > 2 * procs:
+                text, fut = window.popleft()
+                blk = fut.result()
+                blk.data = text
+                consume(blk)
+        while window:
+            text, fut = window.popleft()
+            blk = fut.result()
+            blk.data = text
+            consume(blk)
 
 
 def _ingest_parallel(
@@ -1175,10 +1476,7 @@ def _ingest(
     total = p.stat().st_size
     nworkers = workers if workers is not None else _default_workers(p)
     if nworkers <= 1:
-        for lineno, line in iter_lines(p):
-            ing.feed(lineno, line, skip_malformed)
-            if progress is not None and not lineno & 0xFFFF:
-                progress(lineno, total)
+        _ingest_blocks(ing, p, skip_malformed, progress, total, _parse_procs(p, total))
     else:
         _ingest_parallel(ing, p, nworkers, skip_malformed, progress, total)
     ing.finish()

@@ -98,13 +98,14 @@ def _decompress_ahead(raw: IO[bytes], chunk_bytes: int, depth: int = 4) -> Itera
                 t.join(0.01)
 
 
-def iter_lines(path: str | Path, chunk_bytes: int = 1 << 20) -> Iterator[tuple[int, str]]:
-    """Yield ``(line_number, line)`` (1-based, newline stripped) from a trace file.
+def iter_blocks(path: str | Path, chunk_bytes: int = 1 << 22) -> Iterator[tuple[int, bytes]]:
+    """Yield ``(first_line_number, block)`` from a trace file: ``block`` holds
+    whole lines only and always ends with a newline (one is added after a
+    final unterminated line); line numbers are 1-based.
 
     Decompression runs ahead in a helper thread (:func:`_decompress_ahead`).
     Raises :class:`TraceFormatError` for a missing, empty, binary or truncated
-    file.
-    """
+    file."""
     p = Path(path)
     if not p.exists():
         raise TraceFormatError(f"{p}: no such file")
@@ -123,14 +124,17 @@ def iter_lines(path: str | Path, chunk_bytes: int = 1 << 20) -> Iterator[tuple[i
                     checked = True
                     if b"\x00" in chunk[:4096].split(b"\n", 1)[0]:
                         raise TraceFormatError(f"{p}:1: binary data, not a text trace")
-                blines = (carry + chunk).split(b"\n") if carry else chunk.split(b"\n")
-                carry = blines.pop()
-                for bline in blines:
-                    lineno += 1
-                    yield lineno, _decode(p, lineno, bline)
+                cut = chunk.rfind(b"\n")
+                if cut < 0:
+                    carry += chunk
+                    continue
+                block = carry + chunk[: cut + 1] if carry else chunk[: cut + 1]
+                carry = chunk[cut + 1 :]
+                yield lineno + 1, block
+                lineno += block.count(b"\n")
             if carry:
+                yield lineno + 1, carry + b"\n"
                 lineno += 1
-                yield lineno, _decode(p, lineno, carry)
     except (EOFError, lzma.LZMAError, gzip.BadGzipFile, OSError) as e:
         if isinstance(e, TraceFormatError):
             raise
@@ -151,7 +155,19 @@ def iter_lines(path: str | Path, chunk_bytes: int = 1 << 20) -> Iterator[tuple[i
         raise TraceFormatError(f"{p}: empty trace (no lines after decompression)")
 
 
-def _decode(p: Path, lineno: int, bline: bytes) -> str:
+def iter_lines(path: str | Path, chunk_bytes: int = 1 << 20) -> Iterator[tuple[int, str]]:
+    """Yield ``(line_number, line)`` (1-based, newline stripped) from a trace
+    file; errors as :func:`iter_blocks`."""
+    p = Path(path)
+    for first, block in iter_blocks(p, chunk_bytes):
+        blines = block.split(b"\n")
+        blines.pop()  # after the block's final newline
+        for k, bline in enumerate(blines):
+            yield first + k, decode_line(p, first + k, bline)
+
+
+def decode_line(p: Path, lineno: int, bline: bytes) -> str:
+    """One line's text: UTF-8, else Latin-1 unless it is binary data."""
     try:
         line = bline.decode("utf-8")
     except UnicodeDecodeError:

@@ -1,0 +1,152 @@
+"""The vectorised block parser and the block ingester agree with the
+line-by-line reference (parse_line + Ingester.consume) exactly."""
+
+from __future__ import annotations
+
+import lzma
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import slubsim.trace.ingest as ingest_mod
+from slubsim.cli import sample_trace
+from slubsim.trace.fastparse import parse_block
+from slubsim.trace.ftrace import E_CACHE_ALLOC, E_KMALLOC, parse_line
+from slubsim.trace.ingest import IngestError, ingest
+from slubsim.trace.io import TraceFormatError
+
+DATA = Path(__file__).parent / "data"
+TRACES = [DATA / "numa2-cut", DATA / "v612-cut", sample_trace()]
+
+ALLOC = (
+    "          a-1  [001] .....    12.000001: kmem_cache_alloc: call_site=f+0x1/0x2 "
+    "ptr=ffff888100000000 name=filp bytes_req=168 bytes_alloc=192 gfp_flags=GFP_KERNEL "
+    "node=-1 accounted=false"
+)
+
+
+def _fields(line: str) -> tuple[object, ...]:
+    r = parse_line(line)
+    assert r is not None
+    base: tuple[object, ...] = (r[0], r[1], r[2], r[5], r[6])
+    if r[0] in (E_CACHE_ALLOC, E_KMALLOC):
+        base += (r[7], r[8], r[9], r[10], r[11])
+    return base
+
+
+def _fast_fields(b: object, i: int) -> tuple[object, ...]:
+    from slubsim.trace.fastparse import Block
+
+    assert isinstance(b, Block)
+    k = int(b.kind[i])
+    name = b.names[b.name[i]] if b.name[i] >= 0 else None
+    out: tuple[object, ...] = (k, int(b.cpu[i]), float(b.ts[i]), int(b.ptr[i]), name)
+    if k in (E_CACHE_ALLOC, E_KMALLOC):
+        out += (
+            int(b.bytes_req[i]),
+            int(b.bytes_alloc[i]),
+            b.gfps[b.gfp[i]],
+            int(b.node[i]),
+            b.call_sites[b.call_site[i]],
+        )
+    return out
+
+
+@pytest.mark.parametrize("trace", TRACES, ids=lambda p: p.parent.name + "/" + p.name)
+def test_every_fast_line_parses_as_parse_line(trace: Path) -> None:
+    f = trace / "trace.txt.xz" if trace.is_dir() else trace
+    data = lzma.decompress(f.read_bytes())
+    b = parse_block(1, data)
+    lines = data.decode().split("\n")[:-1]
+    assert b.n == len(lines)
+    fast = b.fast.tolist()
+    assert sum(fast) > 0.7 * len(lines)  # the kmem events are read fast
+    for i, line in enumerate(lines):
+        if fast[i]:
+            assert _fast_fields(b, i) == _fields(line), line
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        ALLOC.replace("ptr=ffff", "ptr=0xffff"),  # 0x: parse_line's int() reads it
+        ALLOC.replace("ptr=ffff888100000000", "ptr=(null)"),
+        ALLOC.replace("  a-1", "  a[2]b-1"),  # a bracket in the task name
+        ALLOC.replace(" name=filp", " name=filp\t"),
+        ALLOC.replace("bytes_req=168", "bytes_req=16x8"),
+        ALLOC.replace("bytes_req=168 ", "bytes_req=168  "),
+        ALLOC.replace("ptr=", "ptr= "),
+        ALLOC.replace("kmem_cache_alloc:", "kmem_cache_alloc_node:"),
+        ALLOC.replace("kmem_cache_alloc:", "kmem:kmem_cache_alloc:"),  # perf script
+        ALLOC.replace(".....", ".......x"),  # not an irq-flags column
+        ALLOC.replace(".....", "a b"),
+        ALLOC.replace("12.000001", "12.0000001234"),
+        ALLOC.replace("12.000001", "12000001"),
+        ALLOC.replace("node=-1", "node=--1"),
+        ALLOC.replace("filp", "filé"),
+        "   a-1  [001] .....  12.000001: kfree: call_site=f+0x1/0x2 ptr=ffff888100000000 x=1",
+        "   a-1  [001] .....  12.000001: kmem_cache_free: call_site=f ptr=ffff888100000000 name=",
+        "# a-1  [001] .....  12.000001: kfree: call_site=f+0x1/0x2 ptr=ffff888100000000",
+    ],
+)
+def test_odd_lines_are_left_to_parse_line(line: str) -> None:
+    """Each odd line is either not read fast or read exactly as parse_line
+    reads it; the normal line beside it is read fast."""
+    data = (ALLOC + "\n" + line + "\n").encode()
+    b = parse_block(1, data)
+    assert bool(b.fast[0])
+    assert _fast_fields(b, 0) == _fields(ALLOC)
+    if bool(b.fast[1]):
+        assert _fast_fields(b, 1) == _fields(line)
+
+
+def test_trace_cmd_layout_and_timestamps_round_like_float() -> None:
+    lines = [
+        "     a-1  [003]  4294.967295: kfree: call_site=f+0x1/0x2 ptr=ffff888100000040",
+        "     a-1  [003] d..1.  0.1: kfree: call_site=f ptr=ffff888100000040",
+        "     a-1  [003] d..1.  123456.123456789: kfree: call_site=f ptr=ffff888100000040",
+    ]
+    b = parse_block(7, ("\n".join(lines) + "\n").encode())
+    assert b.fast.all()
+    for i, line in enumerate(lines):
+        assert _fast_fields(b, i) == _fields(line)
+    assert b.first == 7
+
+
+def _store_equal(a: object, b: object) -> None:
+    from slubsim.trace.store import EventStore
+
+    assert isinstance(a, EventStore) and isinstance(b, EventStore)
+    assert a.meta == b.meta
+    for c in a.columns:
+        assert np.array_equal(a.columns[c], b.columns[c]), c
+
+
+@pytest.mark.parametrize("trace", TRACES, ids=lambda p: p.parent.name + "/" + p.name)
+def test_block_ingest_equals_line_ingest(trace: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The block pipeline (in process, and with parser processes) builds
+    the same store as the line-by-line path (``workers=2``: parse_line in
+    processes, consume here) -- kprobe pairing, prefilled sheaves, unnamed
+    6.12 allocations and pre-trace frees included."""
+    reference = ingest(trace, workers=2)
+    _store_equal(ingest(trace), reference)
+    monkeypatch.setattr(ingest_mod, "PARALLEL_PARSE_BYTES", 0)
+    monkeypatch.setattr(ingest_mod, "BLOCK_BYTES", 1 << 16)  # many blocks
+    _store_equal(ingest(trace), reference)
+
+
+def test_errors_keep_their_line_numbers(tmp_path: Path) -> None:
+    good = ALLOC + "\n"
+    f = tmp_path / "t.txt"
+    f.write_text(good * 5 + "garbage here\n" + good)
+    with pytest.raises(IngestError, match=r"t.txt:6: not a trace event line"):
+        ingest(f)
+    f.write_bytes((good * 3).encode() + b"\xff\x00\x01\x02\x03 binary\n")
+    with pytest.raises(TraceFormatError, match=r"t.txt:4: binary data"):
+        ingest(f)
+    f.write_text(good + "garbage here\n" + good.replace("ffff888100000000", "ffff888100000040"))
+    s2 = ingest(f, skip_malformed=True)
+    assert s2.n == 2
+    w = {x["kind"]: x for x in s2.warnings}
+    assert w["malformed_line"]["examples"][0].startswith("t.txt:2:")
