@@ -107,13 +107,21 @@ def bench_parse(f: Path, compressed: bool) -> tuple[int, float]:
     return n, dt_re
 
 
+def _ingest_cores(target: Path) -> str:
+    from slubsim.trace.ingest import _parse_procs
+
+    f = find_trace_file(target) if target.is_dir() else target
+    procs = _parse_procs(f, f.stat().st_size)
+    return f"{procs} parser processes + resolver, 2 cores" if procs else "1 core"
+
+
 def bench_ingest(target: Path, n: int, dt_re: float, out: Path) -> EventStore:
     t = time.perf_counter()
     store = ingest(target)
     dt = time.perf_counter() - t
     print(
         f"  slubsim ingest        {n:>11,} lines  {dt:7.2f} s  {n / dt / 1e6:6.2f} M lines/s"
-        f"  ({dt_re / dt:.2f}x baseline; {store.n:,} events; 1 core)"
+        f"  ({dt_re / dt:.2f}x baseline; {store.n:,} events; {_ingest_cores(target)})"
     )
     store.write(out)
     return store

@@ -1253,7 +1253,7 @@ class Ingester:
 CHUNK_LINES = 20000
 #: decompressed bytes per block of the block pipeline (~25k ftrace lines)
 BLOCK_BYTES = 1 << 22
-#: files (as stored, compressed or not) from this size parse in worker processes
+#: inputs from this (estimated uncompressed) size parse in worker processes
 PARALLEL_PARSE_BYTES = 8 << 20
 #: rows packed into a structured array at a time
 ROW_CHUNK = 1 << 16
@@ -1286,9 +1286,14 @@ def _default_workers(p: Path) -> int:
 
 
 def _parse_procs(p: Path, size: int) -> int:
-    """Worker processes for parsing: none for small files (process start-up
-    costs more than it saves), else two (this machine class has two cores;
-    resolution and the parsers share them)."""
+    """Worker processes for parsing: none for small inputs (process start-up
+    costs more than it saves; compressed files count ~20x their size), else
+    two (this machine class has two cores; resolution and the parsers share
+    them)."""
+    from .io import detect_compression
+
+    if detect_compression(p) != "plain":
+        size *= 20  # kmem ftrace text compresses ~20-30x under xz/zstd
     if size < PARALLEL_PARSE_BYTES:
         return 0
     return max(1, min(2, os.cpu_count() or 1))
