@@ -335,12 +335,16 @@ class Ingester:
         if self.rows:
             rec = np.array(self.rows, dtype=ROW_DTYPE)
             self.rows = []
-            if self.spill_dir is None:
-                self._packed.append(rec)
-            else:
-                f = self.spill_dir / f"rows{len(self._spilled):06d}.npy"
-                np.save(f, rec)
-                self._spilled.append(f)
+            self._keep(rec)
+
+    def _keep(self, rec: np.ndarray[Any, Any]) -> None:
+        """Keep packed rows: in memory, or spilled to ``spill_dir``."""
+        if self.spill_dir is None:
+            self._packed.append(rec)
+        else:
+            f = self.spill_dir / f"rows{len(self._spilled):06d}.npy"
+            np.save(f, rec)
+            self._spilled.append(f)
 
     def iter_packed(self) -> Iterable[np.ndarray[Any, Any]]:
         """Every row so far, as structured arrays (ROW_DTYPE) in trace order."""
@@ -1076,12 +1080,7 @@ class Ingester:
             rec[sp] = np.array(self.rows, dtype=ROW_DTYPE)
             self.rows = []
         if total:
-            if self.spill_dir is None:
-                self._packed.append(rec)
-            else:
-                f = self.spill_dir / f"rows{len(self._spilled):06d}.npy"
-                np.save(f, rec)
-                self._spilled.append(f)
+            self._keep(rec)
 
     def finish(self) -> None:
         for cpu in list(self.pending_bulk_free):
