@@ -9,8 +9,12 @@ kernel's own field order (``include/trace/events/kmem.h``)::
     task-pid [cpu] flags ts: kmem_cache_free: call_site=.. ptr=.. name=..
     task-pid [cpu] flags ts: kfree: call_site=.. ptr=..
 
+and the lab traces' ``kfree_rcu`` kprobe line
+(``kfree_rcu: (kvfree_call_rcu+0x0/..) ptr=0x.. head=0x.. caller=..``).
+
 :func:`parse_block` reads those with numpy over the raw bytes of a block
-(positions of ``]``, ``:`` and spaces, then fixed-width digit windows), no
+(eight bytes at a time through unaligned uint64 views: SWAR searches for
+``[``, ``]``, ``:``, spaces and dots, SWAR decimal and hex conversion), no
 per-line Python; strings (cache names, call sites, gfp flags) come back as
 codes into small per-block tables.  It only *accepts* a line when the result
 is certainly what :func:`slubsim.trace.ftrace.parse_line` would return for it;
@@ -31,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from .ftrace import E_CACHE_ALLOC, E_CACHE_FREE, E_KFREE, E_KMALLOC
+from .ftrace import E_CACHE_ALLOC, E_CACHE_FREE, E_KFREE, E_KFREE_RCU, E_KMALLOC
 
 Arr = np.ndarray[Any, Any]
 
@@ -41,19 +45,16 @@ _EVENTS: tuple[tuple[int, bytes], ...] = (
     (E_KMALLOC, b"kmalloc: call_site="),
     (E_CACHE_FREE, b"kmem_cache_free: call_site="),
     (E_KFREE, b"kfree: call_site="),
+    (E_KFREE_RCU, b"kfree_rcu: "),  # the lab's kprobe on kvfree_call_rcu
 )
 EVENT_NAMES = {
     E_CACHE_ALLOC: "kmem_cache_alloc",
     E_KMALLOC: "kmalloc",
     E_CACHE_FREE: "kmem_cache_free",
     E_KFREE: "kfree",
+    E_KFREE_RCU: "kfree_rcu",
 }
 _PAD = 64  # bytes of padding before and after a block: windows never leave it
-_HEX = np.full(256, 255, dtype=np.uint8)
-for _i, _c in enumerate(b"0123456789abcdef"):
-    _HEX[_c] = _i
-for _i, _c in enumerate(b"ABCDEF"):
-    _HEX[_c] = 10 + _i
 _FLAGCH = np.zeros(256, dtype=bool)  # [.a-zA-Z0-9], the irq-flags column
 for _c in b".abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789":
     _FLAGCH[_c] = True
@@ -98,50 +99,111 @@ class Block:
         return self.data[int(self.starts[i]) : int(self.ends[i])]
 
 
-def _window(ap: Arr, end: Arr, width: int) -> tuple[Arr, Arr]:
-    """``width`` bytes ending just before each ``end`` (padded positions),
-    and the column offsets ``width - 1 .. 0`` back from ``end``."""
-    idx = end[:, None] + np.arange(-width, 0, dtype=np.int64)
-    return ap[idx], np.arange(width - 1, -1, -1, dtype=np.int64)
+_U = np.uint64
+_ONES = 0x0101010101010101
+_HIGH = _U(0x8080808080808080)
+_LOW7 = _U(0x7F7F7F7F7F7F7F7F)
 
 
-def _positions(mask: Arr) -> Arr:
-    """Sorted positions where ``mask`` holds, with a sentinel after the last
-    (so :func:`_next` never indexes past the end)."""
-    pos = np.flatnonzero(mask).astype(np.int64)
-    return np.append(pos, np.iinfo(np.int64).max)
+def _zero_bytes(x: Arr) -> Arr:
+    """0x80 in every byte of each uint64 of ``x`` that is zero (exact, no
+    false positives from borrows)."""
+    return ~(((x & _LOW7) + _LOW7) | x) & _HIGH
 
 
-def _next(pos_sorted: Arr, at: Arr, limit: Arr) -> Arr:
-    """First position in ``pos_sorted`` (from :func:`_positions`) at or
-    after ``at``, capped at ``limit``."""
-    return np.minimum(pos_sorted[np.searchsorted(pos_sorted, at)], limit)
+def _in_range(x: Arr, lo: int, hi: int) -> Arr:
+    """0x80 in every byte ``lo <= b <= hi`` (bytes below 0x80 only)."""
+    return ((x + _U((0x80 - lo) * _ONES)) & ~(x + _U((0x7F - hi) * _ONES))) & _HIGH
 
 
-def _digits(ap: Arr, start: Arr, end: Arr, width: int) -> tuple[Arr, Arr]:
-    """Decimal value of ``ap[start:end]`` (1..``width`` digits) and validity."""
-    w, back = _window(ap, end, width)
+def _bit_byte(z: Arr) -> Arr:
+    """Byte index of the highest set bit of each non-zero uint64 (float64
+    keeps floor(log2) exact for these sparse masks)."""
+    return (np.floor(np.log2(z.astype(np.float64))).astype(np.int64) - 7) // 8
+
+
+def _find(ap8: Arr, at: Arr, limit: Arr, ch: int, words: int) -> tuple[Arr, Arr]:
+    """First ``ch`` at or after ``at`` and before ``limit`` (else ``limit``),
+    eight bytes a step; ``ok`` is False where ``words`` steps did not settle it."""
+    pat = _U(ch * _ONES)
+    res = limit.copy()
+    ok = np.ones(len(at), dtype=bool)
+    idx = np.arange(len(at))
+    cur = at.copy()
+    for _ in range(words):
+        z = _zero_bytes(ap8[cur] ^ pat)
+        hit = z != 0
+        if hit.any():
+            zh = z[hit]
+            low = zh & (~zh + _U(1))  # lowest set bit
+            pos = cur[hit] + _bit_byte(low)
+            res[idx[hit]] = np.minimum(pos, limit[idx[hit]])
+        go = ~hit & (cur + 8 < limit[idx])
+        idx = idx[go]
+        cur = cur[go] + 8
+        if not len(idx):
+            return res, ok
+    ok[idx] = False
+    return res, ok
+
+
+def _rfind(ap8: Arr, end: Arr, floor: Arr, ch: int, words: int) -> tuple[Arr, Arr]:
+    """Last ``ch`` before ``end`` and at or after ``floor`` (else
+    ``floor - 1``); ``ok`` as in :func:`_find`."""
+    pat = _U(ch * _ONES)
+    res = floor - 1
+    ok = np.ones(len(end), dtype=bool)
+    idx = np.arange(len(end))
+    cur = end - 8
+    for _ in range(words):
+        z = _zero_bytes(ap8[cur] ^ pat)
+        hit = z != 0
+        if hit.any():
+            pos = cur[hit] + _bit_byte(z[hit])
+            res[idx[hit]] = np.maximum(pos, floor[idx[hit]] - 1)
+        go = ~hit & (cur > floor[idx])
+        idx = idx[go]
+        cur = cur[go] - 8
+        if not len(idx):
+            return res, ok
+    ok[idx] = False
+    return res, ok
+
+
+def _dec8(ap8: Arr, start: Arr, end: Arr) -> tuple[Arr, Arr]:
+    """Decimal value of ``ap[start:end]`` (1..8 digits) and validity: one
+    unaligned load ending at ``end``, the leading bytes masked off, the
+    classic SWAR 8-digit conversion."""
     n = end - start
-    inside = back[None, :] < n[:, None]
-    d = w.astype(np.int64) - 48
-    isd = (d >= 0) & (d <= 9)
-    ok = (n >= 1) & (n <= width) & np.all(isd | ~inside, axis=1)
-    val = np.where(inside & isd, d, 0) @ _POW10[:width][::-1]
-    return val, ok
+    ok = (n >= 1) & (n <= 8)
+    x = ap8[end - 8]
+    sh = (_U(8) * (_U(8) - np.clip(n, 1, 8).astype(np.uint64))) % _U(64)
+    keep = np.where(n >= 8, ~_U(0), ~((_U(1) << sh) - _U(1)))
+    ok &= (_in_range(x, 0x30, 0x39) & keep) == (keep & _HIGH)
+    d = (x & keep) - (_U(0x30 * _ONES) & keep)  # masked first: no borrow from a low byte
+    d = d * _U(10) + (d >> _U(8))
+    d = (
+        (d & _U(0x000000FF000000FF)) * _U(100 + (1000000 << 32))
+        + ((d >> _U(16)) & _U(0x000000FF000000FF)) * _U(1 + (10000 << 32))
+    ) >> _U(32)
+    return d.astype(np.int64), ok
 
 
-def _hex(ap: Arr, start: Arr, end: Arr) -> tuple[Arr, Arr]:
-    """Hex value (1..16 digits, no ``0x``) of ``ap[start:end]`` and validity."""
-    w, back = _window(ap, end, 16)
-    n = end - start
-    inside = back[None, :] < n[:, None]
-    h = _HEX[w]
-    ok = (n >= 1) & (n <= 16) & np.all((h != 255) | ~inside, axis=1)
-    h = np.where(inside & (h != 255), h, 0).astype(np.uint64)
+def _hex16(ap8: Arr, start: Arr, end: Arr) -> tuple[Arr, Arr]:
+    """Value of exactly 16 hex digits ``ap[start:end]`` (no ``0x``: that
+    one parse_line reads) and validity, eight digits per uint64."""
+    ok = (end - start) == 16
     val = np.zeros(len(start), dtype=np.uint64)
-    for j in range(16):
-        val = (val << np.uint64(4)) | h[:, j]
-    # "0x.." has an x in it (invalid hex): parse_line reads it, so it goes slow
+    for off in (0, 8):
+        x = ap8[start + off]
+        ok &= (
+            _in_range(x, 0x30, 0x39) | _in_range(x, 0x61, 0x66) | _in_range(x, 0x41, 0x46)
+        ) == _HIGH
+        v = (x & _U(0x0F0F0F0F0F0F0F0F)) + _U(9) * ((x >> _U(6)) & _U(_ONES))
+        v = ((v & _U(0x000F000F000F000F)) << _U(4)) | ((v & _U(0x0F000F000F000F00)) >> _U(8))
+        v = ((v & _U(0x000000FF000000FF)) << _U(8)) | ((v & _U(0x00FF000000FF0000)) >> _U(16))
+        v = ((v & _U(0xFFFF)) << _U(16)) | ((v >> _U(32)) & _U(0xFFFF))
+        val = (val << _U(32)) | v
     return val, ok
 
 
@@ -194,7 +256,7 @@ def parse_block(first: int, data: bytes) -> Block:
     if n > 1:
         starts[1:] = nl[:-1] + 1
     ends = nl.copy()
-    # padded copy: positions shift by _PAD, windows stay inside
+    # padded copy: positions shift by _PAD, eight-byte loads stay inside
     ap = np.zeros(len(a) + 2 * _PAD, dtype=np.uint8)
     ap[_PAD : _PAD + len(a)] = a
     ap8 = _u64(ap)
@@ -202,7 +264,7 @@ def parse_block(first: int, data: bytes) -> Block:
     e0 = ends + _PAD
 
     # lines with a tab, CR, control or non-ASCII byte: parse_line's business
-    # (a - 32) wraps: bytes < 0x20 (the newlines too), DEL and >= 0x80 exceed 0x5E
+    # ((a - 32) wraps: bytes < 0x20 -- newlines too --, DEL and >= 0x80 exceed 0x5E)
     odd = (a - np.uint8(32)) > np.uint8(0x5E)
     ok = np.ones(n, dtype=bool)
     if np.count_nonzero(odd) > n:
@@ -212,90 +274,107 @@ def parse_block(first: int, data: bytes) -> Block:
     ok &= (ends - starts) > 0
     ok &= ap[s0] != ord("#")  # headers and comments
 
-    # "[cpu]": the line's first "[" and first "]", digits in between
-    lb = _positions(ap == ord("["))
-    rb = _positions(ap == ord("]"))
-    lpos = _next(lb, s0, e0)
-    rpos = _next(rb, s0, e0)
-    ok &= (lpos < rpos) & (rpos < e0)
-    cpu, cok = _digits(ap, lpos + 1, rpos, 4)
-    ok &= cok
+    # "[cpu]": the line's first "[" (parse_line's lazy task match takes it)
+    lpos, fok = _find(ap8, s0, e0, ord("["), 8)
+    ok &= fok
+    rpos, fok = _find(ap8, lpos + 1, e0, ord("]"), 1)
+    ok &= fok & (lpos < e0) & (rpos < e0)
+    cpu, cok = _dec8(ap8, lpos + 1, rpos)
+    ok &= cok & (rpos - lpos - 1 <= 4)
     # the timestamp ends at the first ":" after "]"; it is the token after
     # the last space before that (ftrace: "] flags ts:", trace-cmd: "] ts:")
-    co = _positions(ap == ord(":"))
-    spc = _positions(ap == 32)
-    c1 = _next(co, rpos, e0)
-    ok &= (c1 < e0) & (ap[rpos + 1] == 32)
-    ls = spc[np.maximum(np.searchsorted(spc, c1) - 1, 0)]
-    dots = _positions(ap == ord("."))
-    dot = _next(dots, ls, c1)
-    ok &= (ls > rpos) & (dot < c1)
-    ipart, iok = _digits(ap, ls + 1, dot, 10)
-    fpart, fok = _digits(ap, dot + 1, c1, 9)
+    c1, fok = _find(ap8, rpos + 1, e0, ord(":"), 4)
+    ok &= fok & (c1 < e0) & (ap[rpos + 1] == 32)
+    ls, fok = _rfind(ap8, c1, rpos + 1, 32, 3)
+    ok &= fok & (ls > rpos)
+    dot, fok = _rfind(ap8, c1, ls + 1, ord("."), 3)
+    ok &= fok & (dot > ls)
+    ipart, iok = _dec8(ap8, ls + 1, dot)
+    fpart, fok = _dec8(ap8, dot + 1, c1)
     ok &= iok & fok
     scale = _POW10[np.clip(c1 - dot - 1, 0, 18)]
     num = ipart * scale + fpart
-    ok &= num < (1 << 53)  # exact as a double: num / 10**nfrac rounds like float()
+    ok &= num < (1 << 53)  # exact as a double: num / 10**k rounds like float() of the text
     ts = num.astype(np.float64) / scale.astype(np.float64)
     # between "]" and the timestamp: spaces and at most one irq-flags token
-    # of 4..6 of [.a-zA-Z0-9] (counted with the sorted position arrays)
-    nsp = np.searchsorted(spc, ls, "right") - np.searchsorted(spc, rpos + 1)
-    ntok = (ls - rpos) - nsp
-    rise = _positions((ap[:-1] == 32) & (ap[1:] != 32))  # a token starts at rise + 1
-    k = np.searchsorted(rise, rpos + 1)
-    nrun = np.searchsorted(rise, ls - 1) - k
-    tok = ap[rise[np.minimum(k, len(rise) - 2)][:, None] + 1 + np.arange(6)]
-    isflag = _FLAGCH[tok] | (np.arange(6)[None, :] >= ntok[:, None])
-    ok &= (ntok == 0) | ((ntok >= 4) & (ntok <= 6) & (nrun == 1) & np.all(isflag, axis=1))
+    # of 4..6 of [.a-zA-Z0-9] (a 16-byte window)
+    gap = ls - rpos
+    ok &= gap <= 16
+    w = ap[(rpos + 1)[:, None] + np.arange(16)]
+    inside = np.arange(16)[None, :] < gap[:, None]
+    tok = inside & (w != 32)
+    ntok = tok.sum(axis=1)
+    runs = (tok[:, 1:] & ~tok[:, :-1]).sum(axis=1)  # tok[:, 0] is a space (checked)
+    ok &= (ntok == 0) | ((ntok >= 4) & (ntok <= 6) & (runs == 1))
+    ok &= np.all(_FLAGCH[w] | ~tok, axis=1)
 
     # the event: ": <name>: call_site=" right after the timestamp
     kind = np.zeros(n, dtype=np.int8)
     fstart = np.zeros(n, dtype=np.int64)
+    one_space = ap[c1 + 1] == 32
     for ev_kind, pat in _EVENTS:
-        hit = ok & (kind == 0) & _has(ap8, c1 + 2, pat) & (ap[c1 + 1] == 32)
+        hit = ok & (kind == 0) & one_space & _has(ap8, c1 + 2, pat)
         kind[hit] = ev_kind
         fstart[hit] = c1[hit] + 2 + len(pat)
     ok &= kind != 0
-    # call_site=<tok> ptr=<hex>
-    e_cs = _next(spc, fstart, e0)
-    ok &= (e_cs > fstart) & (e_cs < e0) & _has(ap8, e_cs + 1, b"ptr=")
+    # the kfree_rcu kprobe: "(probe) ptr=0x<16 hex> head=0x<16 hex> caller=<tok>"
+    # (parse_fields skips the probe token: it has no "="; ptr is the only ptr)
+    is_rcu = kind == E_KFREE_RCU
+    e_tok, f1 = _find(ap8, fstart, e0, 32, 8)
+    eq, f2 = _find(ap8, fstart, e_tok, ord("="), 8)
+    rok = f1 & f2 & (eq == e_tok) & (e_tok > fstart) & _has(ap8, e_tok + 1, b"ptr=0x")
+    rp0 = e_tok + 7
+    rptr, hok = _hex16(ap8, rp0, rp0 + 16)
+    rok &= hok & _has(ap8, rp0 + 16, b" head=0x")
+    _, hok = _hex16(ap8, rp0 + 24, rp0 + 40)
+    rok &= hok & _has(ap8, rp0 + 40, b" caller=")
+    e_c, f3 = _find(ap8, rp0 + 48, e0, 32, 8)
+    rok &= f3 & (e_c == e0) & (e_c > rp0 + 48)
+    rcu_ok = ok & is_rcu & rok
+    ok &= ~is_rcu
+    # call_site=<tok> ptr=<16 hex>
+    e_cs, fok = _find(ap8, fstart, e0, 32, 8)
+    ok &= fok & (e_cs > fstart) & (e_cs < e0) & _has(ap8, e_cs + 1, b"ptr=")
     p0 = e_cs + 5
-    e_ptr = _next(spc, p0, e0)
-    ptr, pok = _hex(ap, p0, e_ptr)
+    e_ptr = p0 + 16
+    ok &= (e_ptr <= e0) & ((ap[e_ptr] == 32) | (e_ptr == e0))
+    ptr, pok = _hex16(ap8, p0, e_ptr)
     ok &= pok
     # " name=<tok>" (7.x names; a free's last field)
     has_name = ok & (e_ptr < e0) & _has(ap8, e_ptr + 1, b"name=")
     n0 = e_ptr + 6
-    e_name = np.where(has_name, _next(spc, n0, e0), e_ptr)
-    ok &= ~has_name | (e_name > n0)
+    e_name, fok = _find(ap8, n0, e0, 32, 8)
+    e_name = np.where(has_name, e_name, e_ptr)
+    ok &= ~has_name | (fok & (e_name > n0))
     is_free = (kind == E_CACHE_FREE) | (kind == E_KFREE)
     # a free ends there (trailing text: parse_line decides)
     ok &= ~is_free | (e_name == e0)
     # allocations: bytes_req=<d> bytes_alloc=<d> gfp_flags=<tok> node=<-?d>
     is_alloc = ~is_free
-    t = np.where(has_name, e_name, e_ptr) + 1
+    t = e_name + 1
     ok &= ~is_alloc | _has(ap8, t, b"bytes_req=")
     b0 = t + 10
-    e_b = _next(spc, b0, e0)
-    breq, bok = _digits(ap, b0, e_b, 10)
-    ok &= ~is_alloc | (bok & _has(ap8, e_b, b" bytes_alloc="))
+    e_b, fok = _find(ap8, b0, e0, 32, 2)
+    breq, bok = _dec8(ap8, b0, e_b)
+    ok &= ~is_alloc | (fok & bok & _has(ap8, e_b, b" bytes_alloc="))
     a0 = e_b + 13
-    e_a = _next(spc, a0, e0)
-    balloc, aok = _digits(ap, a0, e_a, 10)
-    ok &= ~is_alloc | (aok & _has(ap8, e_a, b" gfp_flags="))
+    e_a, fok = _find(ap8, a0, e0, 32, 2)
+    balloc, aok = _dec8(ap8, a0, e_a)
+    ok &= ~is_alloc | (fok & aok & _has(ap8, e_a, b" gfp_flags="))
     g0 = e_a + 11
-    e_g = _next(spc, g0, e0)
-    ok &= ~is_alloc | ((e_g > g0) & _has(ap8, e_g, b" node="))
+    e_g, fok = _find(ap8, g0, e0, 32, 8)
+    ok &= ~is_alloc | (fok & (e_g > g0) & _has(ap8, e_g, b" node="))
     nd0 = e_g + 6
-    e_nd = _next(spc, nd0, e0)
     neg = ap[nd0] == ord("-")
-    nval, nok = _digits(ap, nd0 + neg, e_nd, 6)
-    ok &= ~is_alloc | nok
+    e_nd, fok = _find(ap8, nd0, e0, 32, 2)
+    nval, nok = _dec8(ap8, nd0 + neg, e_nd)
+    ok &= ~is_alloc | (fok & nok & (e_nd - nd0 - neg <= 6))
     node = np.where(neg, -nval, nval)
 
-    fast = ok
-    al = fast & is_alloc
-    named = fast & has_name
+    fast = ok | rcu_ok
+    ptr = np.where(rcu_ok, rptr, ptr)
+    al = ok & is_alloc
+    named = ok & has_name
     name = np.full(n, -1, dtype=np.int32)
     codes, names = _strings(ap, n0[named], e_name[named])
     name[named] = codes
@@ -308,18 +387,18 @@ def parse_block(first: int, data: bytes) -> Block:
     return Block(
         first=first,
         data=data,
-        starts=starts,
-        ends=ends,
+        starts=starts.astype(np.int32) if len(data) < 1 << 31 else starts,
+        ends=ends.astype(np.int32) if len(data) < 1 << 31 else ends,
         fast=fast,
         kind=kind,
-        cpu=cpu,
+        cpu=cpu.astype(np.int16),
         ts=ts,
         ptr=ptr,
         name=name,
-        bytes_req=np.where(al, breq, 0),
-        bytes_alloc=np.where(al, balloc, 0),
+        bytes_req=np.where(al, breq, 0).astype(np.int32),
+        bytes_alloc=np.where(al, balloc, 0).astype(np.int32),
         gfp=gfp,
-        node=np.where(al, node, -1),
+        node=np.where(al, node, -1).astype(np.int32),
         call_site=cs,
         names=names,
         gfps=gfps,

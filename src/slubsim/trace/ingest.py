@@ -866,10 +866,12 @@ class Ingester:
 
         Lines the vectorised parse read, in the common state, are handled
         here with the same effect as :meth:`consume` -- an allocation from a
-        named cache or kmalloc that is not a pointer reuse, a free of a live
-        object of the cache it names -- and everything else (lines the fast
-        parse left, and fast lines in an unusual state: pending bulk frees,
-        prefilled sheaves, reused, unknown or NULL pointers, name mismatches)
+        named cache, kmalloc or (6.x) an unnamed one that is not a pointer
+        reuse (a kfree_rcu'd pointer coming back is fine), a free of a live
+        object of the cache it names, a kfree_rcu of a live object once the
+        kprobes are known -- and everything else (lines the fast parse left,
+        and fast lines in an unusual state: pending bulk frees, prefilled
+        sheaves, reused, unknown or NULL pointers, name mismatches)
         goes through :meth:`feed` in order.  Writes only read at the end of
         the trace or by slow lines (call-site map, event counts) are
         deferred and flushed before every slow line; the rows of the block
@@ -911,11 +913,7 @@ class Ingester:
                 ok = False
                 if not self.pending_bulk_free or cpu_l[i] not in self.pending_bulk_free:
                     if k in (E_CACHE_ALLOC, E_KMALLOC):
-                        if (
-                            ptr != 0
-                            and ptr not in live
-                            and not (self.rcu_pending and ptr in self.rcu_pending)
-                        ):
+                        if ptr != 0 and ptr not in live:
                             balloc = balloc_l[i]
                             if k == E_CACHE_ALLOC and name_l[i] < 0 and not self.from_sheaf:
                                 # 6.x: no name -- resolved in finish() (see _alloc)
@@ -931,6 +929,8 @@ class Ingester:
                                         "where": blk.first + i,
                                     }
                                 )
+                                if self.rcu_pending:
+                                    self.rcu_pending.pop(ptr, None)  # see below
                                 live[ptr] = c
                                 rc[i] = c
                                 counts[k] += 1
@@ -963,8 +963,19 @@ class Ingester:
                                     c = kmc[key] = self.kmalloc_cache(gfps[gfp_l[i]], balloc)
                                 ok = True
                             if ok:
+                                if self.rcu_pending:
+                                    # kfree_rcu'd and reused: the rcu sheaf recycled it
+                                    self.rcu_pending.pop(ptr, None)
                                 page_cache[ptr >> PAGE_SHIFT] = c
                                 live[ptr] = c
+                    elif k == E_KFREE_RCU:
+                        # consume() + _dispatch() + _kfree_rcu() of a live object
+                        if self.kprobes_seen and ptr > ZERO_SIZE_PTR:
+                            c = live.get(ptr, -1)
+                            if c >= 0:
+                                del live[ptr]
+                                self.rcu_pending[ptr] = c
+                                ok = True
                     elif ptr > ZERO_SIZE_PTR:
                         old = live.get(ptr, -1)
                         if old < -1 and (k == E_KFREE or name_l[i] >= 0):
@@ -1069,7 +1080,8 @@ class Ingester:
             alloc = (kind == E_CACHE_ALLOC) | (kind == E_KMALLOC)
             rec["ts"][fp] = blk.ts[fi]
             rec["cpu"][fp] = blk.cpu[fi]
-            rec["op"][fp] = np.where(alloc, OP_ALLOC, OP_FREE)
+            op = np.where(kind == E_KFREE_RCU, OP_KFREE_RCU, OP_FREE)
+            rec["op"][fp] = np.where(alloc, OP_ALLOC, op)
             rec["cache"][fp] = np.array(rc, dtype=np.int64)[fi]
             rec["ptr"][fp] = blk.ptr[fi]
             rec["size"][fp] = np.where(alloc, blk.bytes_req[fi], 0)
