@@ -308,97 +308,124 @@ def parse_block(first: int, data: bytes) -> Block:
     ok &= (ntok == 0) | ((ntok >= 4) & (ntok <= 6) & (runs == 1))
     ok &= np.all(_FLAGCH[w] | ~tok, axis=1)
 
-    # the event: ": <name>: call_site=" right after the timestamp
+    # the event: ": <name>: " right after the timestamp, told apart by the
+    # first eight bytes (and the next eight for kmem_cache_*), then checked
+    # in full on the lines that matched
     kind = np.zeros(n, dtype=np.int8)
     fstart = np.zeros(n, dtype=np.int64)
-    one_space = ap[c1 + 1] == 32
+    cand = np.flatnonzero(ok & (ap[c1 + 1] == 32))
+    w0 = ap8[c1[cand] + 2]
+    w1 = ap8[c1[cand] + 10]
     for ev_kind, pat in _EVENTS:
-        hit = ok & (kind == 0) & one_space & _has(ap8, c1 + 2, pat)
-        kind[hit] = ev_kind
-        fstart[hit] = c1[hit] + 2 + len(pat)
+        m = w0 == _U(int.from_bytes(pat[:8], "little"))
+        if len(pat) >= 16:
+            m &= w1 == _U(int.from_bytes(pat[8:16], "little"))
+        sub = cand[m]
+        sub = sub[_has(ap8, c1[sub] + 2, pat)]
+        kind[sub] = ev_kind
+        fstart[sub] = c1[sub] + 2 + len(pat)
     ok &= kind != 0
+    ptr = np.zeros(n, dtype=np.uint64)
+
     # the kfree_rcu kprobe: "(probe) ptr=0x<16 hex> head=0x<16 hex> caller=<tok>"
     # (parse_fields skips the probe token: it has no "="; ptr is the only ptr)
-    is_rcu = kind == E_KFREE_RCU
-    e_tok, f1 = _find(ap8, fstart, e0, 32, 8)
-    eq, f2 = _find(ap8, fstart, e_tok, ord("="), 8)
-    rok = f1 & f2 & (eq == e_tok) & (e_tok > fstart) & _has(ap8, e_tok + 1, b"ptr=0x")
+    r = np.flatnonzero(ok & (kind == E_KFREE_RCU))
+    ok[r] = False
+    fs, le = fstart[r], e0[r]
+    e_tok, f1 = _find(ap8, fs, le, 32, 8)
+    eq, f2 = _find(ap8, fs, e_tok, ord("="), 8)
+    rok = f1 & f2 & (eq == e_tok) & (e_tok > fs) & _has(ap8, e_tok + 1, b"ptr=0x")
     rp0 = e_tok + 7
     rptr, hok = _hex16(ap8, rp0, rp0 + 16)
     rok &= hok & _has(ap8, rp0 + 16, b" head=0x")
     _, hok = _hex16(ap8, rp0 + 24, rp0 + 40)
     rok &= hok & _has(ap8, rp0 + 40, b" caller=")
-    e_c, f3 = _find(ap8, rp0 + 48, e0, 32, 8)
-    rok &= f3 & (e_c == e0) & (e_c > rp0 + 48)
-    rcu_ok = ok & is_rcu & rok
-    ok &= ~is_rcu
-    # call_site=<tok> ptr=<16 hex>
-    e_cs, fok = _find(ap8, fstart, e0, 32, 8)
-    ok &= fok & (e_cs > fstart) & (e_cs < e0) & _has(ap8, e_cs + 1, b"ptr=")
+    e_c, f3 = _find(ap8, rp0 + 48, le, 32, 8)
+    rok &= f3 & (e_c == le) & (e_c > rp0 + 48)
+    rcu_ok = np.zeros(n, dtype=bool)
+    rcu_ok[r[rok]] = True
+    ptr[r] = rptr
+
+    # kmem events: call_site=<tok> ptr=<16 hex>[ name=<tok>]
+    k = np.flatnonzero(ok)
+    fs, le = fstart[k], e0[k]
+    kk = kind[k]
+    e_cs, fok = _find(ap8, fs, le, 32, 8)
+    kok = fok & (e_cs > fs) & (e_cs < le) & _has(ap8, e_cs + 1, b"ptr=")
     p0 = e_cs + 5
     e_ptr = p0 + 16
-    ok &= (e_ptr <= e0) & ((ap[e_ptr] == 32) | (e_ptr == e0))
-    ptr, pok = _hex16(ap8, p0, e_ptr)
-    ok &= pok
-    # " name=<tok>" (7.x names; a free's last field)
-    has_name = ok & (e_ptr < e0) & _has(ap8, e_ptr + 1, b"name=")
+    kok &= (e_ptr <= le) & ((ap[e_ptr] == 32) | (e_ptr == le))
+    kptr, pok = _hex16(ap8, p0, e_ptr)
+    kok &= pok
+    ptr[k] = kptr
+    has_name = kok & (e_ptr < le) & _has(ap8, e_ptr + 1, b"name=")
     n0 = e_ptr + 6
-    e_name, fok = _find(ap8, n0, e0, 32, 8)
+    e_name, fok = _find(ap8, n0, le, 32, 8)
     e_name = np.where(has_name, e_name, e_ptr)
-    ok &= ~has_name | (fok & (e_name > n0))
-    is_free = (kind == E_CACHE_FREE) | (kind == E_KFREE)
+    kok &= ~has_name | (fok & (e_name > n0))
+    is_free = (kk == E_CACHE_FREE) | (kk == E_KFREE)
     # a free ends there (trailing text: parse_line decides)
-    ok &= ~is_free | (e_name == e0)
+    kok &= ~is_free | (e_name == le)
+    ok[k] = kok
+    name = np.full(n, -1, dtype=np.int32)
+    nm = has_name & kok
+    codes, names = _strings(ap, n0[nm], e_name[nm])
+    name[k[nm]] = codes
+
     # allocations: bytes_req=<d> bytes_alloc=<d> gfp_flags=<tok> node=<-?d>
-    is_alloc = ~is_free
-    t = e_name + 1
-    ok &= ~is_alloc | _has(ap8, t, b"bytes_req=")
+    sel = kok & ~is_free
+    al = k[sel]
+    le = e0[al]
+    t = e_name[sel] + 1
+    aok = _has(ap8, t, b"bytes_req=")
     b0 = t + 10
-    e_b, fok = _find(ap8, b0, e0, 32, 2)
+    e_b, fok = _find(ap8, b0, le, 32, 2)
     breq, bok = _dec8(ap8, b0, e_b)
-    ok &= ~is_alloc | (fok & bok & _has(ap8, e_b, b" bytes_alloc="))
+    aok &= fok & bok & _has(ap8, e_b, b" bytes_alloc=")
     a0 = e_b + 13
-    e_a, fok = _find(ap8, a0, e0, 32, 2)
-    balloc, aok = _dec8(ap8, a0, e_a)
-    ok &= ~is_alloc | (fok & aok & _has(ap8, e_a, b" gfp_flags="))
+    e_a, fok = _find(ap8, a0, le, 32, 2)
+    balloc, bok = _dec8(ap8, a0, e_a)
+    aok &= fok & bok & _has(ap8, e_a, b" gfp_flags=")
     g0 = e_a + 11
-    e_g, fok = _find(ap8, g0, e0, 32, 8)
-    ok &= ~is_alloc | (fok & (e_g > g0) & _has(ap8, e_g, b" node="))
+    e_g, fok = _find(ap8, g0, le, 32, 8)
+    aok &= fok & (e_g > g0) & _has(ap8, e_g, b" node=")
     nd0 = e_g + 6
     neg = ap[nd0] == ord("-")
-    e_nd, fok = _find(ap8, nd0, e0, 32, 2)
+    e_nd, fok = _find(ap8, nd0, le, 32, 2)
     nval, nok = _dec8(ap8, nd0 + neg, e_nd)
-    ok &= ~is_alloc | (fok & nok & (e_nd - nd0 - neg <= 6))
-    node = np.where(neg, -nval, nval)
-
-    fast = ok | rcu_ok
-    ptr = np.where(rcu_ok, rptr, ptr)
-    al = ok & is_alloc
-    named = ok & has_name
-    name = np.full(n, -1, dtype=np.int32)
-    codes, names = _strings(ap, n0[named], e_name[named])
-    name[named] = codes
+    aok &= fok & nok & (e_nd - nd0 - neg <= 6)
+    ok[al] = aok
+    alv = al[aok]
+    bytes_req = np.zeros(n, dtype=np.int32)
+    bytes_alloc = np.zeros(n, dtype=np.int32)
+    node = np.full(n, -1, dtype=np.int32)
+    bytes_req[alv] = breq[aok]
+    bytes_alloc[alv] = balloc[aok]
+    node[alv] = np.where(neg, -nval, nval)[aok]
     gfp = np.full(n, -1, dtype=np.int32)
-    codes, gfps = _strings(ap, g0[al], e_g[al])
-    gfp[al] = codes
+    codes, gfps = _strings(ap, g0[aok], e_g[aok])
+    gfp[alv] = codes
     cs = np.full(n, -1, dtype=np.int32)
-    codes, css = _strings(ap, fstart[al], e_cs[al])
-    cs[al] = codes
+    codes, css = _strings(ap, (fstart[k])[sel][aok], e_cs[sel][aok])
+    cs[alv] = codes
+    # a free's name where its line failed later: not read (slow line)
+    name[~ok] = -1
+    fast = ok | rcu_ok
     return Block(
         first=first,
         data=data,
         starts=starts.astype(np.int32) if len(data) < 1 << 31 else starts,
         ends=ends.astype(np.int32) if len(data) < 1 << 31 else ends,
         fast=fast,
-        kind=kind,
+        kind=np.where(fast, kind, 0).astype(np.int8),
         cpu=cpu.astype(np.int16),
         ts=ts,
         ptr=ptr,
         name=name,
-        bytes_req=np.where(al, breq, 0).astype(np.int32),
-        bytes_alloc=np.where(al, balloc, 0).astype(np.int32),
+        bytes_req=bytes_req,
+        bytes_alloc=bytes_alloc,
         gfp=gfp,
-        node=np.where(al, node, -1).astype(np.int32),
+        node=node,
         call_site=cs,
         names=names,
         gfps=gfps,
