@@ -8,6 +8,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import slubsim.trace.ingest as ingest_mod
 from slubsim.cli import sample_trace
@@ -170,3 +172,61 @@ def test_errors_keep_their_line_numbers(tmp_path: Path) -> None:
     assert s2.n == 2
     w = {x["kind"]: x for x in s2.warnings}
     assert w["malformed_line"]["examples"][0].startswith("t.txt:2:")
+
+
+def test_slow_block_leaves_every_line_to_parse_line() -> None:
+    from slubsim.trace.fastparse import slow_block
+
+    b = slow_block(3, (ALLOC + "\n" + RCU + "\n").encode())
+    assert b.n == 2 and not b.fast.any() and b.line(1) == RCU.encode()
+
+
+_TOKENS = [
+    ALLOC,
+    RCU,
+    "   a-1  [002] .....  7.000002: kfree: call_site=g+0x2/0x3 ptr=ffff888100000080",
+    "   a-1  [002] d..1. 7.000003: kmem_cache_free: call_site=h ptr=ffff8881000000c0 name=filp",
+    "  b-22  [001] ..... 8.5: kmalloc: call_site=k ptr=ffff888100001000 bytes_req=100 "
+    "bytes_alloc=128 gfp_flags=GFP_KERNEL|__GFP_ZERO node=0 accounted=false",
+]
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(_TOKENS),
+            st.lists(
+                st.tuples(
+                    st.integers(0, 200),
+                    st.sampled_from(list(" []:.=x0-9aZ\t#(")) | st.characters(max_codepoint=0x7F),
+                ),
+                max_size=3,
+            ),
+        ),
+        min_size=1,
+        max_size=8,
+    )
+)
+def test_mutated_lines_are_read_fast_only_as_parse_line_reads_them(
+    lines: list[tuple[str, list[tuple[int, str]]]],
+) -> None:
+    """Property: any line -- a good one with up to three characters replaced
+    or inserted anywhere -- is either left to parse_line or read exactly as
+    parse_line reads it."""
+    texts = []
+    for base, edits in lines:
+        t = base
+        for pos, ch in edits:
+            p = pos % (len(t) + 1)
+            t = t[:p] + ch + t[p + 1 :] if pos % 2 else t[:p] + ch + t[p:]
+        texts.append(t.replace("\n", " ").replace("\r", " "))
+    b = parse_block(1, ("\n".join(texts) + "\n").encode())
+    assert b.n == len(texts)
+    for i, t in enumerate(texts):
+        if bool(b.fast[i]):
+            try:
+                expected = _fields(t)
+            except Exception as e:  # parse_line rejects what the fast path read
+                raise AssertionError(f"fast-read line parse_line rejects: {t!r}") from e
+            assert _fast_fields(b, i) == expected, t

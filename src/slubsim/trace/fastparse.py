@@ -248,7 +248,46 @@ def _has(ap8: Arr, at: Arr, pat: bytes) -> Arr:
 
 
 def parse_block(first: int, data: bytes) -> Block:
-    """Parse the lines of ``data`` (whole lines, ending with a newline)."""
+    """Parse the lines of ``data`` (whole lines, ending with a newline).
+    Never raises on content: should the vectorised parse fail on some input
+    it has not met before, every line of the block is left to ``parse_line``."""
+    try:
+        return _parse_block(first, data)
+    except Exception:  # pragma: no cover - a safety net, not a code path
+        return slow_block(first, data)
+
+
+def slow_block(first: int, data: bytes) -> Block:
+    """A block whose every line is left to ``parse_line``."""
+    a = np.frombuffer(data, dtype=np.uint8)
+    ends = np.flatnonzero(a == 10).astype(np.int64)
+    n = len(ends)
+    starts = np.zeros(n, dtype=np.int64)
+    starts[1:] = ends[:-1] + 1
+    zi = np.zeros(n, dtype=np.int32)
+    return Block(
+        first=first,
+        data=data,
+        starts=starts,
+        ends=ends,
+        fast=np.zeros(n, dtype=bool),
+        kind=np.zeros(n, dtype=np.int8),
+        cpu=np.zeros(n, dtype=np.int16),
+        ts=np.zeros(n, dtype=np.float64),
+        ptr=np.zeros(n, dtype=np.uint64),
+        name=zi - 1,
+        bytes_req=zi,
+        bytes_alloc=zi,
+        gfp=zi - 1,
+        node=zi - 1,
+        call_site=zi - 1,
+        names=[],
+        gfps=[],
+        call_sites=[],
+    )
+
+
+def _parse_block(first: int, data: bytes) -> Block:
     a = np.frombuffer(data, dtype=np.uint8)
     nl = np.flatnonzero(a == 10).astype(np.int64)
     n = len(nl)
