@@ -876,6 +876,8 @@ class Ingester:
         the trace or by slow lines (call-site map, event counts) are
         deferred and flushed before every slow line; the rows of the block
         are placed at its end, in line order."""
+        if self._consume_columns(blk):
+            return
         self._pack()
         n = blk.n
         fast_l: list[bool] = blk.fast.tolist()
@@ -1054,6 +1056,157 @@ class Ingester:
                 nfast += counts[k]
         self.lines += nfast
         self._place_block_rows(blk, fast_l, rc, slow_at, slow_cnt, pos)
+
+    def _consume_columns(self, blk: Block) -> bool:
+        """Resolve a block of plain kmem events over its columns, or return
+        False (nothing changed) when it is not one.
+
+        Applies when every line is a fast named/kmalloc allocation or a
+        free, no kprobe pairing or bulk free is pending, and within the
+        block every allocation finds its pointer free and every free finds
+        it live in the cache the free names (in the block or, for a
+        pointer's first event, in ``self.live``).  Then the effect of the
+        line loop is computed per pointer instead of per line: pointers are
+        grouped by a stable sort, a line's state is its predecessor's in the
+        group, and the maps (live objects, pages, call sites, sizes) get
+        the same final values the line loop would leave."""
+        n = blk.n
+        kind = blk.kind
+        if (
+            n == 0
+            or not bool(blk.fast.all())
+            or self.pending_bulk_free
+            or self.from_sheaf
+            or self.last_large
+            or self.pre_kprobe_live
+        ):
+            return False
+        alloc = (kind == E_CACHE_ALLOC) | (kind == E_KMALLOC)
+        free = (kind == E_CACHE_FREE) | (kind == E_KFREE)
+        ptr = blk.ptr
+        if not bool(
+            (alloc | free).all()
+            and (blk.name[kind == E_CACHE_ALLOC] >= 0).all()
+            and (blk.bytes_alloc[kind == E_KMALLOC] <= KMALLOC_MAX_CACHE_SIZE).all()
+            and (ptr[alloc] != 0).all()
+            and (ptr[free] > ZERO_SIZE_PTR).all()
+        ):
+            return False
+        # predecessor of each line among the lines of the same pointer
+        order = np.argsort(ptr, kind="stable")
+        ps = ptr[order]
+        first_in_group = np.ones(n, dtype=bool)
+        first_in_group[1:] = ps[1:] != ps[:-1]
+        prev = np.full(n, -1, dtype=np.int64)
+        prev[order[1:][~first_in_group[1:]]] = order[:-1][~first_in_group[1:]]
+        firsts = order[first_in_group]
+        first_ptrs: list[int] = ptr[firsts].tolist()
+        live = self.live
+        before = np.array([live.get(p, -1) for p in first_ptrs], dtype=np.int64)
+        if bool((before < -1).any()):
+            return False  # an unnamed 6.x allocation is live: the loop's business
+        has_prev = prev >= 0
+        live_before = np.zeros(n, dtype=bool)
+        live_before[has_prev] = alloc[prev[has_prev]]
+        live_before[firsts] = before >= 0
+        if bool((alloc & live_before).any() or (free & ~live_before).any()):
+            return False
+        rcu_hits: list[int] = []
+        if self.rcu_pending:
+            rcu = self.rcu_pending
+            rcu_hits = [p for p in ptr[firsts[alloc[firsts]]].tolist() if p in rcu]
+        # cache ids, created in the order the line loop would create them
+        names = blk.names
+        gfps = blk.gfps
+        name = blk.name
+        is_named_alloc = kind == E_CACHE_ALLOC
+        is_km = kind == E_KMALLOC
+        km_key = blk.gfp.astype(np.int64) * (1 << 32) + blk.bytes_alloc
+        # name codes >= 0, kmalloc keys <= -2, -1: a free without a name
+        key = np.where(is_km, -2 - km_key, name.astype(np.int64))
+        ukeys, ufirst = np.unique(key, return_index=True)
+        code_cid: dict[int, int] = {}
+        for j in np.argsort(ufirst, kind="stable").tolist():
+            kk = int(ukeys[j])
+            i = int(ufirst[j])
+            if kk >= 0:
+                nm = names[kk]
+                if is_named_alloc[i]:
+                    code_cid[kk] = self.cid(nm, int(blk.bytes_req[i]), int(blk.bytes_alloc[i]))
+                else:
+                    code_cid[kk] = self.cid(nm)
+            elif kk < -1:
+                km = -2 - kk
+                code_cid[kk] = self.kmalloc_cache(gfps[km >> 32], km & 0xFFFFFFFF)
+        kcid = np.array([code_cid.get(int(k), -1) for k in ukeys.tolist()], dtype=np.int64)
+        line_cid = kcid[np.searchsorted(ukeys, key)]
+        # a free's row cache is the cache of the allocation it ends
+        rc = np.where(alloc, line_cid, -1)
+        rc[firsts[~alloc[firsts]]] = before[~alloc[firsts]]
+        fp = np.flatnonzero(free & has_prev)
+        rc[fp] = rc[prev[fp]]  # predecessors are allocations (checked above)
+        named_free = (kind == E_CACHE_FREE) & (name >= 0)
+        if bool((rc[named_free] != line_cid[named_free]).any()):
+            return False  # a name mismatch: warned about by the line loop
+        # --- from here on, state changes (the block is resolved) ---
+        for p in rcu_hits:
+            del self.rcu_pending[p]
+        na = np.flatnonzero(is_named_alloc)
+        for kk in np.unique(name[na]).tolist():
+            rows = na[name[na] == kk]
+            ba = blk.bytes_alloc[rows]
+            nz = ba[ba != 0]
+            self.cid(names[kk], int(blk.bytes_req[rows].max()), int(nz[0]) if len(nz) else 0)
+        if len(na):
+            # (bytes_alloc, cache) pairs as one key (cache ids < 2**24)
+            for key_ in np.unique(blk.bytes_alloc[na].astype(np.int64) << 24 | rc[na]).tolist():
+                self.size_caches[key_ >> 24].add(key_ & 0xFFFFFF)
+            self._last_wins(self.callsite_cache, blk.call_site[na], rc[na], blk.call_sites)
+        ai = np.flatnonzero(alloc)
+        pages = (ptr[ai] >> np.uint64(PAGE_SHIFT)).astype(np.int64)
+        self._last_wins_int(self.page_cache, pages, rc[ai])
+        # live objects: the last event of each pointer decides
+        last = order[np.append(first_in_group[1:], True)]
+        for p in first_ptrs:
+            live.pop(p, None)
+        fin = last[alloc[last]]
+        fin = fin[np.argsort(fin, kind="stable")]
+        for p, c in zip(ptr[fin].tolist(), rc[fin].tolist(), strict=True):
+            live[p] = c
+        # rows, counts
+        rec = np.zeros(n, dtype=ROW_DTYPE)
+        rec["ts"] = blk.ts
+        rec["cpu"] = blk.cpu
+        rec["op"] = np.where(alloc, OP_ALLOC, OP_FREE)
+        rec["cache"] = rc
+        rec["ptr"] = ptr
+        rec["size"] = np.where(alloc, blk.bytes_req, 0)
+        rec["node"] = np.where(alloc, blk.node, -1)
+        self._pack()
+        self._keep(rec)
+        self.max_cpu = max(self.max_cpu, int(blk.cpu.max()))
+        self.events += n
+        self.lines += n
+        for k_, cnt in zip(*np.unique(kind, return_counts=True), strict=True):
+            self.event_counts[EVENT_NAMES[int(k_)]] += int(cnt)
+        return True
+
+    @staticmethod
+    def _last_wins(d: dict[str, int], codes: Any, vals: Any, table: list[str]) -> None:
+        """``d[table[code]] = val`` for each pair in order (the last wins),
+        written in order of first appearance."""
+        u, first = np.unique(codes, return_index=True)
+        rev = len(codes) - 1 - np.unique(codes[::-1], return_index=True)[1]
+        for j in np.argsort(first, kind="stable").tolist():
+            d[table[int(u[j])]] = int(vals[rev[j]])
+
+    @staticmethod
+    def _last_wins_int(d: dict[int, int], keys: Any, vals: Any) -> None:
+        """``d[key] = val`` for each pair in order (the last wins)."""
+        u, first = np.unique(keys, return_index=True)
+        rev = len(keys) - 1 - np.unique(keys[::-1], return_index=True)[1]
+        for j in np.argsort(first, kind="stable").tolist():
+            d[int(u[j])] = int(vals[rev[j]])
 
     def _place_block_rows(
         self,
