@@ -340,3 +340,23 @@ def test_column_resolver_equals_line_ingest(
         else:
             ing.consume_block(blk, f, True)
     assert taken > 0
+
+
+def test_truncated_stream_reports_the_lines_read(tmp_path: Path) -> None:
+    """Blocks are read in pieces of at most 1 MiB, so a stream cut after
+    megabytes of text still says how far it got (and cuts at a line)."""
+    text = "".join(
+        ALLOC.replace("ffff888100000000", f"{0xFFFF888100000000 + 64 * i:016x}") + "\n"
+        for i in range(40000)
+    )
+    f = tmp_path / "t.txt.xz"
+    f.write_bytes(lzma.compress(text.encode(), preset=0)[:-2000])
+    with pytest.raises(TraceFormatError, match=r"t.txt.xz:(\d+): truncated xz stream") as e:
+        ingest(f)
+    read = int(str(e.value).split(":")[1])
+    assert 6000 < read < 40000  # whole MiB pieces before the cut
+    blocks = []
+    with pytest.raises(TraceFormatError):
+        for first, data in iter_blocks(f, 1 << 22):
+            blocks.append((first, data))
+    assert all(d.endswith(b"\n") for _, d in blocks)

@@ -116,14 +116,25 @@ def iter_blocks(path: str | Path, chunk_bytes: int = 1 << 22) -> Iterator[tuple[
     kind = detect_compression(p)
     lineno = 0
     checked = False
+    pieces: list[bytes] = []  # read, not yet cut into a block
     try:
         with _open_binary(p, kind) as raw:
             carry = b""
-            for chunk in _decompress_ahead(raw, chunk_bytes):
+            # read in pieces of at most 1 MiB (a truncated stream loses only
+            # the piece being read), cut blocks of about ``chunk_bytes``
+            size = 0
+            for piece in _decompress_ahead(raw, min(chunk_bytes, 1 << 20)):
                 if not checked:
                     checked = True
-                    if b"\x00" in chunk[:4096].split(b"\n", 1)[0]:
+                    if b"\x00" in piece[:4096].split(b"\n", 1)[0]:
                         raise TraceFormatError(f"{p}:1: binary data, not a text trace")
+                pieces.append(piece)
+                size += len(piece)
+                if size < chunk_bytes:
+                    continue
+                chunk = b"".join(pieces)
+                pieces = []
+                size = 0
                 cut = chunk.rfind(b"\n")
                 if cut < 0:
                     carry += chunk
@@ -132,12 +143,17 @@ def iter_blocks(path: str | Path, chunk_bytes: int = 1 << 22) -> Iterator[tuple[
                 carry = chunk[cut + 1 :]
                 yield lineno + 1, block
                 lineno += block.count(b"\n")
-            if carry:
-                yield lineno + 1, carry + b"\n"
-                lineno += 1
+            tail = carry + b"".join(pieces)
+            pieces = []
+            if tail:
+                if not tail.endswith(b"\n"):
+                    tail += b"\n"
+                yield lineno + 1, tail
+                lineno += tail.count(b"\n")
     except (EOFError, lzma.LZMAError, gzip.BadGzipFile, OSError) as e:
         if isinstance(e, TraceFormatError):
             raise
+        lineno += sum(x.count(b"\n") for x in pieces)  # whole lines read before the error
         msg = str(e) or type(e).__name__
         if isinstance(e, EOFError) or "end of stream" in msg.lower() or "truncat" in msg.lower():
             raise TraceFormatError(
