@@ -1441,10 +1441,12 @@ def _reason(e: Exception) -> str:
 
 
 def _default_workers(p: Path) -> int:
-    """Serial by default: measured on the shared traces, the sequential
-    resolution step dominates, and shipping parsed events between processes
-    costs more than parsing them (4.2 s serial vs 5.4 s with 2 workers for
-    616k lines).  ``workers=2`` stays available for experiments."""
+    """The block pipeline by default (1; it starts its own parser processes
+    for large inputs, see :func:`_parse_procs`).  ``workers >= 2`` selects
+    the older line pipeline -- ``parse_line`` in that many processes, the
+    line-by-line consume here -- kept as the reference the block pipeline
+    is tested against (it was measured slower than serial line parsing:
+    shipping parsed events costs more than parsing them)."""
     del p
     return 1
 
@@ -1587,8 +1589,10 @@ def ingest(
 ) -> EventStore:
     """Parse a trace file or a bundle directory into an :class:`EventStore`.
 
-    ``progress(lines, bytes_total)`` is called as lines are consumed;
-    ``workers`` parsing processes (default: 2 for large files, else 1).
+    ``progress(lines, bytes_total)`` is called as lines are consumed.
+    ``workers``: default (or 1) the block pipeline (vectorised parsing, in
+    two worker processes from 8 MB of input; see :func:`_ingest_blocks`);
+    2 or more the line-by-line reference pipeline in that many processes.
     With ``out``, the store is written there while parsing -- packed rows
     spill to a temporary directory beside it, so memory stays bounded by one
     chunk of ``row_chunk`` rows plus the per-pointer state -- and the result
