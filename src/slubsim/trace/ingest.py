@@ -995,10 +995,8 @@ class Ingester:
                                     named = name_cid[name_l[i]] = self.cid(names[name_l[i]])
                                 c = named
                                 if pend["cache"] is None:
-                                    for cc in cs_touched:  # setdefault below reads the map
-                                        self.callsite_cache[css[cc]] = cs_last[cc]
-                                        cs_last[cc] = -1
-                                    cs_touched = []
+                                    # setdefault below reads the map
+                                    self._flush_call_sites(css, cs_last, cs_touched)
                                     pend["cache"] = c
                                     self.size_caches[pend["bytes_alloc"]].add(c)
                                     if pend["call_site"]:
@@ -1032,10 +1030,7 @@ class Ingester:
                     continue
                 fast_l[i] = False  # an unusual state: the general path decides
             # a slow line: deferred writes first, then the general path
-            for cc in cs_touched:
-                self.callsite_cache[css[cc]] = cs_last[cc]
-                cs_last[cc] = -1
-            cs_touched = []
+            self._flush_call_sites(css, cs_last, cs_touched)
             self.events = base_events + pos
             before = len(self.rows)
             lineno = blk.first + i
@@ -1045,8 +1040,7 @@ class Ingester:
                 slow_at.append(i)
                 slow_cnt.append(made)
                 pos += made
-        for cc in cs_touched:
-            self.callsite_cache[css[cc]] = cs_last[cc]
+        self._flush_call_sites(css, cs_last, cs_touched)
         self.in_block = False
         self.events = base_events + pos
         nfast = 0
@@ -1161,10 +1155,13 @@ class Ingester:
             # (bytes_alloc, cache) pairs as one key (cache ids < 2**24)
             for key_ in np.unique(blk.bytes_alloc[na].astype(np.int64) << 24 | rc[na]).tolist():
                 self.size_caches[key_ >> 24].add(key_ & 0xFFFFFF)
-            self._last_wins(self.callsite_cache, blk.call_site[na], rc[na], blk.call_sites)
+            css = blk.call_sites
+            for code, c in zip(*_last_wins(blk.call_site[na], rc[na]), strict=True):
+                self.callsite_cache[css[code]] = c
         ai = np.flatnonzero(alloc)
         pages = (ptr[ai] >> np.uint64(PAGE_SHIFT)).astype(np.int64)
-        self._last_wins_int(self.page_cache, pages, rc[ai])
+        for page, c in zip(*_last_wins(pages, rc[ai]), strict=True):
+            self.page_cache[page] = c
         # live objects: the last event of each pointer decides
         last = order[np.append(first_in_group[1:], True)]
         for p in first_ptrs:
@@ -1191,22 +1188,13 @@ class Ingester:
             self.event_counts[EVENT_NAMES[int(k_)]] += int(cnt)
         return True
 
-    @staticmethod
-    def _last_wins(d: dict[str, int], codes: Any, vals: Any, table: list[str]) -> None:
-        """``d[table[code]] = val`` for each pair in order (the last wins),
-        written in order of first appearance."""
-        u, first = np.unique(codes, return_index=True)
-        rev = len(codes) - 1 - np.unique(codes[::-1], return_index=True)[1]
-        for j in np.argsort(first, kind="stable").tolist():
-            d[table[int(u[j])]] = int(vals[rev[j]])
-
-    @staticmethod
-    def _last_wins_int(d: dict[int, int], keys: Any, vals: Any) -> None:
-        """``d[key] = val`` for each pair in order (the last wins)."""
-        u, first = np.unique(keys, return_index=True)
-        rev = len(keys) - 1 - np.unique(keys[::-1], return_index=True)[1]
-        for j in np.argsort(first, kind="stable").tolist():
-            d[int(u[j])] = int(vals[rev[j]])
+    def _flush_call_sites(self, css: list[str], cs_last: list[int], touched: list[int]) -> None:
+        """Write the deferred ``callsite_cache`` entries of a block (the last
+        allocation of each call site wins) and clear them."""
+        for cc in touched:
+            self.callsite_cache[css[cc]] = cs_last[cc]
+            cs_last[cc] = -1
+        touched.clear()
 
     def _place_block_rows(
         self,
@@ -1488,6 +1476,16 @@ def _chunks(lines: Iterable[tuple[int, str]], n: int) -> Iterable[list[tuple[int
             buf = []
     if buf:
         yield buf
+
+
+def _last_wins(keys: Any, vals: Any) -> tuple[list[int], list[int]]:
+    """For the pairs ``(keys[i], vals[i])`` in order: each distinct key, in
+    order of first appearance, with the value of its last pair -- what a
+    dict assigned pair by pair ends up holding."""
+    u, first = np.unique(keys, return_index=True)
+    last = len(keys) - 1 - np.unique(keys[::-1], return_index=True)[1]
+    order = np.argsort(first, kind="stable")
+    return u[order].tolist(), np.asarray(vals)[last[order]].tolist()
 
 
 def _parse_detached(first: int, data: bytes) -> Block:
