@@ -1,11 +1,14 @@
-"""Build hook: compile slubsim's model hot path with mypyc.
+"""Build hook: compile slubsim's model hot path with mypyc, the trace line
+scanner with Cython.
 
 The modules in ``src/slubsim/_native.py:COMPILED_MODULES`` (page allocator, machine,
 slabs, sheaves, node/barn, the per-CPU layers and the cache) are compiled to C
-extensions when mypyc and a C compiler are available.  Anything that stops
-that (no compiler, ``SLUBSIM_PURE=1`` at build time, a mypyc failure) is
-reported and the package installs as pure Python: the same sources run
-unchanged, only slower (see README "Speed").
+extensions when mypyc and a C compiler are available; ``src/slubsim/trace/scan.py``
+(Cython pure-Python mode: typed memoryviews, no GIL) with Cython.  Anything that
+stops that (no compiler, ``SLUBSIM_PURE=1`` at build time, a mypyc or Cython
+failure) is reported and the package installs as pure Python: the same sources
+run unchanged, only slower (see README "Speed"), and trace text is parsed with
+numpy instead of the scanner.
 """
 
 from __future__ import annotations
@@ -50,9 +53,36 @@ def ext_modules() -> list[Any]:
         return []
     paths = [os.path.join("src", *m.split(".")) + ".py" for m in COMPILED_MODULES]
     try:
-        return list(mypycify(paths, opt_level="3"))
+        exts = list(mypycify(paths, opt_level="3"))
     except BaseException as e:  # mypyc type-check failure exits via SystemExit
         print(f"slubsim: mypyc failed ({e!r}), building pure Python", file=sys.stderr)
+        exts = []
+    return exts + scanner_ext()
+
+
+def scanner_ext() -> list[Any]:
+    """The Cython-compiled line scanner (slubsim.trace.scan), if Cython is there."""
+    try:
+        from Cython.Build import cythonize
+        from setuptools import Extension
+    except ImportError:
+        print("slubsim: Cython not available, trace text is parsed with numpy", file=sys.stderr)
+        return []
+    ext = Extension(
+        "slubsim.trace.scan",
+        [os.path.join("src", "slubsim", "trace", "scan.py")],
+        extra_compile_args=["-O3"],
+    )
+    try:
+        return list(
+            cythonize(
+                [ext],
+                language_level=3,
+                compiler_directives={"boundscheck": False, "wraparound": False},
+            )
+        )
+    except BaseException as e:
+        print(f"slubsim: Cython failed ({e!r}), trace text is parsed with numpy", file=sys.stderr)
         return []
 
 

@@ -24,13 +24,21 @@ numbers too long) -- is marked slow and goes through ``parse_line`` with its
 line number, so errors are reported exactly as before.  A test compares the
 two parsers on every line of the committed traces.
 
-numpy releases the GIL in most of this work, so the ingester runs it for the
-next block in a helper thread while it consumes the current one.
+Two implementations of that one parser: :mod:`slubsim.trace.scan`, one C
+pass per line compiled from Cython pure-Python mode at install time (used
+when present, runs without the GIL), and the numpy one below (used when the
+scanner is not compiled, or with ``SLUBSIM_PURE=1``).  They accept the same
+lines with the same values; the string tables are built the same way from
+the spans either returns (tested).
 """
 
 from __future__ import annotations
 
+import os
+import warnings
 from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -247,14 +255,110 @@ def _has(ap8: Arr, at: Arr, pat: bytes) -> Arr:
     return ok
 
 
-def parse_block(first: int, data: bytes) -> Block:
-    """Parse the lines of ``data`` (whole lines, ending with a newline).
-    Never raises on content: should the vectorised parse fail on some input
-    it has not met before, every line of the block is left to ``parse_line``."""
+def _load_scanner() -> ModuleType | None:
+    """The Cython-compiled :mod:`slubsim.trace.scan`, or None: not compiled
+    at install time, ``SLUBSIM_PURE`` set, or the extension older than its
+    source (an edited editable checkout: stale machine code would ignore the
+    edit -- warned, as for the mypyc modules)."""
+    if os.environ.get("SLUBSIM_PURE", "") not in ("", "0"):
+        return None
     try:
+        from . import scan
+    except ImportError:  # no extension, and the pure source needs Cython's shadow module
+        return None
+    if not scan.COMPILED:
+        return None
+    built = Path(scan.__file__)
+    src = built.with_name("scan.py")
+    if src.is_file() and src.stat().st_mtime > built.stat().st_mtime + 2.0:
+        warnings.warn(
+            "slubsim: trace/scan.py is newer than its compiled extension (re-run pip install);"
+            " parsing with numpy",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+        return None
+    return scan
+
+
+#: the compiled line scanner, when installed (see :func:`_load_scanner`)
+SCANNER: ModuleType | None = _load_scanner()
+
+
+def parse_block(first: int, data: bytes) -> Block:
+    """Parse the lines of ``data`` (whole lines, ending with a newline) with
+    the compiled scanner when there is one, else with numpy.  Never raises
+    on content: should the parse fail on some input it has not met before,
+    every line of the block is left to ``parse_line``."""
+    try:
+        if SCANNER is not None:
+            return scan_block(first, data, SCANNER)
         return _parse_block(first, data)
     except Exception:  # pragma: no cover - a safety net, not a code path
         return slow_block(first, data)
+
+
+def scan_block(first: int, data: bytes, scanner: ModuleType) -> Block:
+    """:func:`parse_block` through ``scanner`` (:mod:`slubsim.trace.scan`,
+    compiled or, in tests, its pure-Python source)."""
+    n = scanner.count_lines(data) if scanner.COMPILED else data.count(b"\n")
+    starts = np.zeros(n, dtype=np.int64)
+    ends = np.zeros(n, dtype=np.int64)
+    fast = np.zeros(n, dtype=np.uint8)
+    kind = np.zeros(n, dtype=np.int8)
+    cpu = np.zeros(n, dtype=np.int16)
+    ts = np.zeros(n, dtype=np.float64)
+    ptr = np.zeros(n, dtype=np.uint64)
+    bytes_req = np.zeros(n, dtype=np.int32)
+    bytes_alloc = np.zeros(n, dtype=np.int32)
+    node = np.full(n, -1, dtype=np.int32)
+    codes = np.full((n, 3), -1, dtype=np.int32)
+    tables = np.zeros((3, 1 << max(4, (2 * n + 1).bit_length())), dtype=np.int64)
+    firsts = np.zeros((3, n, 2), dtype=np.int64)
+    counts = np.zeros(3, dtype=np.int64)
+    scanner.scan(
+        data,
+        n,
+        starts,
+        ends,
+        fast,
+        kind,
+        cpu,
+        ts,
+        ptr,
+        bytes_req,
+        bytes_alloc,
+        node,
+        codes,
+        tables,
+        firsts,
+        counts,
+    )
+    names, gfps, call_sites = (
+        [data[s:e].decode("ascii") for s, e in firsts[t, : counts[t]].tolist()] for t in range(3)
+    )
+    ok = fast.view(bool)
+    small = len(data) < 1 << 31
+    return Block(
+        first=first,
+        data=data,
+        starts=starts.astype(np.int32) if small else starts,
+        ends=ends.astype(np.int32) if small else ends,
+        fast=ok,
+        kind=kind,
+        cpu=cpu,
+        ts=ts,
+        ptr=ptr,
+        name=codes[:, 0],
+        bytes_req=bytes_req,
+        bytes_alloc=bytes_alloc,
+        gfp=codes[:, 1],
+        node=node,
+        call_site=codes[:, 2],
+        names=names,
+        gfps=gfps,
+        call_sites=call_sites,
+    )
 
 
 def slow_block(first: int, data: bytes) -> Block:
