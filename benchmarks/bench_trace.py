@@ -108,8 +108,11 @@ def bench_parse(f: Path, compressed: bool) -> tuple[int, float]:
 
 
 def _ingest_cores(target: Path) -> str:
+    from slubsim.trace.fastparse import SCANNER
     from slubsim.trace.ingest import _parse_procs
 
+    if SCANNER is not None:
+        return "compiled scanner thread + resolver, 2 cores"
     f = find_trace_file(target) if target.is_dir() else target
     procs = _parse_procs(f, f.stat().st_size)
     return f"{procs} parser processes + resolver, 2 cores" if procs else "1 core"

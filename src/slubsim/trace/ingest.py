@@ -43,6 +43,7 @@ from ..kmalloc import (
     kmalloc_index_size,
     parse_kmalloc_name,
 )
+from . import fastparse
 from .events import (
     F_BULK_BOUND,
     F_EARLY,
@@ -1504,19 +1505,32 @@ def _ingest_blocks(
     total: int,
     procs: int,
 ) -> None:
-    """Decompression in a reader thread, vectorised parsing of the next
-    blocks in ``procs`` worker processes (0: in this process, for small
-    inputs) and the sequential resolution here.  Parsing runs in processes,
-    not threads: the resolution loop holds the GIL, and numpy's Python glue
+    """Decompression in a reader thread, parsing of the next blocks ahead
+    and the sequential resolution here.  With the compiled scanner
+    (:data:`fastparse.SCANNER`) parsing runs in one helper thread: the scan
+    releases the GIL, and its Python glue is small.  Without it (numpy)
+    parsing runs in ``procs`` worker processes (0: in this process, for small
+    inputs): the resolution loop holds the GIL, and numpy's Python glue
     between its GIL-free kernels would wait for it."""
     from collections import deque
-    from concurrent.futures import Future, ProcessPoolExecutor
+    from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 
     def consume(blk: Block) -> None:
         ing.consume_block(blk, p, skip_malformed)
         if progress is not None:
             progress(ing.lines, total)
 
+    scanner = fastparse.SCANNER
+    if scanner is not None:
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="slubsim-scan") as tex:
+            ahead: deque[Future[Block]] = deque()
+            for first, data in iter_blocks(p, BLOCK_BYTES, scanner.count_lines):
+                ahead.append(tex.submit(parse_block, first, data))
+                if len(ahead) > 1:
+                    consume(ahead.popleft().result())
+            while ahead:
+                consume(ahead.popleft().result())
+        return
     if procs <= 0:
         for first, data in iter_blocks(p, BLOCK_BYTES):
             consume(parse_block(first, data))

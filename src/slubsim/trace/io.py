@@ -10,7 +10,7 @@ from __future__ import annotations
 import bz2
 import gzip
 import lzma
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, cast
 
@@ -98,10 +98,16 @@ def _decompress_ahead(raw: IO[bytes], chunk_bytes: int, depth: int = 4) -> Itera
                 t.join(0.01)
 
 
-def iter_blocks(path: str | Path, chunk_bytes: int = 1 << 22) -> Iterator[tuple[int, bytes]]:
+def iter_blocks(
+    path: str | Path,
+    chunk_bytes: int = 1 << 22,
+    count_lines: Callable[[bytes], int] | None = None,
+) -> Iterator[tuple[int, bytes]]:
     """Yield ``(first_line_number, block)`` from a trace file: ``block`` holds
     whole lines only and always ends with a newline (one is added after a
-    final unterminated line); line numbers are 1-based.
+    final unterminated line); line numbers are 1-based.  ``count_lines``
+    counts a block's newlines (default ``bytes.count``; the ingester passes
+    the compiled scanner's, which runs without the GIL).
 
     Decompression runs ahead in a helper thread (:func:`_decompress_ahead`).
     Raises :class:`TraceFormatError` for a missing, empty, binary or truncated
@@ -114,6 +120,7 @@ def iter_blocks(path: str | Path, chunk_bytes: int = 1 << 22) -> Iterator[tuple[
     if p.stat().st_size == 0:
         raise TraceFormatError(f"{p}: empty file")
     kind = detect_compression(p)
+    count = count_lines if count_lines is not None else _count_newlines
     lineno = 0
     checked = False
     pieces: list[bytes] = []  # read, not yet cut into a block
@@ -142,14 +149,14 @@ def iter_blocks(path: str | Path, chunk_bytes: int = 1 << 22) -> Iterator[tuple[
                 block = carry + chunk[: cut + 1] if carry else chunk[: cut + 1]
                 carry = chunk[cut + 1 :]
                 yield lineno + 1, block
-                lineno += block.count(b"\n")
+                lineno += count(block)
             tail = carry + b"".join(pieces)
             pieces = []
             if tail:
                 if not tail.endswith(b"\n"):
                     tail += b"\n"
                 yield lineno + 1, tail
-                lineno += tail.count(b"\n")
+                lineno += count(tail)
     except (EOFError, lzma.LZMAError, gzip.BadGzipFile, OSError) as e:
         if isinstance(e, TraceFormatError):
             raise
@@ -169,6 +176,10 @@ def iter_blocks(path: str | Path, chunk_bytes: int = 1 << 22) -> Iterator[tuple[
         raise
     if lineno == 0:
         raise TraceFormatError(f"{p}: empty trace (no lines after decompression)")
+
+
+def _count_newlines(data: bytes) -> int:
+    return data.count(b"\n")
 
 
 def iter_lines(path: str | Path, chunk_bytes: int = 1 << 20) -> Iterator[tuple[int, str]]:
