@@ -109,7 +109,8 @@ def iter_blocks(
     counts a block's newlines (default ``bytes.count``; the ingester passes
     the compiled scanner's, which runs without the GIL).
 
-    Decompression runs ahead in a helper thread (:func:`_decompress_ahead`).
+    Decompression runs ahead in a helper thread (:func:`_decompress_ahead`);
+    plain files are read directly.
     Raises :class:`TraceFormatError` for a missing, empty, binary or truncated
     file."""
     p = Path(path)
@@ -128,9 +129,16 @@ def iter_blocks(
         with _open_binary(p, kind) as raw:
             carry = b""
             # read in pieces of at most 1 MiB (a truncated stream loses only
-            # the piece being read), cut blocks of about ``chunk_bytes``
+            # the piece being read), cut blocks of about ``chunk_bytes`` at the
+            # last newline of their last piece: one copy (the join) per block
             size = 0
-            for piece in _decompress_ahead(raw, min(chunk_bytes, 1 << 20)):
+            piece_bytes = min(chunk_bytes, 1 << 20)
+            source = (
+                iter(lambda: raw.read(piece_bytes), b"")  # page cache: no thread needed
+                if kind == "plain"
+                else _decompress_ahead(raw, piece_bytes)
+            )
+            for piece in source:
                 if not checked:
                     checked = True
                     if b"\x00" in piece[:4096].split(b"\n", 1)[0]:
@@ -139,15 +147,16 @@ def iter_blocks(
                 size += len(piece)
                 if size < chunk_bytes:
                     continue
-                chunk = b"".join(pieces)
-                pieces = []
-                size = 0
-                cut = chunk.rfind(b"\n")
-                if cut < 0:
-                    carry += chunk
+                cut = piece.rfind(b"\n")
+                if cut < 0:  # no line ends in this piece: keep reading
                     continue
-                block = carry + chunk[: cut + 1] if carry else chunk[: cut + 1]
-                carry = chunk[cut + 1 :]
+                pieces[-1] = piece[: cut + 1]
+                if carry:
+                    pieces.insert(0, carry)
+                block = b"".join(pieces)
+                carry = piece[cut + 1 :]
+                pieces = []
+                size = len(carry)
                 yield lineno + 1, block
                 lineno += count(block)
             tail = carry + b"".join(pieces)
