@@ -224,3 +224,13 @@ def test_window_limits_agree(axis: str) -> None:
     assert 0 < int(a.fast.sum()) < len(lines), axis  # the limit is inside the range
     for s in _scanners():
         _assert_same(a, scan_block(1, data, s))
+
+
+@pytest.mark.parametrize("size", [0, 1, 254, 255, 256, 510, 511, 4097])
+def test_count_lines(size: int) -> None:
+    """The GIL-free newline count (255-byte strides) equals bytes.count."""
+    rng = np.random.default_rng(size)
+    for density in (0.0, 0.1, 1.0):
+        data = bytes(np.where(rng.random(size) < density, 10, 97).astype(np.uint8))
+        for s in _scanners():
+            assert s.count_lines(data) == data.count(b"\n"), (s.COMPILED, density)

@@ -1351,17 +1351,17 @@ class Ingester:
                 lo, hi = np.searchsorted(patch_rows, (base, base + n))
                 cache[patch_rows[lo:hi] - base] = patch_vals[lo:hi]
                 ptr = rec["ptr"]
-                uniq, first, inv = np.unique(ptr, return_index=True, return_inverse=True)
-                uid = np.empty(len(uniq), dtype=np.int64)
-                for k in np.argsort(first, kind="stable").tolist():
-                    uid[k] = ids.setdefault(int(uniq[k]), len(ids))
+                inv, uniq = _first_seen_codes(ptr)
+                uid = np.array(
+                    [ids.setdefault(u, len(ids)) for u in uniq.tolist()], dtype=np.int64
+                )
                 w.write(
                     {
                         "ts": rec["ts"],
                         "cpu": rec["cpu"],
                         "op": rec["op"],
                         "cache": cache,
-                        "obj": uid[inv.reshape(-1)].astype(np.int32),
+                        "obj": uid[inv].astype(np.int32),
                         "ptr": ptr,
                         "size": rec["size"],
                         "node": rec["node"],
@@ -1374,29 +1374,18 @@ class Ingester:
         self._packed = []
 
     def to_store(self, extra_meta: dict[str, Any]) -> EventStore:
-        rec = self.all_rows()
-        cache = rec["cache"].copy()
+        parts = list(self.iter_packed())
+        cols: dict[str, Any] = {}
+        for f in ("ts", "cpu", "op", "cache", "ptr", "size", "node", "flags", "aux"):
+            # one copy per column, straight from the packed chunks
+            cols[f] = (
+                np.concatenate([p[f] for p in parts]) if parts else np.zeros(0, ROW_DTYPE[f])
+            )
+        cache = cols["cache"]
         for r, c in self.cache_patch.items():
             cache[r] = c
-        ptr = rec["ptr"].copy()
-        # dense object ids in first-seen order
-        _, first_idx, inv = np.unique(ptr, return_index=True, return_inverse=True)
-        order = np.argsort(first_idx, kind="stable")
-        rank = np.empty_like(order)
-        rank[order] = np.arange(len(order))
-        obj = rank[inv].astype(np.int32)
-        cols: dict[str, Any] = {
-            "ts": rec["ts"].copy(),
-            "cpu": rec["cpu"].copy(),
-            "op": rec["op"].copy(),
-            "cache": cache,
-            "obj": obj,
-            "ptr": ptr,
-            "size": rec["size"].copy(),
-            "node": rec["node"].copy(),
-            "flags": rec["flags"].copy(),
-            "aux": rec["aux"].copy(),
-        }
+        codes, _ = _first_seen_codes(cols["ptr"])
+        cols["obj"] = codes.astype(np.int32)  # dense object ids in first-seen order
         meta = self._meta(extra_meta)
         self.rows = []
         self._packed = []
@@ -1423,6 +1412,20 @@ ROW_DTYPE = np.dtype(
         ("aux", "i8"),
     ]
 )
+
+
+def _first_seen_codes(values: Any) -> tuple[Any, Any]:
+    """``(codes, uniques)``: each value's index among the distinct values in
+    order of first appearance (pyarrow's hash-based ``dictionary_encode``,
+    O(n); sorting 10^7 pointers with ``np.unique`` took ten times longer)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if len(values) == 0:
+        return np.zeros(0, dtype=np.int64), values[:0]
+    enc = pc.dictionary_encode(pa.array(values))
+    codes = enc.indices.to_numpy(zero_copy_only=False)
+    return codes, enc.dictionary.to_numpy(zero_copy_only=False)
 
 
 def _reason(e: Exception) -> str:
@@ -1522,6 +1525,8 @@ def _ingest_blocks(
 
     scanner = fastparse.SCANNER
     if scanner is not None:
+        # reading here, scanning in a helper thread (one GIL hand-over a
+        # block: reading there too measured slower), resolution here
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="slubsim-scan") as tex:
             ahead: deque[Future[Block]] = deque()
             for first, data in iter_blocks(p, BLOCK_BYTES, scanner.count_lines):

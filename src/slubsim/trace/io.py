@@ -12,9 +12,11 @@ import gzip
 import lzma
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import IO, cast
+from typing import IO, TypeVar, cast
 
 from ..errors import SlubsimError
+
+T = TypeVar("T")
 
 
 class TraceFormatError(SlubsimError):
@@ -55,47 +57,59 @@ def _open_binary(path: Path, kind: str) -> IO[bytes]:
     return open(path, "rb")
 
 
-def _decompress_ahead(raw: IO[bytes], chunk_bytes: int, depth: int = 4) -> Iterator[bytes]:
-    """Chunks of ``raw``, read by a helper thread up to ``depth`` chunks ahead.
-
-    The gzip, xz, bzip2 and zstd decompressors release the GIL, so
-    decompression overlaps with the parsing done by the caller on the other
-    core; memory stays bounded by ``depth * chunk_bytes``.  An exception in
-    the reader is re-raised here, in the caller's thread."""
+def iter_ahead(source: Iterator[T], depth: int, name: str) -> Iterator[T]:
+    """The items of ``source``, produced by a helper thread up to ``depth``
+    items ahead of the caller (so GIL-free work in ``source`` -- decompression,
+    the compiled line scanner -- overlaps with the caller's on the other core;
+    memory stays bounded by ``depth`` items).  An exception in ``source`` is
+    re-raised here, in the caller's thread, after the items before it; when
+    the caller stops early (an error, Ctrl-C) the helper stops and closes
+    ``source``."""
     import queue
     import threading
 
-    q: queue.Queue[bytes | BaseException | None] = queue.Queue(maxsize=depth)
+    end = object()
+    q: queue.Queue[object] = queue.Queue(maxsize=depth)
     stop = threading.Event()
 
-    def reader() -> None:
+    def produce() -> None:
         try:
-            while not stop.is_set():
-                chunk = raw.read(chunk_bytes)
-                if not chunk:
+            for item in source:
+                if stop.is_set():
                     break
-                q.put(chunk)
-            q.put(None)
+                q.put(item)
+            q.put(end)
         except BaseException as e:  # handed to the consumer
             q.put(e)
+        finally:
+            close = getattr(source, "close", None)
+            if close is not None:
+                close()
 
-    t = threading.Thread(target=reader, name="slubsim-decompress", daemon=True)
+    t = threading.Thread(target=produce, name=name, daemon=True)
     t.start()
     try:
         while True:
             item = q.get()
-            if item is None:
+            if item is end:
                 return
             if isinstance(item, BaseException):
                 raise item
-            yield item
+            yield cast(T, item)
     finally:
         stop.set()
-        while t.is_alive():  # unblock a reader waiting on a full queue
+        while t.is_alive():  # unblock a producer waiting on a full queue
             try:
                 q.get_nowait()
             except queue.Empty:
                 t.join(0.01)
+
+
+def _decompress_ahead(raw: IO[bytes], chunk_bytes: int, depth: int = 4) -> Iterator[bytes]:
+    """Chunks of ``raw``, read by a helper thread up to ``depth`` chunks ahead:
+    the gzip, xz, bzip2 and zstd decompressors release the GIL, so
+    decompression overlaps with the parsing done by the caller."""
+    return iter_ahead(iter(lambda: raw.read(chunk_bytes), b""), depth, "slubsim-decompress")
 
 
 def iter_blocks(

@@ -491,11 +491,22 @@ def _scan(
 @cython.nogil
 @cython.exceptval(check=False)
 def _count_lines(d: cython.const[cython.uchar][::1]) -> cython.Py_ssize_t:
-    """Newlines in ``d`` (branch-free: the compiler vectorises it)."""
+    """Newlines in ``d``: branch-free, counted 255 bytes at a time into one
+    byte (the compiler vectorises that 16-32 bytes a step; a wide counter per
+    byte runs at half the speed)."""
+    n: cython.Py_ssize_t = len(d)
     c: cython.Py_ssize_t = 0
-    p: cython.Py_ssize_t
-    for p in range(d.shape[0]):
-        c += d[p] == 10
+    p: cython.Py_ssize_t = 0
+    q: cython.Py_ssize_t
+    acc: cython.uchar
+    while p + 255 <= n:
+        acc = 0
+        for q in range(p, p + 255):
+            acc += d[q] == 10
+        c += acc
+        p += 255
+    for q in range(p, n):
+        c += d[q] == 10
     return c
 
 
