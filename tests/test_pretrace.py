@@ -280,3 +280,49 @@ def test_sheaves_rebuilt_from_pointers_serve_the_first_allocations(tmp_path: Pat
     assert cnt["sheaf_alloc"] == 0  # main and spare existed before the trace
     cold = _replay(_store(tmp_path, ev, "7.3"), "reconstruct")
     assert cold["counters"]["alloc_slab"] == 1 and cold["lockstep"]["same_object"] == 0
+
+
+def test_rebuilt_slabs_sit_on_the_node_of_their_memory(tmp_path: Path) -> None:
+    """Two nodes, CPU 0 on node 0; the kernel slabs K1/K3 lie in node 1's
+    memory (0x140000000.. in the bundle's memory map): rebuilt there, the
+    frees of their pre-trace objects on CPU 0 are remote (7.3: slow path,
+    can_free_to_pcs fails); without the map they would land on CPU 0's node."""
+    ev = [(0, "alloc", K3 + 64 * 20)] + [(0, "alloc", K1 + 64 * i) for i in range(3)]
+    ev += [(0, "free", K3 + 64 * 7), (0, "free", K3 + 64 * 9)]
+    results = {}
+    for known in (True, False):
+        st = _store(tmp_path, ev, "7.3")
+        st.meta["machine"] = {"cpus": 2, "nodes": 2, "cpu_nodes": [0, 1]}
+        if known:
+            st.meta["machine"]["mem_ranges"] = [
+                [0, 0x1000, 0x13FFFFFFF],
+                [1, 0x140000000, 0x1FFFFFFFF],
+            ]
+        results[known] = _replay(st, "reconstruct")["counters"]
+    assert (results[True]["free_slowpath"], results[True]["free_fastpath"]) == (2, 0)
+    assert (results[False]["free_slowpath"], results[False]["free_fastpath"]) == (0, 2)
+
+
+def test_node_memory_from_the_bundle_dmesg(tmp_path: Path) -> None:
+    import json
+    import lzma
+
+    from slubsim.bundle import BundleMeta, pointer_node
+
+    dmesg = (
+        "[    0.029090] Initmem setup node 0 [mem 0x0000000000001000-0x000000013fffffff]\n"
+        "[    0.029359] Initmem setup node 1 [mem 0x0000000140000000-0x00000001ffffffff]\n"
+    )
+    meta = {"kernel_release": "7.3.4", "vcpus": 4, "kernel_cmdline": "console=ttyS0 nokaslr",
+            "numa_nodes": ["node0 cpus=0-1", "node1 cpus=2-3"]}  # fmt: skip
+    (tmp_path / "meta.json").write_text(json.dumps(meta))
+    (tmp_path / "dmesg.txt.xz").write_bytes(lzma.compress(dmesg.encode()))
+    bm = BundleMeta.load(tmp_path)
+    assert bm.mem_ranges == ((0, 0x1000, 0x13FFFFFFF), (1, 0x140000000, 0x1FFFFFFFF))
+    assert pointer_node(0xFFFF888140000040, bm.mem_ranges) == 1
+    assert pointer_node(0xFFFF888100000000, bm.mem_ranges) == 0
+    assert pointer_node(0xFFFF888300000000, bm.mem_ranges) == -1  # outside the map
+    # KASLR moves the direct map: the pointers then say nothing
+    meta["kernel_cmdline"] = "console=ttyS0"
+    (tmp_path / "meta.json").write_text(json.dumps(meta))
+    assert BundleMeta.load(tmp_path).mem_ranges == ()

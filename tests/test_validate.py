@@ -137,6 +137,16 @@ def test_traced_after_boot_fidelity_floor(run: str, key_floor: float) -> None:
 
 
 @needs_shared
+def test_numa_bundle_rebuilds_slabs_on_the_node_of_their_memory() -> None:
+    """numa2: rebuilt pre-trace slabs sit on the node their memory belongs
+    to (dmesg memory map, nokaslr pointers), which decides remote frees: key
+    counters exact 77.3 % on the CPU's node, 78.8 % on the memory's."""
+    res = validate_bundle(TRACES / "mixed-4cpu-numa2")
+    k = res["summary_key_counters_busy_caches"]
+    assert k["exact"] / k["counters_compared"] >= 0.78
+
+
+@needs_shared
 def test_warm_first_use_helps_a_trace_not_taken_from_boot() -> None:
     from slubsim.trace.ingest import ingest
 

@@ -16,6 +16,9 @@ from typing import Any
 from .errors import SlubsimUsageError
 
 _NODE_CPUS = re.compile(r"node(\d+)\s+cpus=([\d,\-]+)")
+_INITMEM = re.compile(r"Initmem setup node (\d+) \[mem (0x[0-9a-fA-F]+)-(0x[0-9a-fA-F]+)\]")
+#: x86-64 direct map base with 4-level paging and no KASLR (``page_offset_base``)
+DIRECT_MAP_BASE = 0xFFFF888000000000
 
 
 def parse_cpulist(text: str) -> list[int]:
@@ -41,6 +44,9 @@ class BundleMeta:
     nodes: int
     cpu_nodes: list[int]
     raw: dict[str, Any]
+    #: (node, first, last) physical address ranges, when the bundle's dmesg
+    #: gives them and the kernel ran without KASLR (see :func:`node_memory`)
+    mem_ranges: tuple[tuple[int, int, int], ...] = ()
 
     @property
     def traced_from_boot(self) -> bool:
@@ -74,4 +80,42 @@ class BundleMeta:
                 for c in parse_cpulist(m2.group(2)):
                     if c < cpus:
                         cpu_nodes[c] = nid
-        return cls(path, version, cpus, nodes, cpu_nodes, raw)
+        return cls(path, version, cpus, nodes, cpu_nodes, raw, node_memory(path, raw))
+
+
+def node_memory(path: Path, raw: dict[str, Any]) -> tuple[tuple[int, int, int], ...]:
+    """Each NUMA node's physical memory from the bundle's ``dmesg.txt[.xz]``
+    (``Initmem setup node N [mem A-B]``), so that a traced pointer names the
+    node of its page: ``pointer - DIRECT_MAP_BASE`` is the physical address
+    when the kernel ran with ``nokaslr`` (else the direct map moves and
+    nothing is returned); also nothing on a one-node machine."""
+    if "nokaslr" not in str(raw.get("kernel_cmdline") or ""):
+        return ()
+    import lzma
+
+    text = ""
+    for name in ("dmesg.txt.xz", "dmesg.txt"):
+        f = path / name
+        try:
+            if f.is_file():
+                if name.endswith(".xz"):
+                    with lzma.open(f, "rt", errors="replace") as fh:
+                        text = fh.read()
+                else:
+                    text = f.read_text(errors="replace")
+                break
+        except (OSError, lzma.LZMAError, EOFError):
+            return ()
+    ranges = tuple(
+        (int(m.group(1)), int(m.group(2), 16), int(m.group(3), 16)) for m in _INITMEM.finditer(text)
+    )
+    return ranges if len({r[0] for r in ranges}) > 1 else ()
+
+
+def pointer_node(ptr: int, mem_ranges: list[list[int]] | tuple[tuple[int, int, int], ...]) -> int:
+    """NUMA node of the page behind a traced direct-map pointer, -1 if unknown."""
+    phys = ptr - DIRECT_MAP_BASE
+    for nid, lo, hi in mem_ranges:
+        if lo <= phys <= hi:
+            return int(nid)
+    return -1

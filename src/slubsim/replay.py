@@ -53,6 +53,7 @@ from typing import Any
 
 import numpy as np
 
+from .bundle import pointer_node
 from .cache import KmemCache
 from .constants import PAGE_SIZE, PRETRACE_POLICIES
 from .errors import SlabError, SlubsimUsageError
@@ -361,6 +362,10 @@ class Replayer:
         elif len(cpu_nodes) < cpus:
             cpu_nodes = list(cpu_nodes) + [0] * (cpus - len(cpu_nodes))
         self.machine = Machine(cpus=cpus, nodes=nodes, cpu_nodes=cpu_nodes)
+        #: the traced machine's node memory (bundle dmesg): a traced pointer's node
+        self.mem_ranges: list[list[int]] = (
+            list(mach.get("mem_ranges") or []) if cpu_nodes is not None else []
+        )
         self.kernel = Kernel(self.machine, version=self.generation.name, config=KernelConfig())
         self.cpu_of = self._cpu_map(cpus_trace, cpus)
         self.warnings: dict[str, int] = defaultdict(int)
@@ -877,7 +882,7 @@ class Replayer:
             by_kbase: dict[int, Slab] = {}
             for ps in slabs:
                 cpu = self.cpu_of[ps.cpu]
-                nid = self.machine.cpu_mem_node[cpu]
+                nid = self._pretrace_node(ps.kbase, cpu)
                 slab = s.adopt_slab(cpu, nid, ps.free_order, ps.in_sheaf)
                 if slab is None:
                     self.warnings["pretrace_slab_without_memory"] += 1
@@ -920,6 +925,18 @@ class Replayer:
                 assert n is not None
                 n.add_partial(slab_or_none, True)
         self.pretrace_objects += nobj
+
+    def _pretrace_node(self, kbase: int, cpu: int) -> int:
+        """Node of a rebuilt pre-trace slab: where the kernel slab's memory is
+        (its pointer and the bundle's node memory map) when that is known and
+        modelled, else the node of the CPU that first used it.  Decides which
+        frees are remote (7.x ``can_free_to_pcs``, 6.12 ``node_match``)."""
+        if self.mem_ranges:
+            nid = pointer_node(kbase, self.mem_ranges)
+            m = self.machine
+            if 0 <= nid < m.nr_nodes and m.node_has_memory[nid]:
+                return nid
+        return self.machine.cpu_mem_node[cpu]
 
     def _install_sheaves(
         self,

@@ -1352,9 +1352,7 @@ class Ingester:
                 cache[patch_rows[lo:hi] - base] = patch_vals[lo:hi]
                 ptr = rec["ptr"]
                 inv, uniq = _first_seen_codes(ptr)
-                uid = np.array(
-                    [ids.setdefault(u, len(ids)) for u in uniq.tolist()], dtype=np.int64
-                )
+                uid = np.array([ids.setdefault(u, len(ids)) for u in uniq.tolist()], dtype=np.int64)
                 w.write(
                     {
                         "ts": rec["ts"],
@@ -1378,9 +1376,7 @@ class Ingester:
         cols: dict[str, Any] = {}
         for f in ("ts", "cpu", "op", "cache", "ptr", "size", "node", "flags", "aux"):
             # one copy per column, straight from the packed chunks
-            cols[f] = (
-                np.concatenate([p[f] for p in parts]) if parts else np.zeros(0, ROW_DTYPE[f])
-            )
+            cols[f] = np.concatenate([p[f] for p in parts]) if parts else np.zeros(0, ROW_DTYPE[f])
         cache = cols["cache"]
         for r, c in self.cache_patch.items():
             cache[r] = c
@@ -1653,6 +1649,8 @@ def _ingest(
         try:
             bm = BundleMeta.load(bundle)
             extra["machine"] = {"cpus": bm.cpus, "nodes": bm.nodes, "cpu_nodes": bm.cpu_nodes}
+            if bm.mem_ranges:
+                extra["machine"]["mem_ranges"] = [list(r) for r in bm.mem_ranges]
             extra["kernel_version"] = bm.kernel_version
             extra["bundle"] = str(bundle)
         except Exception as e:  # a bad meta.json should not stop ingestion
