@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
 import slubsim.trace.ingest as ingest_mod
+from mutations import mutated_lines
 from slubsim.cli import sample_trace
 from slubsim.trace.fastparse import parse_block
 from slubsim.trace.ftrace import E_CACHE_ALLOC, E_KFREE_RCU, E_KMALLOC, parse_hex, parse_line
@@ -192,35 +192,11 @@ _TOKENS = [
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(
-    st.lists(
-        st.tuples(
-            st.sampled_from(_TOKENS),
-            st.lists(
-                st.tuples(
-                    st.integers(0, 200),
-                    st.sampled_from(list(" []:.=x0-9aZ\t#(")) | st.characters(max_codepoint=0x7F),
-                ),
-                max_size=3,
-            ),
-        ),
-        min_size=1,
-        max_size=8,
-    )
-)
-def test_mutated_lines_are_read_fast_only_as_parse_line_reads_them(
-    lines: list[tuple[str, list[tuple[int, str]]]],
-) -> None:
+@given(mutated_lines(_TOKENS, 0x7F))
+def test_mutated_lines_are_read_fast_only_as_parse_line_reads_them(texts: list[str]) -> None:
     """Property: any line -- a good one with up to three characters replaced
     or inserted anywhere -- is either left to parse_line or read exactly as
     parse_line reads it."""
-    texts = []
-    for base, edits in lines:
-        t = base
-        for pos, ch in edits:
-            p = pos % (len(t) + 1)
-            t = t[:p] + ch + t[p + 1 :] if pos % 2 else t[:p] + ch + t[p:]
-        texts.append(t.replace("\n", " ").replace("\r", " "))
     b = parse_block(1, ("\n".join(texts) + "\n").encode())
     assert b.n == len(texts)
     for i, t in enumerate(texts):

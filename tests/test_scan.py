@@ -12,9 +12,9 @@ from types import ModuleType
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
 import slubsim
+from mutations import mutated_lines
 from slubsim.cli import sample_trace
 from slubsim.trace import fastparse, ftrace
 from slubsim.trace.fastparse import Block, _parse_block, scan_block
@@ -138,35 +138,11 @@ _GOOD = [
 
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(
-    st.lists(
-        st.tuples(
-            st.sampled_from(_GOOD),
-            st.lists(
-                st.tuples(
-                    st.integers(0, 200),
-                    st.sampled_from(list(" []:.=x0-9aZ\t#(")) | st.characters(max_codepoint=0xFF),
-                ),
-                max_size=3,
-            ),
-        ),
-        min_size=1,
-        max_size=6,
-    )
-)
-def test_mutated_lines_scan_as_numpy_parses_them(
-    lines: list[tuple[str, list[tuple[int, str]]]],
-) -> None:
+@given(mutated_lines(_GOOD, 0xFF))
+def test_mutated_lines_scan_as_numpy_parses_them(texts: list[str]) -> None:
     """Property: for good lines with up to three characters replaced or
     inserted (any byte up to 0xFF), the scanner -- compiled and as Python --
     gives the numpy parser's block."""
-    texts = []
-    for base, edits in lines:
-        t = base
-        for pos, ch in edits:
-            p = pos % (len(t) + 1)
-            t = t[:p] + ch + t[p + 1 :] if pos % 2 else t[:p] + ch + t[p:]
-        texts.append(t.replace("\n", " ").replace("\r", " "))
     data = ("\n".join(texts) + "\n").encode("utf-8")
     a = _parse_block(1, data)
     for s in _scanners():

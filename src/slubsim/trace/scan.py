@@ -243,253 +243,6 @@ def _intern(
 @cython.cfunc
 @cython.nogil
 @cython.exceptval(check=False)
-def _scan(
-    d: cython.const[cython.uchar][::1],
-    pat: cython.const[cython.uchar][::1],
-    n: cython.Py_ssize_t,
-    starts: cython.longlong[::1],
-    ends: cython.longlong[::1],
-    fast: cython.uchar[::1],
-    kind: cython.schar[::1],
-    cpu: cython.short[::1],
-    ts: cython.double[::1],
-    ptr: cython.ulonglong[::1],
-    bytes_req: cython.int[::1],
-    bytes_alloc: cython.int[::1],
-    node: cython.int[::1],
-    codes: cython.int[:, ::1],
-    tables: cython.longlong[:, ::1],
-    firsts: cython.longlong[:, :, ::1],
-    counts: cython.longlong[::1],
-) -> cython.Py_ssize_t:
-    """Scan ``n`` newline-terminated lines; returns how many were accepted.
-    ``codes[i]`` = name, gfp flags, call site codes (see :func:`_intern`)."""
-    pos: cython.Py_ssize_t = 0
-    i: cython.Py_ssize_t
-    s: cython.Py_ssize_t
-    le: cython.Py_ssize_t
-    c: cython.int
-    odd: cython.bint
-    lpos: cython.Py_ssize_t
-    rpos: cython.Py_ssize_t
-    c1: cython.Py_ssize_t
-    ls: cython.Py_ssize_t
-    dot: cython.Py_ssize_t
-    ipart: cython.longlong
-    fpart: cython.longlong
-    scale: cython.longlong
-    num: cython.longlong
-    j: cython.Py_ssize_t
-    _j: cython.Py_ssize_t
-    ntok: cython.int
-    runs: cython.int
-    prev: cython.bint
-    bad: cython.bint
-    ev: cython.int
-    fs: cython.Py_ssize_t
-    e_tok: cython.Py_ssize_t
-    eq: cython.Py_ssize_t
-    rp0: cython.Py_ssize_t
-    e_c: cython.Py_ssize_t
-    e_cs: cython.Py_ssize_t
-    p0: cython.Py_ssize_t
-    e_ptr: cython.Py_ssize_t
-    n0: cython.Py_ssize_t
-    e_name: cython.Py_ssize_t
-    has_name: cython.bint
-    t: cython.Py_ssize_t
-    e_b: cython.Py_ssize_t
-    e_a: cython.Py_ssize_t
-    g0: cython.Py_ssize_t
-    e_g: cython.Py_ssize_t
-    nd0: cython.Py_ssize_t
-    neg: cython.Py_ssize_t
-    e_nd: cython.Py_ssize_t
-    breq: cython.longlong
-    balloc: cython.longlong
-    nval: cython.longlong
-    cpuv: cython.longlong
-    name_code: cython.int
-    accepted: cython.Py_ssize_t = 0
-    for i in range(n):
-        # the line, and whether it has a tab, CR, control or non-ASCII byte
-        s = pos
-        le = s
-        odd = False
-        while True:
-            c = d[le]
-            if c < 32 or c > 126:
-                if c == 10:
-                    break
-                odd = True
-            le += 1
-        pos = le + 1
-        starts[i] = s
-        ends[i] = le
-        if odd or le == s or d[s] == 35:  # "#": headers and comments
-            continue
-        # "[cpu]": the line's first "[" (parse_line's lazy task match takes it)
-        lpos = _find(d, s, le, 91, 64)
-        if lpos < 0 or lpos >= le:
-            continue
-        rpos = _find(d, lpos + 1, le, 93, 8)
-        if rpos < 0 or rpos >= le or rpos - lpos - 1 > 4:
-            continue
-        cpuv = _dec(d, lpos + 1, rpos)
-        if cpuv < 0:
-            continue
-        # the timestamp: the token after the last space before the first ":"
-        c1 = _find(d, rpos + 1, le, 58, 32)
-        if c1 < 0 or c1 >= le or d[rpos + 1] != 32:
-            continue
-        ls = _rfind(d, c1, rpos + 1, 32, 24)
-        if ls <= rpos:
-            continue
-        dot = _rfind(d, c1, ls + 1, 46, 24)
-        if dot <= ls:
-            continue
-        ipart = _dec(d, ls + 1, dot)
-        fpart = _dec(d, dot + 1, c1)
-        if ipart < 0 or fpart < 0:
-            continue
-        scale = 1
-        for _j in range(c1 - dot - 1):
-            scale *= 10
-        num = ipart * scale + fpart
-        if (num >> 53) != 0:  # >= 2**53: num / 10**k might not round like float() of the text
-            continue
-        # between "]" and the timestamp: spaces and at most one irq-flags
-        # token of 4..6 of [.a-zA-Z0-9]
-        if ls - rpos > 16:
-            continue
-        ntok = 0
-        runs = 0
-        prev = False
-        bad = False
-        for j in range(rpos + 1, ls + 1):
-            c = d[j]
-            if c != 32:
-                ntok += 1
-                if not prev:
-                    runs += 1
-                prev = True
-                if not _flag_char(c):
-                    bad = True
-            else:
-                prev = False
-        if bad or not (ntok == 0 or (4 <= ntok <= 6 and runs == 1)):
-            continue
-        # the event name right after ": "
-        if d[c1 + 1] != 32:
-            continue
-        ev = 0
-        name_code = -1
-        if _has(d, c1 + 2, le, pat, 0, 28):
-            ev = K_CACHE_ALLOC
-            fs = c1 + 2 + 28
-        elif _has(d, c1 + 2, le, pat, 28, 19):
-            ev = K_KMALLOC
-            fs = c1 + 2 + 19
-        elif _has(d, c1 + 2, le, pat, 47, 27):
-            ev = K_CACHE_FREE
-            fs = c1 + 2 + 27
-        elif _has(d, c1 + 2, le, pat, 74, 17):
-            ev = K_KFREE
-            fs = c1 + 2 + 17
-        elif _has(d, c1 + 2, le, pat, 91, 11):
-            ev = K_KFREE_RCU
-            fs = c1 + 2 + 11
-        else:
-            continue
-        if ev == K_KFREE_RCU:
-            # "(probe) ptr=0x<16 hex> head=0x<16 hex> caller=<tok>"
-            e_tok = _find(d, fs, le, 32, 64)
-            if e_tok < 0 or e_tok <= fs:
-                continue
-            eq = _find(d, fs, e_tok, 61, 64)
-            if eq != e_tok or not _has(d, e_tok + 1, le, pat, 102, 6):
-                continue
-            rp0 = e_tok + 7
-            if not (
-                _hex_ok(d, rp0, le)
-                and _has(d, rp0 + 16, le, pat, 108, 8)
-                and _hex_ok(d, rp0 + 24, le)
-                and _has(d, rp0 + 40, le, pat, 116, 8)
-            ):
-                continue
-            e_c = _find(d, rp0 + 48, le, 32, 64)
-            if e_c != le or e_c <= rp0 + 48:
-                continue
-            ptr[i] = _hex16(d, rp0)
-        else:
-            # call_site=<tok> ptr=<16 hex>[ name=<tok>]
-            e_cs = _find(d, fs, le, 32, 64)
-            if e_cs < 0 or e_cs <= fs or e_cs >= le or not _has(d, e_cs + 1, le, pat, 102, 4):
-                continue
-            p0 = e_cs + 5
-            e_ptr = p0 + 16
-            if e_ptr > le or not (e_ptr == le or d[e_ptr] == 32) or not _hex_ok(d, p0, le):
-                continue
-            has_name = e_ptr < le and _has(d, e_ptr + 1, le, pat, 124, 5)
-            n0 = e_ptr + 6
-            if has_name:
-                e_name = _find(d, n0, le, 32, 64)
-                if e_name < 0 or e_name <= n0:
-                    continue
-            else:
-                e_name = e_ptr
-            if ev == K_CACHE_FREE or ev == K_KFREE:
-                if e_name != le:  # a free ends there (trailing text: parse_line decides)
-                    continue
-            if has_name:
-                name_code = _intern(d, n0, e_name, 0, tables, firsts, counts)
-            ptr[i] = _hex16(d, p0)
-            if ev == K_CACHE_ALLOC or ev == K_KMALLOC:
-                # bytes_req=<d> bytes_alloc=<d> gfp_flags=<tok> node=<-?d>
-                t = e_name + 1
-                if not _has(d, t, le, pat, 129, 10):
-                    continue
-                e_b = _find(d, t + 10, le, 32, 16)
-                if e_b < 0:
-                    continue
-                breq = _dec(d, t + 10, e_b)
-                if breq < 0 or not _has(d, e_b, le, pat, 139, 13):
-                    continue
-                e_a = _find(d, e_b + 13, le, 32, 16)
-                if e_a < 0:
-                    continue
-                balloc = _dec(d, e_b + 13, e_a)
-                if balloc < 0 or not _has(d, e_a, le, pat, 152, 11):
-                    continue
-                g0 = e_a + 11
-                e_g = _find(d, g0, le, 32, 64)
-                if e_g < 0 or e_g <= g0 or not _has(d, e_g, le, pat, 163, 6):
-                    continue
-                nd0 = e_g + 6
-                neg = 1 if d[nd0] == 45 else 0
-                e_nd = _find(d, nd0, le, 32, 16)
-                if e_nd < 0 or e_nd - nd0 - neg > 6:
-                    continue
-                nval = _dec(d, nd0 + neg, e_nd)
-                if nval < 0:
-                    continue
-                bytes_req[i] = cython.cast(cython.int, breq)
-                bytes_alloc[i] = cython.cast(cython.int, balloc)
-                node[i] = cython.cast(cython.int, -nval if neg else nval)
-                codes[i, 1] = _intern(d, g0, e_g, 1, tables, firsts, counts)
-                codes[i, 2] = _intern(d, fs, e_cs, 2, tables, firsts, counts)
-        codes[i, 0] = name_code
-        fast[i] = 1
-        kind[i] = cython.cast(cython.schar, ev)
-        cpu[i] = cython.cast(cython.short, cpuv)
-        ts[i] = cython.cast(cython.double, num) / cython.cast(cython.double, scale)
-        accepted += 1
-    return accepted
-
-
-@cython.cfunc
-@cython.nogil
-@cython.exceptval(check=False)
 def _count_lines(d: cython.const[cython.uchar][::1]) -> cython.Py_ssize_t:
     """Newlines in ``d``: branch-free, counted 255 bytes at a time into one
     byte (the compiler vectorises that 16-32 bytes a step; a wide counter per
@@ -540,28 +293,230 @@ def scan(
     """Scan the ``n`` newline-terminated lines of ``data`` into the arrays
     (each of length ``n``; ``codes`` is ``n x 3`` and ``node`` pre-filled
     with -1, ``tables`` (3 x a power of two > 2n), ``firsts`` (3 x n x 2),
-    ``counts`` (3) and the others with 0).  Releases the GIL while it runs."""
+    ``counts`` (3) and the others with 0); returns how many lines were
+    accepted.  ``codes[i]`` = the line's name, gfp flags and call site codes
+    (see :func:`_intern`).  The scan runs without the GIL."""
     d: cython.const[cython.uchar][::1] = data
-    p: cython.const[cython.uchar][::1] = PATTERNS
-    got: cython.Py_ssize_t
+    pat: cython.const[cython.uchar][::1] = PATTERNS
+    pos: cython.Py_ssize_t = 0
+    i: cython.Py_ssize_t
+    s: cython.Py_ssize_t
+    le: cython.Py_ssize_t
+    c: cython.int
+    odd: cython.bint
+    lpos: cython.Py_ssize_t
+    rpos: cython.Py_ssize_t
+    c1: cython.Py_ssize_t
+    ls: cython.Py_ssize_t
+    dot: cython.Py_ssize_t
+    ipart: cython.longlong
+    fpart: cython.longlong
+    scale: cython.longlong
+    num: cython.longlong
+    j: cython.Py_ssize_t
+    _j: cython.Py_ssize_t
+    ntok: cython.int
+    runs: cython.int
+    prev: cython.bint
+    bad: cython.bint
+    ev: cython.int
+    fs: cython.Py_ssize_t
+    e_tok: cython.Py_ssize_t
+    eq: cython.Py_ssize_t
+    rp0: cython.Py_ssize_t
+    e_c: cython.Py_ssize_t
+    e_cs: cython.Py_ssize_t
+    p0: cython.Py_ssize_t
+    e_ptr: cython.Py_ssize_t
+    n0: cython.Py_ssize_t
+    e_name: cython.Py_ssize_t
+    has_name: cython.bint
+    t: cython.Py_ssize_t
+    e_b: cython.Py_ssize_t
+    e_a: cython.Py_ssize_t
+    g0: cython.Py_ssize_t
+    e_g: cython.Py_ssize_t
+    nd0: cython.Py_ssize_t
+    neg: cython.Py_ssize_t
+    e_nd: cython.Py_ssize_t
+    breq: cython.longlong
+    balloc: cython.longlong
+    nval: cython.longlong
+    cpuv: cython.longlong
+    name_code: cython.int
+    accepted: cython.Py_ssize_t = 0
     with cython.nogil:
-        got = _scan(
-            d,
-            p,
-            n,
-            starts,
-            ends,
-            fast,
-            kind,
-            cpu,
-            ts,
-            ptr,
-            bytes_req,
-            bytes_alloc,
-            node,
-            codes,
-            tables,
-            firsts,
-            counts,
-        )
-    return got
+        for i in range(n):
+            # the line, and whether it has a tab, CR, control or non-ASCII byte
+            s = pos
+            le = s
+            odd = False
+            while True:
+                c = d[le]
+                if c < 32 or c > 126:
+                    if c == 10:
+                        break
+                    odd = True
+                le += 1
+            pos = le + 1
+            starts[i] = s
+            ends[i] = le
+            if odd or le == s or d[s] == 35:  # "#": headers and comments
+                continue
+            # "[cpu]": the line's first "[" (parse_line's lazy task match takes it)
+            lpos = _find(d, s, le, 91, 64)
+            if lpos < 0 or lpos >= le:
+                continue
+            rpos = _find(d, lpos + 1, le, 93, 8)
+            if rpos < 0 or rpos >= le or rpos - lpos - 1 > 4:
+                continue
+            cpuv = _dec(d, lpos + 1, rpos)
+            if cpuv < 0:
+                continue
+            # the timestamp: the token after the last space before the first ":"
+            c1 = _find(d, rpos + 1, le, 58, 32)
+            if c1 < 0 or c1 >= le or d[rpos + 1] != 32:
+                continue
+            ls = _rfind(d, c1, rpos + 1, 32, 24)
+            if ls <= rpos:
+                continue
+            dot = _rfind(d, c1, ls + 1, 46, 24)
+            if dot <= ls:
+                continue
+            ipart = _dec(d, ls + 1, dot)
+            fpart = _dec(d, dot + 1, c1)
+            if ipart < 0 or fpart < 0:
+                continue
+            scale = 1
+            for _j in range(c1 - dot - 1):
+                scale *= 10
+            num = ipart * scale + fpart
+            if (num >> 53) != 0:  # >= 2**53: num / 10**k might not round like float() of the text
+                continue
+            # between "]" and the timestamp: spaces and at most one irq-flags
+            # token of 4..6 of [.a-zA-Z0-9]
+            if ls - rpos > 16:
+                continue
+            ntok = 0
+            runs = 0
+            prev = False
+            bad = False
+            for j in range(rpos + 1, ls + 1):
+                c = d[j]
+                if c != 32:
+                    ntok += 1
+                    if not prev:
+                        runs += 1
+                    prev = True
+                    if not _flag_char(c):
+                        bad = True
+                else:
+                    prev = False
+            if bad or not (ntok == 0 or (4 <= ntok <= 6 and runs == 1)):
+                continue
+            # the event name right after ": "
+            if d[c1 + 1] != 32:
+                continue
+            ev = 0
+            name_code = -1
+            if _has(d, c1 + 2, le, pat, 0, 28):
+                ev = K_CACHE_ALLOC
+                fs = c1 + 2 + 28
+            elif _has(d, c1 + 2, le, pat, 28, 19):
+                ev = K_KMALLOC
+                fs = c1 + 2 + 19
+            elif _has(d, c1 + 2, le, pat, 47, 27):
+                ev = K_CACHE_FREE
+                fs = c1 + 2 + 27
+            elif _has(d, c1 + 2, le, pat, 74, 17):
+                ev = K_KFREE
+                fs = c1 + 2 + 17
+            elif _has(d, c1 + 2, le, pat, 91, 11):
+                ev = K_KFREE_RCU
+                fs = c1 + 2 + 11
+            else:
+                continue
+            if ev == K_KFREE_RCU:
+                # "(probe) ptr=0x<16 hex> head=0x<16 hex> caller=<tok>"
+                e_tok = _find(d, fs, le, 32, 64)
+                if e_tok < 0 or e_tok <= fs:
+                    continue
+                eq = _find(d, fs, e_tok, 61, 64)
+                if eq != e_tok or not _has(d, e_tok + 1, le, pat, 102, 6):
+                    continue
+                rp0 = e_tok + 7
+                if not (
+                    _hex_ok(d, rp0, le)
+                    and _has(d, rp0 + 16, le, pat, 108, 8)
+                    and _hex_ok(d, rp0 + 24, le)
+                    and _has(d, rp0 + 40, le, pat, 116, 8)
+                ):
+                    continue
+                e_c = _find(d, rp0 + 48, le, 32, 64)
+                if e_c != le or e_c <= rp0 + 48:
+                    continue
+                ptr[i] = _hex16(d, rp0)
+            else:
+                # call_site=<tok> ptr=<16 hex>[ name=<tok>]
+                e_cs = _find(d, fs, le, 32, 64)
+                if e_cs < 0 or e_cs <= fs or e_cs >= le or not _has(d, e_cs + 1, le, pat, 102, 4):
+                    continue
+                p0 = e_cs + 5
+                e_ptr = p0 + 16
+                if e_ptr > le or not (e_ptr == le or d[e_ptr] == 32) or not _hex_ok(d, p0, le):
+                    continue
+                has_name = e_ptr < le and _has(d, e_ptr + 1, le, pat, 124, 5)
+                n0 = e_ptr + 6
+                if has_name:
+                    e_name = _find(d, n0, le, 32, 64)
+                    if e_name < 0 or e_name <= n0:
+                        continue
+                else:
+                    e_name = e_ptr
+                if ev == K_CACHE_FREE or ev == K_KFREE:
+                    if e_name != le:  # a free ends there (trailing text: parse_line decides)
+                        continue
+                if has_name:
+                    name_code = _intern(d, n0, e_name, 0, tables, firsts, counts)
+                ptr[i] = _hex16(d, p0)
+                if ev == K_CACHE_ALLOC or ev == K_KMALLOC:
+                    # bytes_req=<d> bytes_alloc=<d> gfp_flags=<tok> node=<-?d>
+                    t = e_name + 1
+                    if not _has(d, t, le, pat, 129, 10):
+                        continue
+                    e_b = _find(d, t + 10, le, 32, 16)
+                    if e_b < 0:
+                        continue
+                    breq = _dec(d, t + 10, e_b)
+                    if breq < 0 or not _has(d, e_b, le, pat, 139, 13):
+                        continue
+                    e_a = _find(d, e_b + 13, le, 32, 16)
+                    if e_a < 0:
+                        continue
+                    balloc = _dec(d, e_b + 13, e_a)
+                    if balloc < 0 or not _has(d, e_a, le, pat, 152, 11):
+                        continue
+                    g0 = e_a + 11
+                    e_g = _find(d, g0, le, 32, 64)
+                    if e_g < 0 or e_g <= g0 or not _has(d, e_g, le, pat, 163, 6):
+                        continue
+                    nd0 = e_g + 6
+                    neg = 1 if d[nd0] == 45 else 0
+                    e_nd = _find(d, nd0, le, 32, 16)
+                    if e_nd < 0 or e_nd - nd0 - neg > 6:
+                        continue
+                    nval = _dec(d, nd0 + neg, e_nd)
+                    if nval < 0:
+                        continue
+                    bytes_req[i] = cython.cast(cython.int, breq)
+                    bytes_alloc[i] = cython.cast(cython.int, balloc)
+                    node[i] = cython.cast(cython.int, -nval if neg else nval)
+                    codes[i, 1] = _intern(d, g0, e_g, 1, tables, firsts, counts)
+                    codes[i, 2] = _intern(d, fs, e_cs, 2, tables, firsts, counts)
+            codes[i, 0] = name_code
+            fast[i] = 1
+            kind[i] = cython.cast(cython.schar, ev)
+            cpu[i] = cython.cast(cython.short, cpuv)
+            ts[i] = cython.cast(cython.double, num) / cython.cast(cython.double, scale)
+            accepted += 1
+    return accepted
