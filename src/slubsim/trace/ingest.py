@@ -1603,9 +1603,10 @@ def ingest(
     """Parse a trace file or a bundle directory into an :class:`EventStore`.
 
     ``progress(lines, bytes_total)`` is called as lines are consumed.
-    ``workers``: default (or 1) the block pipeline (vectorised parsing, in
-    two worker processes from 8 MB of input; see :func:`_ingest_blocks`);
-    2 or more the line-by-line reference pipeline in that many processes.
+    ``workers``: default (or 1) the block pipeline (blocks parsed by the
+    compiled scanner in a helper thread, or by numpy in two worker processes
+    from 8 MB of input; see :func:`_ingest_blocks`); 2 or more the
+    line-by-line reference pipeline in that many processes.
     With ``out``, the store is written there while parsing -- packed rows
     spill to a temporary directory beside it, so memory stays bounded by one
     chunk of ``row_chunk`` rows plus the per-pointer state -- and the result
