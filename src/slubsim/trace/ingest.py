@@ -354,15 +354,6 @@ class Ingester:
             yield np.load(f)
         yield from self._packed
 
-    def all_rows(self) -> np.ndarray[Any, Any]:
-        """Every row so far as one structured array (ROW_DTYPE)."""
-        parts = list(self.iter_packed())
-        if self.spill_dir is None and len(parts) > 1:
-            self._packed = parts = [np.concatenate(parts)]
-        if len(parts) > 1:
-            return np.concatenate(parts)
-        return parts[0] if parts else np.zeros(0, ROW_DTYPE)
-
     def note_page(self, ptr: int, c: int) -> None:
         if c >= 0:
             self.page_cache[ptr >> PAGE_SHIFT] = c
