@@ -1,10 +1,11 @@
 """Build hook: compile slubsim's model hot path with mypyc, the trace line
-scanner with Cython.
+scanner and the replay hit path with Cython.
 
 The modules in ``src/slubsim/_native.py:COMPILED_MODULES`` (page allocator, machine,
 slabs, sheaves, node/barn, the per-CPU layers and the cache) are compiled to C
 extensions when mypyc and a C compiler are available; ``src/slubsim/trace/scan.py``
-(Cython pure-Python mode: typed memoryviews, no GIL) with Cython.  Anything that
+(Cython pure-Python mode: typed memoryviews, no GIL) and ``src/slubsim/hitpath.py`` with
+Cython.  Anything that
 stops that (no compiler, ``SLUBSIM_PURE=1`` at build time, a mypyc or Cython
 failure) is reported and the package installs as pure Python: the same sources
 run unchanged, only slower (see README "Speed"), and trace text is parsed with
@@ -57,33 +58,41 @@ def ext_modules() -> list[Any]:
     except BaseException as e:  # mypyc type-check failure exits via SystemExit
         print(f"slubsim: mypyc failed ({e!r}), building pure Python", file=sys.stderr)
         exts = []
-    return exts + scanner_ext()
+    return exts + cython_exts()
 
 
-def scanner_ext() -> list[Any]:
-    """The Cython-compiled line scanner (slubsim.trace.scan), if Cython is there."""
+#: Cython pure-Python-mode modules: name -> compiler directives.  The line
+#: scanner's indices are computed within the block it checks; the hit path
+#: indexes with trace values, so it keeps bounds checks (an IndexError, not a
+#: crash, on a corrupt store)
+CYTHON_MODULES: dict[str, dict[str, bool]] = {
+    "slubsim.trace.scan": {"boundscheck": False, "wraparound": False},
+    "slubsim.hitpath": {"boundscheck": True, "wraparound": False},
+}
+
+
+def cython_exts() -> list[Any]:
+    """The Cython-compiled modules (line scanner, replay hit path), if Cython is there."""
     try:
         from Cython.Build import cythonize
         from setuptools import Extension
     except ImportError:
-        print("slubsim: Cython not available, trace text is parsed with numpy", file=sys.stderr)
-        return []
-    ext = Extension(
-        "slubsim.trace.scan",
-        [os.path.join("src", "slubsim", "trace", "scan.py")],
-        extra_compile_args=["-O3"],
-    )
-    try:
-        return list(
-            cythonize(
-                [ext],
-                language_level=3,
-                compiler_directives={"boundscheck": False, "wraparound": False},
-            )
+        print(
+            "slubsim: Cython not available, trace text is parsed with numpy and"
+            " replay hits run as Python",
+            file=sys.stderr,
         )
-    except BaseException as e:
-        print(f"slubsim: Cython failed ({e!r}), trace text is parsed with numpy", file=sys.stderr)
         return []
+    out: list[Any] = []
+    for name, directives in CYTHON_MODULES.items():
+        ext = Extension(
+            name, [os.path.join("src", *name.split(".")) + ".py"], extra_compile_args=["-O3"]
+        )
+        try:
+            out += cythonize([ext], language_level=3, compiler_directives=directives)
+        except BaseException as e:
+            print(f"slubsim: Cython failed on {name} ({e!r}); it runs as Python", file=sys.stderr)
+    return out
 
 
 setup(ext_modules=ext_modules(), cmdclass={"build_ext": OptionalBuildExt})

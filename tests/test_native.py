@@ -100,6 +100,7 @@ def _strip_timing(x: Any) -> Any:
 @pytest.mark.parametrize(
     "args",
     [
+        (),  # the embedded sample: 7.3 without NUMA, compiled on the hit path
         (str(DATA / "numa2-cut"),),
         (str(DATA / "v612-cut"),),
         (str(DATA / "numa2-cut"), "--kernel", "6.12"),

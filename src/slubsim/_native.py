@@ -52,6 +52,11 @@ COMPILED_MODULES: tuple[str, ...] = (
     "slubsim.trace.ingest",
 )
 
+#: compiled by Cython at install time (setup.py); they use the mypyc modules
+#: through Python's API only, so each may run as Python on its own: when the
+#: pure sources are chosen, when not compiled, or when older than its source
+CYTHON_MODULES: tuple[str, ...] = ("slubsim.hitpath",)
+
 #: an extension may predate its source by this much without being called
 #: stale: a wheel install unpacks files in archive order within milliseconds
 #: (build_py keeps the sources' own, older, mtimes when pip preserves them)
@@ -86,27 +91,52 @@ def pure_reason(pkg_dir: Path, environ: dict[str, str] | os._Environ[str]) -> st
     return None
 
 
-class _PureSourceFinder:
-    """Meta-path finder that loads the compiled modules from their ``.py``."""
+def _stale(pkg_dir: Path, name: str) -> bool:
+    """An extension of ``name`` exists and is older than its source."""
+    ext = _extension(pkg_dir, name)
+    src = module_path(pkg_dir, name)
+    return (
+        ext is not None
+        and src.is_file()
+        and src.stat().st_mtime > ext.stat().st_mtime + _MTIME_SLACK
+    )
 
-    def __init__(self, pkg_dir: Path) -> None:
+
+class _PureSourceFinder:
+    """Meta-path finder that loads the given modules from their ``.py``."""
+
+    def __init__(self, pkg_dir: Path, names: Sequence[str]) -> None:
         self.pkg_dir = pkg_dir
+        self.names = frozenset(names)
 
     def find_spec(
         self, fullname: str, path: Sequence[str] | None, target: ModuleType | None = None
     ) -> ModuleSpec | None:
-        if fullname not in COMPILED_MODULES:
+        if fullname not in self.names:
             return None
         return importlib.util.spec_from_file_location(fullname, module_path(self.pkg_dir, fullname))
+
+
+def _use_sources(pkg_dir: Path, names: Sequence[str]) -> None:
+    if not any(isinstance(f, _PureSourceFinder) and f.names == set(names) for f in sys.meta_path):
+        sys.meta_path.insert(0, _PureSourceFinder(pkg_dir, names))
 
 
 def select(pkg_dir: Path) -> tuple[bool, str | None]:
     """Install the pure-source finder if needed; return (compiled, reason)."""
     reason = pure_reason(pkg_dir, os.environ)
     if reason is None:
+        stale = [name for name in CYTHON_MODULES if _stale(pkg_dir, name)]
+        if stale:
+            _use_sources(pkg_dir, stale)
+            warnings.warn(
+                f"slubsim: {', '.join(stale)}: source newer than the compiled extension"
+                " (re-run pip install); running it as Python",
+                RuntimeWarning,
+                stacklevel=3,
+            )
         return True, None
-    if not any(isinstance(f, _PureSourceFinder) for f in sys.meta_path):
-        sys.meta_path.insert(0, _PureSourceFinder(pkg_dir))
+    _use_sources(pkg_dir, COMPILED_MODULES + CYTHON_MODULES)
     if "newer than" in reason:
         warnings.warn(f"slubsim runs pure Python: {reason}", RuntimeWarning, stacklevel=3)
     return False, reason

@@ -45,11 +45,12 @@ Decisions (documented, tested):
 from __future__ import annotations
 
 import gc
+import importlib
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
 import numpy as np
 
@@ -161,6 +162,10 @@ class ReplayOptions:
     #: had been running before tracing started would
     warm_on_first_use: bool = False
     validate: bool = True
+    #: replay 7.3 sheaf hits in slubsim.hitpath: None = when it is compiled
+    #: (as Python it is no faster than the full model), True = also as Python
+    #: (tests), False = every event through the full model; same results
+    hit_path: bool | None = None
     #: check per allocation that the model hands out the object the kernel did
     #: (slab by slab; see slubsim.lockstep) -- reads the traced pointers
     lockstep: bool = False
@@ -207,6 +212,32 @@ EVENT_KINDS: tuple[tuple[str, tuple[int, ...]], ...] = (
 
 
 _NOPS = 16  # > every OP_* value
+
+#: events the full model replays on their own cache and CPU only (what the
+#: hit path knows of other caches, and of that cache's other CPUs' main
+#: sheaves, stays true); a kfree_rcu of another cache's object is checked
+_OWN_CACHE_OPS: Final = frozenset(
+    (
+        OP_ALLOC,
+        OP_FREE,
+        OP_ALLOC_FROM_SHEAF,
+        OP_PREFILL,
+        OP_RETURN_SHEAF,
+        OP_REFILL_SHEAF,
+        OP_ALLOC_BULK,
+        OP_KFREE_RCU,
+    )
+)
+
+#: the column types of slubsim.hitpath.HitPath.run's typed memoryviews
+_HIT_DTYPES: dict[str, Any] = {
+    "op": np.int8,
+    "cache": np.int32,
+    "cpu": np.int16,
+    "obj": np.int32,
+    "flags": np.uint8,
+    "ts": np.float64,
+}
 
 
 class TraceFacts:
@@ -322,6 +353,32 @@ class CacheTrack:
         self.page_area = 0.0
         self.seg_ts = -1.0  # since when sheaves/slabs/pages have their last_* values
 
+    def hit_state(self) -> tuple[int, int, float, float, int, int] | None:
+        """For slubsim.hitpath, in one call: ``(nlive, inuse_total, area,
+        last_ts, last_cached, cached_peak)``, or None when the hit path may
+        not take this cache's events now (destroyed, or a memory-curve
+        change pending: the replay loop's inline ``_sample`` case fails)."""
+        s = self.model
+        if (
+            s.destroyed
+            or self.last_ts < 0.0
+            or s.nr_pages != self.last_pages
+            or len(s.slabs) != self.last_slabs
+            or s.nr_sheaves != self.last_sheaves
+        ):
+            return None
+        return (s.nlive, s.inuse_total, self.area, self.last_ts, self.last_cached, self.cached_peak)
+
+    def hit_write_back(
+        self, nlive: int, area: float, last_ts: float, last_cached: int, cached_peak: int
+    ) -> None:
+        """The values slubsim.hitpath mirrored, back into the model."""
+        self.model.nlive = nlive
+        self.area = area
+        self.last_ts = last_ts
+        self.last_cached = last_cached
+        self.cached_peak = cached_peak
+
     def close_segment(self, ts: float) -> None:
         """Add the sheaves/slabs/pages held since ``seg_ts`` up to ``ts``."""
         if self.seg_ts >= 0.0:
@@ -391,6 +448,8 @@ class Replayer:
         self.pretrace_objects = 0
         self.pretrace_plan: PretracePlan | None = None
         self.lockstep: dict[int, CacheLockstep] = {}
+        #: rows replayed (or skipped) on the hit path (slubsim.hitpath)
+        self.hit_rows = 0
 
     # ----------------------------------------------------------------- setup
     @staticmethod
@@ -500,29 +559,36 @@ class Replayer:
         if self.opt.warm_sheaves > 0:
             self._warm_sheaves(self.opt.warm_sheaves)
         self._take_baseline()
-
+        hp, arrays = self._hit_path()
         gc_was_on = gc.isenabled()
         gc.disable()  # the model's objects live for the whole run: no cycles to collect
         try:
             for base, b in self._batches():
-                self._replay_rows(
-                    b["ptr"].tolist() if self.opt.lockstep else [],
-                    base,
-                    b["ts"].tolist(),
-                    b["cpu"].tolist(),
-                    b["op"].tolist(),
-                    b["cache"].tolist(),
-                    b["obj"].tolist(),
-                    b["size"].tolist(),
-                    b["node"].tolist(),
-                    b["flags"].tolist(),
-                    b["aux"].tolist(),
-                )
+                if arrays:
+                    # the hit path reads the arrays; the rows it leaves to the
+                    # model are copied into the lists as they come (_fill_rows):
+                    # converting every row would cost more than the hits
+                    views: dict[str, Any] = {
+                        name: np.ascontiguousarray(col, dtype=_HIT_DTYPES.get(name, col.dtype)).data
+                        for name, col in b.items()
+                    }
+                    m = len(b["op"])
+                    cols: dict[str, list[Any]] = {
+                        name: [0.0] * m if name == "ts" else [0] * m for name in b
+                    }
+                else:
+                    views = {}
+                    cols = {name: col.tolist() for name, col in b.items()}
+                if hp is not None:
+                    hp.invalidate(-1, -1)
+                self._replay_rows(base, cols, hp, views)
                 if self.opt.progress is not None:
                     self.opt.progress(base + len(b["op"]), n)
         finally:
             if gc_was_on:
                 gc.enable()
+        if hp is not None:
+            self.hit_rows = int(hp.handled())
         for sh in self.sheaves.values():  # prefilled sheaves still out at the end
             self.warnings["sheaves_out_at_end"] += 1
             del sh
@@ -560,20 +626,21 @@ class Replayer:
             yield base, carry
 
     def _replay_rows(
-        self,
-        ptr_l: list[int],
-        base: int,
-        ts_l: list[float],
-        cpu_l: list[int],
-        op_l: list[int],
-        cache_l: list[int],
-        obj_l: list[int],
-        size_l: list[int],
-        node_l: list[int],
-        flags_l: list[int],
-        aux_l: list[int],
+        self, base: int, cols: dict[str, list[Any]], hp: Any, views: dict[str, Any]
     ) -> None:
         """The replay loop over one batch of pre-resolved events (row ``base + i``)."""
+        # the batch's columns; with the compiled hit path (``views``: the
+        # arrays it reads) only the rows it leaves to the model are filled in
+        ptr_l: list[int] = cols.get("ptr", [])
+        ts_l: list[float] = cols["ts"]
+        cpu_l: list[int] = cols["cpu"]
+        op_l: list[int] = cols["op"]
+        cache_l: list[int] = cols["cache"]
+        obj_l: list[int] = cols["obj"]
+        size_l: list[int] = cols["size"]
+        node_l: list[int] = cols["node"]
+        flags_l: list[int] = cols["flags"]
+        aux_l: list[int] = cols["aux"]
         k = self.kernel
         track_of = self.track_of
         cpu_of = self.cpu_of
@@ -595,7 +662,35 @@ class Replayer:
         ntracks = len(track_of)
         n = len(op_l)
         i = 0
+        hp_from = 0  # the hit path's next row (the one before went to the model)
+        early_rows: list[int] = []  # rows of this batch with pre-trace work
+        if hp is not None:
+            hp.bind(views or cols, cols if views else None, addr, self.rcu_addr)
+            if early:
+                early_rows = sorted(r - base for r in early if base <= r < base + n)
+        e = 0
         while i < n:
+            if hp is not None and i >= hp_from:
+                while e < len(early_rows) and early_rows[e] < i:
+                    e += 1
+                i = hp.run(i, early_rows[e] if e < len(early_rows) else n, next_gp)
+                if i >= n:
+                    break
+                hp_from = i + 1
+                # row i goes to the full model: the hit path forgets what that
+                # may change (see slubsim.hitpath): an event of one cache on one
+                # CPU changes that cache's counts and that CPU's sheaves; gp
+                # ticks, pre-trace frees, markers with a hook, bulk, large
+                # kmalloc and flagged frees may reach any cache
+                op = op_l[i]
+                if float(ts_l[i]) >= next_gp or (e < len(early_rows) and early_rows[e] == i):
+                    hp.invalidate(-1, -1)
+                elif (op in _OWN_CACHE_OPS and not (op == OP_FREE and flags_l[i])) or (
+                    op == OP_RCU_SHEAF and trace_rcu
+                ):
+                    hp.invalidate(cache_l[i], cpu_of[cpu_l[i]])
+                elif op != OP_MARKER or self.opt.on_marker is not None:
+                    hp.invalidate(-1, -1)
             op = op_l[i]
             c = cache_l[i]
             cpu = cpu_of[cpu_l[i]]
@@ -684,6 +779,8 @@ class Replayer:
                 continue
             elif op == OP_KFREE_RCU:
                 a = self._resolve(obj_l[i], flags_l[i], size_l[i])
+                if a and hp is not None and tr.model.obj_state.get(a) is not True:
+                    hp.invalidate(-1, -1)  # not this cache's object after all
                 if a:
                     k.kfree_rcu(a, cpu=cpu)
                     self.rcu_addr[obj_l[i]] = a
@@ -782,6 +879,30 @@ class Replayer:
                     ps.step(tr.model)
             i += 1
         self.next_gp = next_gp
+
+    def _hit_path(self) -> tuple[Any, bool]:
+        """The hit path (slubsim.hitpath) over this replay's caches, or None:
+        disabled, no cache with 7.3 sheaves, or a per-event hook (lockstep,
+        first-use warming, capacity policies) that it would bypass; and
+        whether it is compiled."""
+        if (
+            self.opt.hit_path is False
+            or self.opt.lockstep
+            or self.opt.warm_on_first_use
+            or self.policy_states
+            or not any(
+                isinstance(tr.model.layer, SheavesLayer) and tr.model.layer.hit_path
+                for tr in self.tracks.values()
+            )
+        ):
+            return None, False
+        hitpath = importlib.import_module("slubsim.hitpath")
+        if not hitpath.COMPILED and self.opt.hit_path is None:
+            return None, False
+        hp = hitpath.HitPath(
+            self.track_of, self.cpu_of, self.machine.nr_cpus, self.opt.on_marker is None
+        )
+        return hp, bool(hitpath.COMPILED)
 
     def _lockstep(
         self, c: int, s: KmemCache, a: int, k: int, ts: float, cpu: int, what: str

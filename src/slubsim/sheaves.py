@@ -99,6 +99,9 @@ class SheavesLayer(PerCpuLayer):
             Barn(n) if self.has_sheaves else None for n in range(m.nr_nodes)
         ]
         self.numa = bool(cache.kernel.config.numa)
+        #: slubsim.hitpath may replay this layer's sheaf hits: 7.3 exactly (the
+        #: 6.18 subclass's hits have the classic layer's side effects)
+        self.hit_path = type(self) is SheavesLayer
         #: MAX_FULL_SHEAVES / MAX_EMPTY_SHEAVES (overridable for what-if runs)
         self.max_full = MAX_FULL_SHEAVES
         self.max_empty = MAX_EMPTY_SHEAVES

@@ -305,6 +305,7 @@ def _collect(
     pretrace_cpus: dict[str, set[int]] | None = None,
     pretrace_cpu_partial: dict[str, dict[int, int]] | None = None,
     pretrace_sheaves: dict[str, dict[int, int]] | None = None,
+    hit_path: bool | None = None,
 ) -> tuple[
     dict[tuple[str, str], dict[str, int]], dict[str, int], Replayer, dict[str, dict[str, Any]]
 ]:
@@ -360,6 +361,7 @@ def _collect(
             pretrace_cpus=pretrace_cpus or {},
             pretrace_cpu_partial=pretrace_cpu_partial or {},
             pretrace_sheaves=pretrace_sheaves or {},
+            hit_path=hit_path,
         ),
     )
     result = rp.run()
@@ -378,8 +380,12 @@ def validate_bundle(
     warm_from_counters: bool | None = None,
     pretrace: str = "reconstruct",
     sheaves_from_pointers: bool = True,
+    hit_path: bool | None = None,
 ) -> dict[str, Any]:
     """Validate one bundle; the JSON-ready result of ``slubsim validate``.
+
+    ``hit_path``: :attr:`slubsim.replay.ReplayOptions.hit_path` (results do
+    not depend on it).
 
     ``pretrace``: how the replay meets the objects and slabs that existed
     before tracing began (:data:`slubsim.constants.PRETRACE_POLICIES`).  With
@@ -449,6 +455,7 @@ def validate_bundle(
             if pretrace == "reconstruct" and sheaves_from_pointers
             else None
         ),
+        hit_path=hit_path,
     )
     samples_ign, _, _, _ = _collect(
         store,
@@ -459,6 +466,7 @@ def validate_bundle(
         warm_first_use,
         warm_occupancy=occupancy,
         warm_partial=partial,
+        hit_path=hit_path,
     )
     stat_items = rp.generation.stat_items
     caches: dict[str, Any] = {}

@@ -1,0 +1,32 @@
+"""The few names of Cython's pure-Python mode that :mod:`slubsim.hitpath`
+uses at run time, as no-ops, for running its source as plain Python where
+Cython (and so its ``cython`` shadow module) is not installed.
+
+Only decorators and ``compiled`` are needed: the module's type annotations
+are never evaluated (``from __future__ import annotations``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+#: the module using this shim is running as Python, not as a Cython extension
+compiled = False
+
+
+def _same(x: T) -> T:
+    return x
+
+
+cclass = final = ccall = cfunc = inline = _same
+
+
+def locals(**_types: Any) -> Callable[[T], T]:
+    return _same
+
+
+def exceptval(*_a: Any, **_k: Any) -> Callable[[T], T]:
+    return _same

@@ -1,0 +1,489 @@
+"""The sheaf hit path of trace replay (Linux 7.x), in C.
+
+Almost every event of a real trace is an allocation served by the CPU's main
+sheaf, a free that finds room in it, or a ``kfree_rcu`` that finds room in the
+CPU's ``rcu_free`` sheaf.  :class:`HitPath` replays runs of such
+events in one compiled loop, working directly on the model's own objects (the
+main sheaf's object list, the cache's ``obj_state`` dict, the replayer's
+trace-object -> model-address list) and mirroring the few scalars it changes
+(``nlive``, the memory curve, the hit counters) in C arrays that are
+written back whenever it hands over.  It stops at the first event it cannot
+finish exactly as the model would, before changing anything for that event;
+:meth:`slubsim.replay.Replayer._replay_rows` then replays that event through
+the full model and calls it again.  Results are bit-identical with and without
+it (tested), compiled or not.
+
+Which events it takes -- all of these, else it stops:
+
+* ``OP_ALLOC``/``OP_FREE``/``OP_KFREE_RCU`` rows with no ingest flags, before the next RCU
+  grace-period tick (``next_gp``) and before ``stop`` (the replayer's next
+  row with pre-trace work);
+* of a cache whose per-CPU layer is exactly 7.3's
+  :class:`~slubsim.sheaves.SheavesLayer` (the 6.18 opt-in sheaves keep the
+  classic layer's side effects), without NUMA (``can_free_to_pcs`` and the
+  node checks of ``alloc_from_pcs`` need the object's slab), not destroyed,
+  and whose memory curve has no pending change (the replayer's inline
+  ``_sample`` case: pages, slabs and sheaves as last sampled);
+* an allocation when the main sheaf is not empty -- models the hit of
+  ``alloc_from_pcs`` (task context: no trylock; ``ALLOC_FASTPATH``) plus the
+  bookkeeping of :meth:`slubsim.cache.KmemCache.replay_alloc`;
+* a free of a traced object whose model address is live in this cache's
+  ``obj_state`` when the main sheaf is not full -- models ``free_to_pcs``'s
+  hit (``FREE_FASTPATH``) plus :meth:`~slubsim.cache.KmemCache.replay_free`.
+  Decision: the slab's ``pfmemalloc`` is not looked up -- no path of the
+  model sets it (memory reserves are not modelled), so ``slab_free``'s
+  ``!slab_test_pfmemalloc(slab)`` always holds in a replay;
+* a ``kfree_rcu`` of such an object when the CPU has an ``rcu_free`` sheaf
+  that this object does not fill -- models the common case of
+  ``__kfree_rcu_sheaf`` (``FREE_RCU_SHEAF``) plus the bookkeeping of
+  :meth:`slubsim.kernel.Kernel.kfree_rcu` and of the replayer (the trace
+  object's address kept for the kernel's later completion).
+
+Rows of caches the replay does not track (filtered out) are skipped, as the
+replay loop does, and so are markers when the replay has no marker hook.
+
+Hand-over protocol: :meth:`run` writes every mirrored value back before it
+returns and copies the row it stops at into the replayer's lists (the
+compiled replay reads the columns as arrays and converts only those rows).
+The replayer then calls :meth:`invalidate` for what replaying that row may
+change -- its cache on its CPU for the events of one cache, every cache for
+the rest (RCU grace-period ticks, pre-trace frees, marker hooks, bulk frees,
+large kmalloc) -- so that :meth:`run` reads that state afresh.
+
+Written in Cython's pure-Python mode: ``pip install .`` compiles it
+(``setup.py``), and the same source runs as Python -- with Cython's shadow
+module or, without Cython, :mod:`slubsim._cyshim` -- over lists instead of
+arrays.  Cython rather than mypyc (which compiles the model) because the loop
+reads the store's column arrays through typed memoryviews: mypyc would box
+every value of every row.  As Python the hit path is no faster than the full
+model, so the replay uses it only when compiled (tests run it both ways).
+"""
+
+from __future__ import annotations
+
+try:
+    import cython
+except ModuleNotFoundError:  # plain Python without Cython installed
+    from . import _cyshim as cython
+
+#: True when this module runs as the Cython-compiled extension
+COMPILED: bool = cython.compiled
+
+# slubsim.trace.events' op values (tests check they agree)
+ALLOC = 0
+FREE = 1
+KFREE_RCU = 3
+FREE_BULK = 4
+MARKER = 12
+KFREE_BULK = 13
+
+# per-cache state
+UNKNOWN = -1  # fetch the cache's state at its next event
+CHANGED = -2  # same layer, but its counts and memory curve may have changed
+OFF = 0  # this cache's events go to the full model until invalidated
+ON = 1  # mirrored: events may be replayed here
+SKIP = 2  # not replayed (no track): its alloc/free rows are skipped
+NEVER = 3  # not a 7.3 sheaf cache without NUMA: always the full model
+
+
+@cython.final
+@cython.cclass
+class HitPath:
+    """The hit path over the replayer's caches (``tracks``: per store cache id,
+    an object with ``model`` -- a KmemCache -- and the memory-curve fields of
+    :class:`slubsim.replay.CacheTrack`, or None); ``cpu_of`` maps trace CPUs
+    to model CPUs, ``ncpu`` model CPUs."""
+
+    ncpu: cython.Py_ssize_t
+    ntracks: cython.Py_ssize_t
+    tracks: list
+    cpu_of: cython.int[:]
+    # per cache id
+    state: cython.int[:]
+    layers: list
+    dicts: list
+    capacity: cython.longlong[:]
+    nlive: cython.longlong[:]
+    inuse: cython.longlong[:]
+    area: cython.double[:]
+    last_ts: cython.double[:]
+    last_cached: cython.longlong[:]
+    peak: cython.longlong[:]
+    stat_alloc: cython.longlong[:]
+    stat_free: cython.longlong[:]
+    stat_rcu: cython.longlong[:]
+    dirty: cython.int[:]
+    dirty_list: cython.longlong[:]
+    ndirty: cython.Py_ssize_t
+    # per (cache id, model cpu): index c * ncpu + cpu
+    fetched: cython.int[:]
+    mains: list
+    rcus: list
+    rows: list
+    d_alloc: cython.longlong[:]
+    d_free: cython.longlong[:]
+    d_rcu: cython.longlong[:]
+    cdirty: cython.int[:]
+    cdirty_list: cython.longlong[:]
+    ncdirty: cython.Py_ssize_t
+    # the batch being replayed (bind)
+    op: cython.const[cython.schar][:]
+    cache: cython.const[cython.int][:]
+    cpu: cython.const[cython.short][:]
+    obj: cython.const[cython.int][:]
+    flags: cython.const[cython.uchar][:]
+    ts: cython.const[cython.double][:]
+    size: cython.const[cython.int][:]
+    node: cython.const[cython.schar][:]
+    aux: cython.const[cython.longlong][:]
+    n: cython.Py_ssize_t
+    addr: list
+    rcu_addr: dict
+    skip_markers: cython.bint
+    # the replayer's lists of the batch, filled for the rows it replays (or None)
+    lists: object
+    l_ts: list
+    l_cpu: list
+    l_op: list
+    l_cache: list
+    l_obj: list
+    l_size: list
+    l_node: list
+    l_flags: list
+    l_aux: list
+    #: rows replayed or skipped here
+    events: cython.longlong
+
+    def __init__(self, tracks: list, cpu_of: list, ncpu: int, skip_markers: bool) -> None:
+        from array import array
+
+        n = len(tracks)
+        nc = n * ncpu
+        self.ncpu = ncpu
+        self.ntracks = n
+        self.tracks = tracks
+        self.cpu_of = array("i", cpu_of)
+        self.state = array("i", [UNKNOWN]) * n
+        self.layers = [None] * n
+        self.dicts = [None] * n
+        self.capacity = array("q", [0]) * n
+        self.nlive = array("q", [0]) * n
+        self.inuse = array("q", [0]) * n
+        self.area = array("d", [0.0]) * n
+        self.last_ts = array("d", [0.0]) * n
+        self.last_cached = array("q", [0]) * n
+        self.peak = array("q", [0]) * n
+        self.stat_alloc = array("q", [0]) * n
+        self.stat_free = array("q", [0]) * n
+        self.stat_rcu = array("q", [0]) * n
+        self.dirty = array("i", [0]) * n
+        self.dirty_list = array("q", [0]) * n
+        self.ndirty = 0
+        self.fetched = array("i", [0]) * nc
+        self.mains = [None] * nc
+        self.rcus = [None] * nc
+        self.rows = [None] * nc
+        self.d_alloc = array("q", [0]) * nc
+        self.d_free = array("q", [0]) * nc
+        self.d_rcu = array("q", [0]) * nc
+        self.skip_markers = skip_markers
+        self.rcu_addr = {}
+        self.cdirty = array("i", [0]) * nc
+        self.cdirty_list = array("q", [0]) * nc
+        self.ncdirty = 0
+        self.events = 0
+
+    @cython.ccall
+    def handled(self) -> cython.longlong:
+        """Rows replayed (or skipped) here so far."""
+        return self.events
+
+    @cython.ccall
+    def invalidate(self, c: cython.Py_ssize_t, cpu: cython.Py_ssize_t) -> None:
+        """Forget what may change when the full model replays an event: of
+        cache ``c`` on CPU ``cpu`` (a plain allocation or free: its counts,
+        memory curve and that CPU's main sheaf), of every CPU of ``c`` when
+        ``cpu`` < 0, of every cache when ``c`` < 0."""
+        k: cython.Py_ssize_t
+        if c < 0:
+            for k in range(self.ntracks):
+                self.state[k] = UNKNOWN
+            for k in range(self.ntracks * self.ncpu):
+                self.fetched[k] = 0
+            return
+        if c >= self.ntracks or self.state[c] == NEVER or self.state[c] == SKIP:
+            return
+        if cpu < 0:
+            self.state[c] = UNKNOWN
+        else:
+            if self.state[c] != UNKNOWN:
+                self.state[c] = CHANGED
+            self.fetched[c * self.ncpu + cpu] = 0
+
+    @cython.ccall
+    def bind(self, cols: dict, lists: object, addr: list, rcu_addr: dict) -> None:
+        """The batch :meth:`run` reads: ``cols`` maps column names to arrays
+        (int8 op, int32 cache, int16 cpu, int32 obj, uint8 flags, float64 ts,
+        int32 size, int8 node, int64 aux; lists when not compiled); ``lists``
+        (or None) the replayer's lists of the same columns, into which
+        :meth:`run` copies each row it leaves to the replayer; ``addr`` the
+        replayer's trace object -> model address list, ``rcu_addr`` its
+        dict of kfree_rcu'd trace objects -> model addresses."""
+        self.op = cols["op"]
+        self.cache = cols["cache"]
+        self.cpu = cols["cpu"]
+        self.obj = cols["obj"]
+        self.flags = cols["flags"]
+        self.ts = cols["ts"]
+        self.size = cols["size"]
+        self.node = cols["node"]
+        self.aux = cols["aux"]
+        self.n = len(cols["op"])
+        self.addr = addr
+        self.rcu_addr = rcu_addr
+        self.lists = lists
+        if lists is not None:
+            self.l_ts = lists["ts"]
+            self.l_cpu = lists["cpu"]
+            self.l_op = lists["op"]
+            self.l_cache = lists["cache"]
+            self.l_obj = lists["obj"]
+            self.l_size = lists["size"]
+            self.l_node = lists["node"]
+            self.l_flags = lists["flags"]
+            self.l_aux = lists["aux"]
+
+    @cython.cfunc
+    def _fill(self, i: cython.Py_ssize_t) -> None:
+        """Copy row ``i`` (all rows of its bulk call) into the replayer's lists."""
+        hi: cython.Py_ssize_t = i + 1
+        o: cython.int = self.op[i]
+        if o in (FREE_BULK, KFREE_BULK):
+            while hi < self.n and self.op[hi] == o and self.aux[hi] == self.aux[i]:
+                hi += 1
+        k: cython.Py_ssize_t
+        for k in range(i, hi):
+            self.l_ts[k] = self.ts[k]
+            self.l_cpu[k] = self.cpu[k]
+            self.l_op[k] = self.op[k]
+            self.l_cache[k] = self.cache[k]
+            self.l_obj[k] = self.obj[k]
+            self.l_size[k] = self.size[k]
+            self.l_node[k] = self.node[k]
+            self.l_flags[k] = self.flags[k]
+            self.l_aux[k] = self.aux[k]
+
+    @cython.cfunc
+    def _fetch(self, c: cython.Py_ssize_t) -> cython.int:
+        """Read cache ``c``'s state from the model; its new state."""
+        tr = self.tracks[c]
+        k: cython.Py_ssize_t
+        if self.state[c] == UNKNOWN:
+            if tr is None:
+                self.state[c] = SKIP
+                return SKIP
+            layer = tr.model.layer
+            if not getattr(layer, "hit_path", False) or layer.numa:
+                self.state[c] = NEVER
+                return NEVER
+            self.layers[c] = layer
+            self.dicts[c] = tr.model.obj_state
+            self.capacity[c] = layer.capacity
+            self.stat_alloc[c] = layer.ALLOC_FASTPATH
+            self.stat_free[c] = layer.FREE_FASTPATH
+            self.stat_rcu[c] = layer.FREE_RCU_SHEAF
+            for k in range(c * self.ncpu, (c + 1) * self.ncpu):
+                self.fetched[k] = 0
+        hs = tr.hit_state()
+        if hs is None:
+            self.state[c] = OFF  # the replayer samples the memory curve first
+            return OFF
+        nl, iu, ar, lt, lc, pk = hs
+        self.nlive[c] = nl
+        self.inuse[c] = iu
+        self.area[c] = ar
+        self.last_ts[c] = lt
+        self.last_cached[c] = lc
+        self.peak[c] = pk
+        self.state[c] = ON
+        return ON
+
+    @cython.cfunc
+    def _fetch_cpu(self, c: cython.Py_ssize_t, cpu: cython.Py_ssize_t) -> None:
+        j: cython.Py_ssize_t = c * self.ncpu + cpu
+        pcs = self.layers[c].pcs[cpu]
+        self.mains[j] = pcs.main.objects
+        self.rcus[j] = pcs.rcu_free.objects if pcs.rcu_free is not None else None
+        self.rows[j] = self.tracks[c].model.stat[cpu]
+        self.fetched[j] = 1
+
+    @cython.ccall
+    def write_back(self) -> None:
+        """Put every mirrored value changed since the last call into the model."""
+        k: cython.Py_ssize_t
+        c: cython.Py_ssize_t
+        j: cython.Py_ssize_t
+        for k in range(self.ndirty):
+            c = self.dirty_list[k]
+            self.dirty[c] = 0
+            self.tracks[c].hit_write_back(
+                self.nlive[c], self.area[c], self.last_ts[c], self.last_cached[c], self.peak[c]
+            )
+        self.ndirty = 0
+        for k in range(self.ncdirty):
+            j = self.cdirty_list[k]
+            self.cdirty[j] = 0
+            c = j // self.ncpu
+            row = self.rows[j]
+            if self.d_alloc[j]:
+                row[self.stat_alloc[c]] += self.d_alloc[j]
+                self.d_alloc[j] = 0
+            if self.d_free[j]:
+                row[self.stat_free[c]] += self.d_free[j]
+                self.d_free[j] = 0
+            if self.d_rcu[j]:
+                row[self.stat_rcu[c]] += self.d_rcu[j]
+                self.d_rcu[j] = 0
+        self.ncdirty = 0
+
+    @cython.ccall
+    def run(
+        self, i: cython.Py_ssize_t, stop: cython.Py_ssize_t, next_gp: cython.double
+    ) -> cython.Py_ssize_t:
+        """Replay rows ``i``, ``i + 1``, ... of the bound batch below ``stop``
+        while they are hits; the first row not replayed (``stop`` when all
+        were), copied into the replayer's lists when it has bound them."""
+        if i < stop and self.op[i] > KFREE_RCU and not (self.skip_markers and self.op[i] == MARKER):
+            if self.lists is not None:
+                self._fill(i)
+            return i
+        op: cython.const[cython.schar][:] = self.op
+        cache: cython.const[cython.int][:] = self.cache
+        cpu: cython.const[cython.short][:] = self.cpu
+        obj: cython.const[cython.int][:] = self.obj
+        flags: cython.const[cython.uchar][:] = self.flags
+        ts: cython.const[cython.double][:] = self.ts
+        addr: list = self.addr
+        start: cython.Py_ssize_t = i
+        ncpu: cython.Py_ssize_t = self.ncpu
+        ntracks: cython.Py_ssize_t = self.ntracks
+        state: cython.int[:] = self.state
+        cpu_of: cython.int[:] = self.cpu_of
+        mains: list = self.mains
+        dicts: list = self.dicts
+        fetched: cython.int[:] = self.fetched
+        capacity: cython.longlong[:] = self.capacity
+        nlive: cython.longlong[:] = self.nlive
+        inuse: cython.longlong[:] = self.inuse
+        area: cython.double[:] = self.area
+        last_ts: cython.double[:] = self.last_ts
+        last_cached: cython.longlong[:] = self.last_cached
+        peak: cython.longlong[:] = self.peak
+        dirty: cython.int[:] = self.dirty
+        cdirty: cython.int[:] = self.cdirty
+        d_alloc: cython.longlong[:] = self.d_alloc
+        d_free: cython.longlong[:] = self.d_free
+        d_rcu: cython.longlong[:] = self.d_rcu
+        rcus: list = self.rcus
+        rcu_addr: dict = self.rcu_addr
+        skip_markers: cython.bint = self.skip_markers
+        rcu: list
+        t: cython.double
+        o: cython.int
+        c: cython.Py_ssize_t
+        st: cython.int
+        k: cython.Py_ssize_t
+        j: cython.Py_ssize_t
+        ob: cython.Py_ssize_t
+        nl: cython.longlong
+        cached: cython.longlong
+        main: list
+        d: dict
+        while i < stop:
+            t = ts[i]
+            if t >= next_gp:
+                break
+            o = op[i]
+            if o > FREE and o != KFREE_RCU:
+                if o == MARKER and skip_markers:
+                    i += 1  # no hook: the replay loop does nothing either
+                    continue
+                break
+            c = cache[i]
+            if c < 0 or c >= ntracks:
+                i += 1  # no track: skipped by the replay loop too
+                continue
+            st = state[c]
+            if st != ON:
+                if st < 0:  # UNKNOWN or CHANGED
+                    st = self._fetch(c)
+                if st == SKIP:
+                    i += 1
+                    continue
+                if st != ON:
+                    break
+            if flags[i] != 0:
+                break
+            k = cpu_of[cpu[i]]
+            j = c * ncpu + k
+            if not fetched[j]:
+                self._fetch_cpu(c, k)
+            main = mains[j]
+            d = dicts[c]
+            if o == ALLOC:
+                if not main:
+                    break  # __pcs_replace_empty_main: the full model
+                a = main.pop()
+                d[a] = True
+                nl = nlive[c] + 1
+                addr[obj[i]] = a
+                d_alloc[j] += 1
+            elif o == FREE:
+                ob = obj[i]
+                a = addr[ob]
+                if not a or d.get(a) is not True:
+                    break  # nothing to free, or the model's checks have to speak
+                if len(main) == capacity[c]:
+                    break  # __pcs_replace_full_main: the full model
+                addr[ob] = 0
+                d[a] = False
+                nl = nlive[c] - 1
+                main.append(a)
+                d_free[j] += 1
+            else:  # KFREE_RCU
+                ob = obj[i]
+                a = addr[ob]
+                if not a or d.get(a) is not True:
+                    break
+                rcu = rcus[j]
+                if rcu is None or len(rcu) + 1 >= capacity[c]:
+                    break  # no rcu_free sheaf yet, or this object fills it: the full model
+                addr[ob] = 0
+                rcu_addr[ob] = a
+                d[a] = False
+                nl = nlive[c] - 1
+                rcu.append(a)
+                d_rcu[j] += 1
+            nlive[c] = nl
+            # the replayer's inline _sample (memory curve), same operations
+            cached = inuse[c] - nl
+            area[c] += last_cached[c] * (t - last_ts[c])
+            last_ts[c] = t
+            last_cached[c] = cached
+            if cached > peak[c]:
+                peak[c] = cached
+            if not dirty[c]:
+                dirty[c] = 1
+                self.dirty_list[self.ndirty] = c
+                self.ndirty += 1
+            if not cdirty[j]:
+                cdirty[j] = 1
+                self.cdirty_list[self.ncdirty] = j
+                self.ncdirty += 1
+            i += 1
+        self.events += i - start
+        if self.ndirty or self.ncdirty:
+            self.write_back()
+        if i < self.n and self.lists is not None:
+            self._fill(i)
+        return i

@@ -1,0 +1,156 @@
+"""The replay hit path (slubsim.hitpath): same results as the full model."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from slubsim import _native, hitpath
+from slubsim.cli import sample_trace
+from slubsim.generate import generate
+from slubsim.replay import Replayer, ReplayOptions
+from slubsim.trace import events
+from slubsim.trace.ingest import ingest
+from slubsim.trace.store import EventStore
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "traces"
+
+
+def _strip(x: Any) -> Any:
+    if isinstance(x, dict):
+        return {k: _strip(v) for k, v in x.items() if "second" not in k and k != "rate"}
+    if isinstance(x, list):
+        return [_strip(v) for v in x]
+    return x
+
+
+def _replay(store: EventStore, hit: bool, **kw: Any) -> tuple[dict[str, Any], int]:
+    r = Replayer(store, ReplayOptions(hit_path=hit, validate=True, **kw))
+    res = r.run()  # validate=True: every object in exactly one place afterwards
+    return _strip(res), r.hit_rows
+
+
+@pytest.fixture(scope="module")
+def sample_store() -> EventStore:
+    return ingest(sample_trace())
+
+
+def _generated(tmp_path: Path, kind: str) -> EventStore:
+    p = tmp_path / f"{kind}.txt"
+    generate(kind, p, seed=7)
+    return ingest(p)
+
+
+def test_op_values_agree_with_the_store_vocabulary() -> None:
+    assert hitpath.ALLOC == events.OP_ALLOC
+    assert hitpath.FREE == events.OP_FREE
+    assert hitpath.KFREE_RCU == events.OP_KFREE_RCU
+    assert hitpath.FREE_BULK == events.OP_FREE_BULK
+    assert hitpath.KFREE_BULK == events.OP_KFREE_BULK
+    assert hitpath.MARKER == events.OP_MARKER
+
+
+def test_sample_identical_and_mostly_on_the_hit_path(sample_store: EventStore) -> None:
+    full, rows_off = _replay(sample_store, False)
+    hit, rows_on = _replay(sample_store, True)
+    assert rows_off == 0
+    # a real 7.3 trace: most rows are sheaf hits
+    assert rows_on > 0.8 * sample_store.n
+    assert hit == full
+    assert full["caches"]
+
+
+KINDS = ("mixed-lifetime", "lifo", "prodcons", "bursts", "kfree-rcu-storm", "prefill-migrate")
+
+
+@pytest.mark.parametrize("kind", [*KINDS, "irq-mix"])
+def test_generated_workloads_identical(tmp_path: Path, kind: str) -> None:
+    store = _generated(tmp_path, kind)
+    full, _ = _replay(store, False)
+    hit, rows = _replay(store, True)
+    assert rows > 0
+    assert hit == full
+
+
+@pytest.mark.parametrize(
+    "opts",
+    [
+        {"overrides": {"sheaf_capacity": 4}},  # many refills and flushes: many hand-overs
+        {"overrides": {"sheaf_capacity": 4, "barn_max_full": 1}, "gp_interval": 0.0001},
+        {"caches": ["kmalloc-64"]},  # untracked caches' rows are skipped
+        {"pretrace": "reconstruct"},
+    ],
+)
+def test_what_if_options_identical(sample_store: EventStore, opts: dict[str, Any]) -> None:
+    full, _ = _replay(sample_store, False, **opts)
+    hit, rows = _replay(sample_store, True, **opts)
+    assert rows > 0
+    assert hit == full
+
+
+def test_not_used_where_it_would_bypass_a_hook_or_model(sample_store: EventStore) -> None:
+    for opts in (
+        {"kernel": "6.12"},
+        {"kernel": "6.18"},  # opt-in sheaves: the classic layer's side effects
+        {"lockstep": True},
+        {"warm_on_first_use": True},
+        {"policy": "bonwick"},
+    ):
+        r = Replayer(sample_store, ReplayOptions(hit_path=True, validate=False, **opts))
+        r.run()
+        assert r.hit_rows == 0, opts
+
+
+def test_runs_as_python_without_cython(
+    sample_store: EventStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The source with slubsim._cyshim in place of Cython's shadow module."""
+    src = Path(hitpath.__file__).with_name("hitpath.py")
+    monkeypatch.setitem(sys.modules, "cython", None)  # import cython -> ModuleNotFoundError
+    spec = importlib.util.spec_from_file_location("slubsim.hitpath", src)
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    assert mod.COMPILED is False
+    assert mod.cython.__name__ == "slubsim._cyshim"
+    monkeypatch.setitem(sys.modules, "slubsim.hitpath", mod)
+    full, _ = _replay(sample_store, False)
+    hit, rows = _replay(sample_store, True)
+    assert rows > 0.8 * sample_store.n
+    assert hit == full
+
+
+def test_stale_extension_runs_the_source(tmp_path: Path) -> None:
+    import importlib.machinery
+    import os
+
+    ext = importlib.machinery.EXTENSION_SUFFIXES[0]
+    src = _native.module_path(tmp_path, "slubsim.hitpath")
+    src.write_text("")
+    so = _native.module_path(tmp_path, "slubsim.hitpath", ext)
+    so.write_bytes(b"")
+    assert not _native._stale(tmp_path, "slubsim.hitpath")
+    t = so.stat().st_mtime
+    os.utime(src, (t + 3600, t + 3600))
+    assert _native._stale(tmp_path, "slubsim.hitpath")
+    so.unlink()
+    assert not _native._stale(tmp_path, "slubsim.hitpath")  # not compiled: the source anyway
+    finder = _native._PureSourceFinder(tmp_path, ["slubsim.hitpath"])
+    spec = finder.find_spec("slubsim.hitpath", None)
+    assert spec is not None and spec.origin == str(src)
+    assert finder.find_spec("slubsim.cache", None) is None
+
+
+@pytest.mark.skipif(not (SHARED / "net-4cpu").is_dir(), reason="needs ../shared/traces")
+def test_validate_identical_on_a_real_bundle() -> None:
+    """Markers with the validation hook: every hand-over path on a full bundle."""
+    from slubsim.validate import validate_bundle
+
+    on = validate_bundle(SHARED / "net-4cpu", hit_path=True)
+    off = validate_bundle(SHARED / "net-4cpu", hit_path=False)
+    assert _strip(on) == _strip(off)
+    assert on["summary"]["counters_compared"] > 0
