@@ -2,12 +2,14 @@
 uses at run time, as no-ops, for running its source as plain Python where
 Cython (and so its ``cython`` shadow module) is not installed.
 
-Only decorators and ``compiled`` are needed: the module's type annotations
-are never evaluated (``from __future__ import annotations``).
+Only decorators, ``declare`` and the C type names it is given are needed:
+the module's type annotations are never evaluated (``from __future__ import
+annotations``).
 """
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -22,6 +24,16 @@ def _same(x: T) -> T:
 
 
 cclass = final = ccall = cfunc = inline = _same
+
+# C types as the Python types holding their values
+int = longlong = Py_ssize_t = builtins.int
+double = builtins.float
+bint = builtins.bool
+
+
+def declare(_type: Any, value: Any = None, **_k: Any) -> Any:
+    """``cython.declare(type, value)``: the value."""
+    return value
 
 
 def locals(**_types: Any) -> Callable[[T], T]:

@@ -69,23 +69,38 @@ except ModuleNotFoundError:  # plain Python without Cython installed
 #: True when this module runs as the Cython-compiled extension
 COMPILED: bool = cython.compiled
 
-# slubsim.trace.events' op values (tests check they agree)
-ALLOC = 0
-FREE = 1
-KFREE_RCU = 3
-FREE_BULK = 4
-MARKER = 12
-KFREE_BULK = 13
+# slubsim.trace.events' op values (C constants: op_values() shows them)
+ALLOC = cython.declare(cython.int, 0)
+FREE = cython.declare(cython.int, 1)
+KFREE_RCU = cython.declare(cython.int, 3)
+FREE_BULK = cython.declare(cython.int, 4)
+MARKER = cython.declare(cython.int, 12)
+KFREE_BULK = cython.declare(cython.int, 13)
 
 # per-cache state
-UNKNOWN = -1  # fetch the cache's state at its next event
-CHANGED = -2  # same layer, but its counts and memory curve may have changed
-OFF = 0  # this cache's events go to the full model until invalidated
-ON = 1  # mirrored: events may be replayed here
-SKIP = 2  # not replayed (no track): its alloc/free rows are skipped
-NEVER = 3  # not a 7.3 sheaf cache without NUMA: always the full model
+UNKNOWN = cython.declare(cython.int, -1)  # fetch the cache's state at its next event
+CHANGED = cython.declare(cython.int, -2)  # same layer; counts, memory curve may have changed
+OFF = cython.declare(cython.int, 0)  # this cache's events go to the full model until invalidated
+ON = cython.declare(cython.int, 1)  # mirrored: events may be replayed here
+SKIP = cython.declare(cython.int, 2)  # not replayed (no track): its alloc/free rows are skipped
+NEVER = cython.declare(cython.int, 3)  # not a 7.3 sheaf cache without NUMA: the full model
 
 
+def op_values() -> dict:
+    """The op values this module compiled in (tests compare them with
+    :mod:`slubsim.trace.events`)."""
+    return {
+        "OP_ALLOC": ALLOC,
+        "OP_FREE": FREE,
+        "OP_KFREE_RCU": KFREE_RCU,
+        "OP_FREE_BULK": FREE_BULK,
+        "OP_MARKER": MARKER,
+        "OP_KFREE_BULK": KFREE_BULK,
+    }
+
+
+# (methods returning nothing carry no ``-> None``: Cython before 3.3 rejects
+# it on cdef methods, and pyproject.toml admits Cython >= 3.0)
 @cython.final
 @cython.cclass
 class HitPath:
@@ -154,7 +169,7 @@ class HitPath:
     #: rows replayed or skipped here
     events: cython.longlong
 
-    def __init__(self, tracks: list, cpu_of: list, ncpu: int, skip_markers: bool) -> None:
+    def __init__(self, tracks: list, cpu_of: list, ncpu: int, skip_markers: bool):
         from array import array
 
         n = len(tracks)
@@ -199,7 +214,7 @@ class HitPath:
         return self.events
 
     @cython.ccall
-    def invalidate(self, c: cython.Py_ssize_t, cpu: cython.Py_ssize_t) -> None:
+    def invalidate(self, c: cython.Py_ssize_t, cpu: cython.Py_ssize_t):
         """Forget what may change when the full model replays an event: of
         cache ``c`` on CPU ``cpu`` (a plain allocation or free: its counts,
         memory curve and that CPU's main sheaf), of every CPU of ``c`` when
@@ -221,7 +236,7 @@ class HitPath:
             self.fetched[c * self.ncpu + cpu] = 0
 
     @cython.ccall
-    def bind(self, cols: dict, lists: object, addr: list, rcu_addr: dict) -> None:
+    def bind(self, cols: dict, lists: object, addr: list, rcu_addr: dict):
         """The batch :meth:`run` reads: ``cols`` maps column names to arrays
         (int8 op, int32 cache, int16 cpu, int32 obj, uint8 flags, float64 ts,
         int32 size, int8 node, int64 aux; lists when not compiled); ``lists``
@@ -254,7 +269,7 @@ class HitPath:
             self.l_aux = lists["aux"]
 
     @cython.cfunc
-    def _fill(self, i: cython.Py_ssize_t) -> None:
+    def _fill(self, i: cython.Py_ssize_t):
         """Copy row ``i`` (all rows of its bulk call) into the replayer's lists."""
         hi: cython.Py_ssize_t = i + 1
         o: cython.int = self.op[i]
@@ -309,7 +324,7 @@ class HitPath:
         return ON
 
     @cython.cfunc
-    def _fetch_cpu(self, c: cython.Py_ssize_t, cpu: cython.Py_ssize_t) -> None:
+    def _fetch_cpu(self, c: cython.Py_ssize_t, cpu: cython.Py_ssize_t):
         j: cython.Py_ssize_t = c * self.ncpu + cpu
         pcs = self.layers[c].pcs[cpu]
         self.mains[j] = pcs.main.objects
@@ -318,7 +333,7 @@ class HitPath:
         self.fetched[j] = 1
 
     @cython.ccall
-    def write_back(self) -> None:
+    def write_back(self):
         """Put every mirrored value changed since the last call into the model."""
         k: cython.Py_ssize_t
         c: cython.Py_ssize_t
