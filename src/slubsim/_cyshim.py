@@ -42,3 +42,7 @@ def locals(**_types: Any) -> Callable[[T], T]:
 
 def exceptval(*_a: Any, **_k: Any) -> Callable[[T], T]:
     return _same
+
+
+def boundscheck(_on: bool) -> Callable[[T], T]:
+    return _same

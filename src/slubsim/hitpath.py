@@ -2,13 +2,18 @@
 
 Almost every event of a real trace is an allocation served by the CPU's main
 sheaf, a free that finds room in it, or a ``kfree_rcu`` that finds room in the
-CPU's ``rcu_free`` sheaf.  :class:`HitPath` replays runs of such
-events in one compiled loop, working directly on the model's own objects (the
-main sheaf's object list, the cache's ``obj_state`` dict, the replayer's
+CPU's ``rcu_free`` sheaf.  :class:`HitPath` replays runs of such events in
+one compiled loop, working directly on the model's own objects (the main
+sheaf's object list, the cache's ``obj_state`` dict, the replayer's
 trace-object -> model-address list) and mirroring the few scalars it changes
-(``nlive``, the memory curve, the hit counters) in C arrays that are
-written back whenever it hands over.  It stops at the first event it cannot
-finish exactly as the model would, before changing anything for that event;
+(``nlive``, the memory curve, the hit counters) in C arrays that are written
+back whenever it hands over.  ``obj_state[p] = True`` of an allocation is
+deferred to that write-back too: most objects are freed again within the run,
+and their allocation and free then leave the dict alone (it says False before
+and after; nothing else reads it during the run).
+
+It stops at the first event it cannot finish exactly as the model would,
+before changing anything for that event;
 :meth:`slubsim.replay.Replayer._replay_rows` then replays that event through
 the full model and calls it again.  Results are bit-identical with and without
 it (tested), compiled or not.
@@ -112,45 +117,45 @@ class HitPath:
     ncpu: cython.Py_ssize_t
     ntracks: cython.Py_ssize_t
     tracks: list
-    cpu_of: cython.int[:]
+    cpu_of: cython.int[::1]
     # per cache id
-    state: cython.int[:]
+    state: cython.int[::1]
     layers: list
     dicts: list
-    capacity: cython.longlong[:]
-    nlive: cython.longlong[:]
-    inuse: cython.longlong[:]
-    area: cython.double[:]
-    last_ts: cython.double[:]
-    last_cached: cython.longlong[:]
-    peak: cython.longlong[:]
-    stat_alloc: cython.longlong[:]
-    stat_free: cython.longlong[:]
-    stat_rcu: cython.longlong[:]
-    dirty: cython.int[:]
-    dirty_list: cython.longlong[:]
+    capacity: cython.longlong[::1]
+    nlive: cython.longlong[::1]
+    inuse: cython.longlong[::1]
+    area: cython.double[::1]
+    last_ts: cython.double[::1]
+    last_cached: cython.longlong[::1]
+    peak: cython.longlong[::1]
+    stat_alloc: cython.longlong[::1]
+    stat_free: cython.longlong[::1]
+    stat_rcu: cython.longlong[::1]
+    dirty: cython.int[::1]
+    dirty_list: cython.longlong[::1]
     ndirty: cython.Py_ssize_t
     # per (cache id, model cpu): index c * ncpu + cpu
-    fetched: cython.int[:]
+    fetched: cython.int[::1]
     mains: list
     rcus: list
     rows: list
-    d_alloc: cython.longlong[:]
-    d_free: cython.longlong[:]
-    d_rcu: cython.longlong[:]
-    cdirty: cython.int[:]
-    cdirty_list: cython.longlong[:]
+    d_alloc: cython.longlong[::1]
+    d_free: cython.longlong[::1]
+    d_rcu: cython.longlong[::1]
+    cdirty: cython.int[::1]
+    cdirty_list: cython.longlong[::1]
     ncdirty: cython.Py_ssize_t
     # the batch being replayed (bind)
-    op: cython.const[cython.schar][:]
-    cache: cython.const[cython.int][:]
-    cpu: cython.const[cython.short][:]
-    obj: cython.const[cython.int][:]
-    flags: cython.const[cython.uchar][:]
-    ts: cython.const[cython.double][:]
-    size: cython.const[cython.int][:]
-    node: cython.const[cython.schar][:]
-    aux: cython.const[cython.longlong][:]
+    op: cython.const[cython.schar][::1]
+    cache: cython.const[cython.int][::1]
+    cpu: cython.const[cython.short][::1]
+    obj: cython.const[cython.int][::1]
+    flags: cython.const[cython.uchar][::1]
+    ts: cython.const[cython.double][::1]
+    size: cython.const[cython.int][::1]
+    node: cython.const[cython.schar][::1]
+    aux: cython.const[cython.longlong][::1]
     n: cython.Py_ssize_t
     addr: list
     rcu_addr: dict
@@ -166,10 +171,15 @@ class HitPath:
     l_node: list
     l_flags: list
     l_aux: list
+    # allocations of this run not yet in obj_state: per trace object, its
+    # cache id + 1 (0: none), and the objects in allocation order
+    pend: cython.int[::1]
+    pend_list: cython.longlong[::1]
+    npend: cython.Py_ssize_t
     #: rows replayed or skipped here
     events: cython.longlong
 
-    def __init__(self, tracks: list, cpu_of: list, ncpu: int, skip_markers: bool):
+    def __init__(self, tracks: list, cpu_of: list, ncpu: int, skip_markers: bool, nobj: int):
         from array import array
 
         n = len(tracks)
@@ -203,6 +213,9 @@ class HitPath:
         self.d_rcu = array("q", [0]) * nc
         self.skip_markers = skip_markers
         self.rcu_addr = {}
+        self.pend = array("i", [0]) * nobj
+        self.pend_list = array("q", [0])
+        self.npend = 0
         self.cdirty = array("i", [0]) * nc
         self.cdirty_list = array("q", [0]) * nc
         self.ncdirty = 0
@@ -254,6 +267,10 @@ class HitPath:
         self.node = cols["node"]
         self.aux = cols["aux"]
         self.n = len(cols["op"])
+        if len(self.pend_list) < self.n:
+            from array import array
+
+            self.pend_list = array("q", [0]) * self.n
         self.addr = addr
         self.rcu_addr = rcu_addr
         self.lists = lists
@@ -338,6 +355,13 @@ class HitPath:
         k: cython.Py_ssize_t
         c: cython.Py_ssize_t
         j: cython.Py_ssize_t
+        ob: cython.Py_ssize_t
+        for k in range(self.npend):
+            ob = self.pend_list[k]
+            if self.pend[ob]:  # still live: obj_state learns of it now
+                self.dicts[self.pend[ob] - 1][self.addr[ob]] = True
+                self.pend[ob] = 0
+        self.npend = 0
         for k in range(self.ndirty):
             c = self.dirty_list[k]
             self.dirty[c] = 0
@@ -362,6 +386,7 @@ class HitPath:
         self.ncdirty = 0
 
     @cython.ccall
+    @cython.boundscheck(False)  # every index below is checked or derived from checked ones
     def run(
         self, i: cython.Py_ssize_t, stop: cython.Py_ssize_t, next_gp: cython.double
     ) -> cython.Py_ssize_t:
@@ -372,37 +397,43 @@ class HitPath:
             if self.lists is not None:
                 self._fill(i)
             return i
-        op: cython.const[cython.schar][:] = self.op
-        cache: cython.const[cython.int][:] = self.cache
-        cpu: cython.const[cython.short][:] = self.cpu
-        obj: cython.const[cython.int][:] = self.obj
-        flags: cython.const[cython.uchar][:] = self.flags
-        ts: cython.const[cython.double][:] = self.ts
+        op: cython.const[cython.schar][::1] = self.op
+        cache: cython.const[cython.int][::1] = self.cache
+        cpu: cython.const[cython.short][::1] = self.cpu
+        obj: cython.const[cython.int][::1] = self.obj
+        flags: cython.const[cython.uchar][::1] = self.flags
+        ts: cython.const[cython.double][::1] = self.ts
         addr: list = self.addr
         start: cython.Py_ssize_t = i
         ncpu: cython.Py_ssize_t = self.ncpu
         ntracks: cython.Py_ssize_t = self.ntracks
-        state: cython.int[:] = self.state
-        cpu_of: cython.int[:] = self.cpu_of
+        state: cython.int[::1] = self.state
+        cpu_of: cython.int[::1] = self.cpu_of
         mains: list = self.mains
         dicts: list = self.dicts
-        fetched: cython.int[:] = self.fetched
-        capacity: cython.longlong[:] = self.capacity
-        nlive: cython.longlong[:] = self.nlive
-        inuse: cython.longlong[:] = self.inuse
-        area: cython.double[:] = self.area
-        last_ts: cython.double[:] = self.last_ts
-        last_cached: cython.longlong[:] = self.last_cached
-        peak: cython.longlong[:] = self.peak
-        dirty: cython.int[:] = self.dirty
-        cdirty: cython.int[:] = self.cdirty
-        d_alloc: cython.longlong[:] = self.d_alloc
-        d_free: cython.longlong[:] = self.d_free
-        d_rcu: cython.longlong[:] = self.d_rcu
+        fetched: cython.int[::1] = self.fetched
+        capacity: cython.longlong[::1] = self.capacity
+        nlive: cython.longlong[::1] = self.nlive
+        inuse: cython.longlong[::1] = self.inuse
+        area: cython.double[::1] = self.area
+        last_ts: cython.double[::1] = self.last_ts
+        last_cached: cython.longlong[::1] = self.last_cached
+        peak: cython.longlong[::1] = self.peak
+        dirty: cython.int[::1] = self.dirty
+        cdirty: cython.int[::1] = self.cdirty
+        d_alloc: cython.longlong[::1] = self.d_alloc
+        d_free: cython.longlong[::1] = self.d_free
+        d_rcu: cython.longlong[::1] = self.d_rcu
         rcus: list = self.rcus
         rcu_addr: dict = self.rcu_addr
         skip_markers: cython.bint = self.skip_markers
         rcu: list
+        pend: cython.int[::1] = self.pend
+        pend_list: cython.longlong[::1] = self.pend_list
+        npend: cython.Py_ssize_t = self.npend
+        nobj: cython.Py_ssize_t = len(addr)
+        ncpu_trace: cython.Py_ssize_t = len(self.cpu_of)
+        kc: cython.Py_ssize_t
         t: cython.double
         o: cython.int
         c: cython.Py_ssize_t
@@ -439,43 +470,64 @@ class HitPath:
                     break
             if flags[i] != 0:
                 break
-            k = cpu_of[cpu[i]]
+            kc = cpu[i]
+            ob = obj[i]
+            if kc < 0 or kc >= ncpu_trace or ob < 0 or ob >= nobj:
+                break  # a corrupt row: the full model reports it
+            k = cpu_of[kc]
             j = c * ncpu + k
             if not fetched[j]:
                 self._fetch_cpu(c, k)
             main = mains[j]
-            d = dicts[c]
             if o == ALLOC:
                 if not main:
                     break  # __pcs_replace_empty_main: the full model
+                # obj_state[a] = True, deferred to write_back: most objects are
+                # freed again within the run, which then never touches the dict
+                if pend[ob]:
+                    break  # allocated again without a free in between: the full model
                 a = main.pop()
-                d[a] = True
+                pend[ob] = c + 1
+                pend_list[npend] = ob
+                npend += 1
                 nl = nlive[c] + 1
-                addr[obj[i]] = a
+                addr[ob] = a
                 d_alloc[j] += 1
             elif o == FREE:
-                ob = obj[i]
                 a = addr[ob]
-                if not a or d.get(a) is not True:
-                    break  # nothing to free, or the model's checks have to speak
+                if not a:
+                    break  # nothing to free: the replayer warns
+                if pend[ob] != c + 1:
+                    d = dicts[c]
+                    if pend[ob] or d.get(a) is not True:
+                        break  # not live in this cache: the model's checks have to speak
                 if len(main) == capacity[c]:
                     break  # __pcs_replace_full_main: the full model
                 addr[ob] = 0
-                d[a] = False
+                if pend[ob]:
+                    pend[ob] = 0  # allocated in this run: obj_state still says False
+                else:
+                    d[a] = False
                 nl = nlive[c] - 1
                 main.append(a)
                 d_free[j] += 1
             else:  # KFREE_RCU
-                ob = obj[i]
                 a = addr[ob]
-                if not a or d.get(a) is not True:
+                if not a:
                     break
+                if pend[ob] != c + 1:
+                    d = dicts[c]
+                    if pend[ob] or d.get(a) is not True:
+                        break
                 rcu = rcus[j]
                 if rcu is None or len(rcu) + 1 >= capacity[c]:
                     break  # no rcu_free sheaf yet, or this object fills it: the full model
                 addr[ob] = 0
                 rcu_addr[ob] = a
-                d[a] = False
+                if pend[ob]:
+                    pend[ob] = 0
+                else:
+                    d[a] = False
                 nl = nlive[c] - 1
                 rcu.append(a)
                 d_rcu[j] += 1
@@ -497,7 +549,8 @@ class HitPath:
                 self.ncdirty += 1
             i += 1
         self.events += i - start
-        if self.ndirty or self.ncdirty:
+        self.npend = npend
+        if self.ndirty or self.ncdirty or npend:
             self.write_back()
         if i < self.n and self.lists is not None:
             self._fill(i)

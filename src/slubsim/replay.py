@@ -560,22 +560,31 @@ class Replayer:
             self._warm_sheaves(self.opt.warm_sheaves)
         self._take_baseline()
         hp, arrays = self._hit_path()
+        kept: dict[str, list[Any]] = {}
         gc_was_on = gc.isenabled()
         gc.disable()  # the model's objects live for the whole run: no cycles to collect
         try:
             for base, b in self._batches():
                 if arrays:
                     # the hit path reads the arrays; the rows it leaves to the
-                    # model are copied into the lists as they come (_fill_rows):
-                    # converting every row would cost more than the hits
+                    # model are copied into the lists as they come (HitPath.run):
+                    # converting every row would cost more than the hits.  The
+                    # lists are kept from batch to batch (a fresh 2^16-row list
+                    # per column costs its allocation and every element's
+                    # decref); rows not copied in are never read
                     views: dict[str, Any] = {
                         name: np.ascontiguousarray(col, dtype=_HIT_DTYPES.get(name, col.dtype)).data
                         for name, col in b.items()
                     }
                     m = len(b["op"])
-                    cols: dict[str, list[Any]] = {
-                        name: [0.0] * m if name == "ts" else [0] * m for name in b
-                    }
+                    if not kept:
+                        kept = {name: [0.0] * m if name == "ts" else [0] * m for name in b}
+                    for name, lst in kept.items():
+                        if len(lst) > m:
+                            del lst[m:]
+                        elif len(lst) < m:
+                            lst.extend([0.0 if name == "ts" else 0] * (m - len(lst)))
+                    cols = kept
                 else:
                     views = {}
                     cols = {name: col.tolist() for name, col in b.items()}
@@ -899,8 +908,9 @@ class Replayer:
         hitpath = importlib.import_module("slubsim.hitpath")
         if not hitpath.COMPILED and self.opt.hit_path is None:
             return None, False
+        skip_markers = self.opt.on_marker is None
         hp = hitpath.HitPath(
-            self.track_of, self.cpu_of, self.machine.nr_cpus, self.opt.on_marker is None
+            self.track_of, self.cpu_of, self.machine.nr_cpus, skip_markers, len(self.addr)
         )
         return hp, bool(hitpath.COMPILED)
 
