@@ -48,7 +48,7 @@ def _generated(tmp_path: Path, kind: str) -> EventStore:
 def test_op_values_agree_with_the_store_vocabulary() -> None:
     values = hitpath.op_values()
     assert values == {name: getattr(events, name) for name in values}
-    assert len(values) == 6
+    assert len(values) == 7
 
 
 def test_sample_identical_and_mostly_on_the_hit_path(sample_store: EventStore) -> None:

@@ -1,8 +1,8 @@
 """The sheaf hit path of trace replay (Linux 7.x), in C.
 
 Almost every event of a real trace is an allocation served by the CPU's main
-sheaf, a free that finds room in it, or a ``kfree_rcu`` that finds room in the
-CPU's ``rcu_free`` sheaf.  :class:`HitPath` replays runs of such events in
+sheaf (or a prefilled one), a free that finds room in it, or a ``kfree_rcu``
+that finds room in the CPU's ``rcu_free`` sheaf.  :class:`HitPath` replays runs of such events in
 one compiled loop, working directly on the model's own objects (the main
 sheaf's object list, the cache's ``obj_state`` dict, the replayer's
 trace-object -> model-address list) and mirroring the few scalars it changes
@@ -20,9 +20,9 @@ it (tested), compiled or not.
 
 Which events it takes -- all of these, else it stops:
 
-* ``OP_ALLOC``/``OP_FREE``/``OP_KFREE_RCU`` rows with no ingest flags, before the next RCU
-  grace-period tick (``next_gp``) and before ``stop`` (the replayer's next
-  row with pre-trace work);
+* ``OP_ALLOC``/``OP_FREE``/``OP_ALLOC_FROM_SHEAF``/``OP_KFREE_RCU`` rows
+  with no ingest flags, before the next RCU grace-period tick (``next_gp``)
+  and before ``stop`` (the replayer's next row with pre-trace work);
 * of a cache whose per-CPU layer is exactly 7.3's
   :class:`~slubsim.sheaves.SheavesLayer` (the 6.18 opt-in sheaves keep the
   classic layer's side effects), without NUMA (``can_free_to_pcs`` and the
@@ -38,6 +38,10 @@ Which events it takes -- all of these, else it stops:
   Decision: the slab's ``pfmemalloc`` is not looked up -- no path of the
   model sets it (memory reserves are not modelled), so ``slab_free``'s
   ``!slab_test_pfmemalloc(slab)`` always holds in a replay;
+* an allocation from a sheaf the model prefilled
+  (``kmem_cache_alloc_from_sheaf``, found by the traced sheaf pointer) when
+  it is not empty -- a pop, no counter, as
+  :meth:`slubsim.cache.KmemCache.alloc_from_sheaf`;
 * a ``kfree_rcu`` of such an object when the CPU has an ``rcu_free`` sheaf
   that this object does not fill -- models the common case of
   ``__kfree_rcu_sheaf`` (``FREE_RCU_SHEAF``) plus the bookkeeping of
@@ -77,6 +81,7 @@ COMPILED: bool = cython.compiled
 # slubsim.trace.events' op values (C constants: op_values() shows them)
 ALLOC = cython.declare(cython.int, 0)
 FREE = cython.declare(cython.int, 1)
+ALLOC_FROM_SHEAF = cython.declare(cython.int, 2)
 KFREE_RCU = cython.declare(cython.int, 3)
 FREE_BULK = cython.declare(cython.int, 4)
 MARKER = cython.declare(cython.int, 12)
@@ -97,6 +102,7 @@ def op_values() -> dict:
     return {
         "OP_ALLOC": ALLOC,
         "OP_FREE": FREE,
+        "OP_ALLOC_FROM_SHEAF": ALLOC_FROM_SHEAF,
         "OP_KFREE_RCU": KFREE_RCU,
         "OP_FREE_BULK": FREE_BULK,
         "OP_MARKER": MARKER,
@@ -159,6 +165,7 @@ class HitPath:
     n: cython.Py_ssize_t
     addr: list
     rcu_addr: dict
+    sheaves: dict
     skip_markers: cython.bint
     # the replayer's lists of the batch, filled for the rows it replays (or None)
     lists: object
@@ -213,6 +220,7 @@ class HitPath:
         self.d_rcu = array("q", [0]) * nc
         self.skip_markers = skip_markers
         self.rcu_addr = {}
+        self.sheaves = {}
         self.pend = array("i", [0]) * nobj
         self.pend_list = array("q", [0])
         self.npend = 0
@@ -249,14 +257,15 @@ class HitPath:
             self.fetched[c * self.ncpu + cpu] = 0
 
     @cython.ccall
-    def bind(self, cols: dict, lists: object, addr: list, rcu_addr: dict):
+    def bind(self, cols: dict, lists: object, addr: list, rcu_addr: dict, sheaves: dict):
         """The batch :meth:`run` reads: ``cols`` maps column names to arrays
         (int8 op, int32 cache, int16 cpu, int32 obj, uint8 flags, float64 ts,
         int32 size, int8 node, int64 aux; lists when not compiled); ``lists``
         (or None) the replayer's lists of the same columns, into which
         :meth:`run` copies each row it leaves to the replayer; ``addr`` the
         replayer's trace object -> model address list, ``rcu_addr`` its
-        dict of kfree_rcu'd trace objects -> model addresses."""
+        dict of kfree_rcu'd trace objects -> model addresses, ``sheaves`` its
+        prefilled sheaves by traced pointer."""
         self.op = cols["op"]
         self.cache = cols["cache"]
         self.cpu = cols["cpu"]
@@ -273,6 +282,7 @@ class HitPath:
             self.pend_list = array("q", [0]) * self.n
         self.addr = addr
         self.rcu_addr = rcu_addr
+        self.sheaves = sheaves
         self.lists = lists
         if lists is not None:
             self.l_ts = lists["ts"]
@@ -428,6 +438,8 @@ class HitPath:
         rcu_addr: dict = self.rcu_addr
         skip_markers: cython.bint = self.skip_markers
         rcu: list
+        sheaves: dict = self.sheaves
+        aux: cython.const[cython.longlong][::1] = self.aux
         pend: cython.int[::1] = self.pend
         pend_list: cython.longlong[::1] = self.pend_list
         npend: cython.Py_ssize_t = self.npend
@@ -450,7 +462,7 @@ class HitPath:
             if t >= next_gp:
                 break
             o = op[i]
-            if o > FREE and o != KFREE_RCU:
+            if o > KFREE_RCU:
                 if o == MARKER and skip_markers:
                     i += 1  # no hook: the replay loop does nothing either
                     continue
@@ -479,7 +491,21 @@ class HitPath:
             if not fetched[j]:
                 self._fetch_cpu(c, k)
             main = mains[j]
-            if o == ALLOC:
+            if o == ALLOC_FROM_SHEAF:
+                # kmem_cache_alloc_from_sheaf(): a pop, no counter (KmemCache.alloc_from_sheaf)
+                sh = sheaves.get(aux[i])
+                if sh is None or pend[ob]:
+                    break  # not a sheaf the model prefilled: the replayer warns
+                main = sh.objects
+                if not main:
+                    break  # the model's sheaf is empty: the replayer warns
+                a = main.pop()
+                pend[ob] = c + 1
+                pend_list[npend] = ob
+                npend += 1
+                nl = nlive[c] + 1
+                addr[ob] = a
+            elif o == ALLOC:
                 if not main:
                     break  # __pcs_replace_empty_main: the full model
                 # obj_state[a] = True, deferred to write_back: most objects are

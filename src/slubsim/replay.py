@@ -674,7 +674,7 @@ class Replayer:
         hp_from = 0  # the hit path's next row (the one before went to the model)
         early_rows: list[int] = []  # rows of this batch with pre-trace work
         if hp is not None:
-            hp.bind(views or cols, cols if views else None, addr, self.rcu_addr)
+            hp.bind(views or cols, cols if views else None, addr, self.rcu_addr, sheaves)
             if early:
                 early_rows = sorted(r - base for r in early if base <= r < base + n)
         e = 0
