@@ -18,8 +18,13 @@ reports its peak RSS; the replay reference is a minimal dict-and-list sheaf
 loop (per-CPU main sheaf as a list, a barn list, a dict of live objects) over
 the same alloc/free events.  Then a 16-configuration sweep (8 sheaf capacities
 x 2 barn sizes) over the 10^6-event synthetic store on 2 local processes.
+Beside the real trace, every other shared 7.3 bundle is replayed (7.3,
+compiled) next to the reference loop over its store, with the share of rows
+the compiled hit path (slubsim.hitpath) took: the lab bundles differ mainly in
+how many prefilled-sheaf and kfree_rcu rows need the full model.
 
-Run: python benchmarks/bench_trace.py [--events N] [--no-real] [--no-synthetic] [TRACE]
+Run: python benchmarks/bench_trace.py [--events N] [--no-real] [--no-synthetic]
+     [--no-bundles] [TRACE]
 """
 
 from __future__ import annotations
@@ -40,7 +45,7 @@ from typing import Any
 import slubsim
 from slubsim.cli import sample_trace
 from slubsim.generate import generate
-from slubsim.replay import ReplayOptions, replay
+from slubsim.replay import Replayer, ReplayOptions
 from slubsim.sweep import sweep
 from slubsim.trace.events import OP_ALLOC, OP_FREE
 from slubsim.trace.ingest import find_trace_file, ingest
@@ -198,11 +203,13 @@ def replay_stats(path: Path, kernel: str, pure: bool) -> dict[str, Any]:
 
 def _replay_stats_child(path: str, kernel: str) -> None:
     store = EventStore.open(path)
-    runs = 2 if store.n < 5_000_000 else 1
-    best = min(
-        replay(store, ReplayOptions(kernel=kernel, validate=False))["trace"]["replay_seconds"]
-        for _ in range(runs)
-    )
+    runs = 3 if store.n < 5_000_000 else 1
+    best = float("inf")
+    hit = 0
+    for _ in range(runs):
+        rp = Replayer(store, ReplayOptions(kernel=kernel, validate=False))
+        best = min(best, rp.run()["trace"]["replay_seconds"])
+        hit = rp.hit_rows
     print(
         json.dumps(
             {
@@ -210,6 +217,7 @@ def _replay_stats_child(path: str, kernel: str) -> None:
                 "rate": store.n / best,
                 "rss_mib": rss_mib(),
                 "compiled": slubsim.COMPILED,
+                "hit_share": hit / max(store.n, 1),
             }
         )
     )
@@ -226,14 +234,37 @@ def bench_replay(path: Path, store: EventStore) -> dict[str, dict[str, Any]]:
         nat = replay_stats(path, kernel, pure=False)
         pure = replay_stats(path, kernel, pure=True)
         out[kernel] = nat
+        hit = f"; {nat['hit_share']:.0%} on the hit path" if nat["hit_share"] else ""
         print(
             f"  replay {kernel:<4} {mode:<9}  {store.n:>11,} events"
             f" {nat['rate'] / 1e6:6.2f} M events/s"
-            f"  ({nat['rate'] / ref:.2f}x reference; RSS {nat['rss_mib']:,.0f} MiB)"
+            f"  ({nat['rate'] / ref:.2f}x reference; RSS {nat['rss_mib']:,.0f} MiB{hit})"
             f"  | pure {pure['rate'] / 1e6:5.2f} M events/s"
             f"  (compiled {nat['rate'] / pure['rate']:.2f}x pure; RSS {pure['rss_mib']:,.0f} MiB)"
         )
     return out
+
+
+def bench_bundles(d: Path, skip: Path | None) -> None:
+    """Replay (7.3, compiled when installed so) of every other shared 7.3
+    bundle beside the reference loop over the same store: how the speed
+    depends on the share of sheaf hits."""
+    root = Path(__file__).resolve().parents[2] / "shared" / "traces"
+    if not root.is_dir():
+        return
+    print("other real 7.3 bundles (replay 7.3; reference loop over the same store):")
+    for b in sorted(root.iterdir()):
+        if not (b / "trace.txt.xz").is_file() or b.name.startswith("v612-") or b == skip:
+            continue
+        path = d / f"{b.name}.parquet"
+        store = ingest(b, out=path)
+        ref = reference_loop(store)
+        nat = replay_stats(path, "7.3", pure=False)
+        print(
+            f"  {b.name:<20} {store.n:>9,} events {nat['rate'] / 1e6:6.2f} M events/s"
+            f"  ({nat['rate'] / ref:.2f}x reference {ref / 1e6:.2f} M;"
+            f" {nat['hit_share']:.0%} on the hit path)"
+        )
 
 
 # -------------------------------------------------------------------- sweep
@@ -256,6 +287,7 @@ def main() -> None:
     ap.add_argument("--events", type=int, default=10_000_000, help="synthetic trace lines")
     ap.add_argument("--no-real", action="store_true")
     ap.add_argument("--no-synthetic", action="store_true")
+    ap.add_argument("--no-bundles", action="store_true", help="skip the other shared bundles")
     a = ap.parse_args()
     import platform
 
@@ -282,6 +314,8 @@ def main() -> None:
             store = bench_ingest(target, n, dt_re, d / "real.parquet")
             bench_replay(d / "real.parquet", store)
             del store
+            if not a.no_bundles:
+                bench_bundles(d, target.resolve() if target.is_dir() else None)
         if not a.no_synthetic:
             small = max(a.events // 10, 2)
             for lines, tag in ((small, "small"), (a.events, "big")):
