@@ -96,6 +96,7 @@ def test_not_used_where_it_would_bypass_a_hook_or_model(sample_store: EventStore
         {"lockstep": True},
         {"warm_on_first_use": True},
         {"policy": "bonwick"},
+        {"overrides": {"nodes": 2}},  # NUMA: its node checks need the object's slab
     ):
         r = Replayer(sample_store, ReplayOptions(hit_path=True, validate=False, **opts))
         r.run()

@@ -891,16 +891,18 @@ class Replayer:
 
     def _hit_path(self) -> tuple[Any, bool]:
         """The hit path (slubsim.hitpath) over this replay's caches, or None:
-        disabled, no cache with 7.3 sheaves, or a per-event hook (lockstep,
-        first-use warming, capacity policies) that it would bypass; and
-        whether it is compiled."""
+        disabled, no cache it can take (7.3 sheaves without NUMA), or a
+        per-event hook (lockstep, first-use warming, capacity policies) that
+        it would bypass; and whether it is compiled."""
         if (
             self.opt.hit_path is False
             or self.opt.lockstep
             or self.opt.warm_on_first_use
             or self.policy_states
             or not any(
-                isinstance(tr.model.layer, SheavesLayer) and tr.model.layer.hit_path
+                isinstance(tr.model.layer, SheavesLayer)
+                and tr.model.layer.hit_path
+                and not tr.model.layer.numa
                 for tr in self.tracks.values()
             )
         ):
