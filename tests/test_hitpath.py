@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from helpers import strip_timing
 from slubsim import _native, hitpath
 from slubsim.cli import sample_trace
 from slubsim.generate import generate
@@ -20,18 +21,10 @@ from slubsim.trace.store import EventStore
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "traces"
 
 
-def _strip(x: Any) -> Any:
-    if isinstance(x, dict):
-        return {k: _strip(v) for k, v in x.items() if "second" not in k and k != "rate"}
-    if isinstance(x, list):
-        return [_strip(v) for v in x]
-    return x
-
-
 def _replay(store: EventStore, hit: bool, **kw: Any) -> tuple[dict[str, Any], int]:
     r = Replayer(store, ReplayOptions(hit_path=hit, validate=True, **kw))
     res = r.run()  # validate=True: every object in exactly one place afterwards
-    return _strip(res), r.hit_rows
+    return strip_timing(res), r.hit_rows
 
 
 @pytest.fixture(scope="module")
@@ -150,5 +143,5 @@ def test_validate_identical_on_a_real_bundle() -> None:
 
     on = validate_bundle(SHARED / "net-4cpu", hit_path=True)
     off = validate_bundle(SHARED / "net-4cpu", hit_path=False)
-    assert _strip(on) == _strip(off)
+    assert strip_timing(on) == strip_timing(off)
     assert on["summary"]["counters_compared"] > 0

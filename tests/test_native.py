@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 import slubsim
+from helpers import strip_timing
 from slubsim import _native
 
 DATA = Path(__file__).parent / "data"
@@ -88,14 +89,6 @@ def _run(env_pure: bool, *args: str) -> tuple[str, dict[str, Any]]:
     return out, json.loads(res)
 
 
-def _strip_timing(x: Any) -> Any:
-    if isinstance(x, dict):
-        return {k: _strip_timing(v) for k, v in x.items() if "second" not in k and k != "rate"}
-    if isinstance(x, list):
-        return [_strip_timing(v) for v in x]
-    return x
-
-
 @pytest.mark.skipif(not slubsim.COMPILED, reason=f"not compiled: {slubsim.PURE_REASON}")
 @pytest.mark.parametrize(
     "args",
@@ -113,5 +106,5 @@ def test_compiled_and_pure_give_identical_results(args: tuple[str, ...]) -> None
     info_p, pure = _run(True, *args)
     assert json.loads(info_c)[0] is True and json.loads(info_c)[1].endswith((".so", ".pyd"))
     assert json.loads(info_p)[0] is False and json.loads(info_p)[1].endswith(".py")
-    assert _strip_timing(compiled) == _strip_timing(pure)
+    assert strip_timing(compiled) == strip_timing(pure)
     assert compiled["caches"], "replay produced no caches"
