@@ -692,7 +692,7 @@ class Replayer:
                 # ticks, pre-trace frees, markers with a hook, bulk, large
                 # kmalloc and flagged frees may reach any cache
                 op = op_l[i]
-                if float(ts_l[i]) >= next_gp or (e < len(early_rows) and early_rows[e] == i):
+                if ts_l[i] >= next_gp or (e < len(early_rows) and early_rows[e] == i):
                     hp.invalidate(-1, -1)
                 elif (op in _OWN_CACHE_OPS and not (op == OP_FREE and flags_l[i])) or (
                     op == OP_RCU_SHEAF and trace_rcu
