@@ -41,7 +41,7 @@ def _generated(tmp_path: Path, kind: str) -> EventStore:
 def test_op_values_agree_with_the_store_vocabulary() -> None:
     values = hitpath.op_values()
     assert values == {name: getattr(events, name) for name in values}
-    assert len(values) == 7
+    assert len(values) == 9
 
 
 def test_sample_identical_and_mostly_on_the_hit_path(sample_store: EventStore) -> None:
@@ -55,6 +55,27 @@ def test_sample_identical_and_mostly_on_the_hit_path(sample_store: EventStore) -
 
 
 KINDS = ("mixed-lifetime", "lifo", "prodcons", "bursts", "kfree-rcu-storm", "prefill-migrate")
+
+
+def test_sheaf_exchanges_replayed_identically(sample_store: EventStore, tmp_path: Path) -> None:
+    """Every sheaf exchange the hit path takes over from the full model
+    (spare swaps, barn get/put, prefill/return fast) happens on these
+    traces, with the full model's results."""
+    seen = dict.fromkeys(hitpath.EXCHANGES, 0)
+    stores = [sample_store] + [_generated(tmp_path, k) for k in ("bursts", "kfree-rcu-storm")]
+    for store in stores:
+        full, _ = _replay(store, False)
+        r = Replayer(store, ReplayOptions(hit_path=True, validate=True))
+        assert strip_timing(r.run()) == full
+        for name, n in r.hit_exchanges.items():
+            seen[name] += n
+    assert all(seen.values()), seen
+    # the real trace's prefilled-sheaf cycle stays on the hit path: every
+    # return, and all prefills but those the spare cannot serve
+    r = Replayer(sample_store, ReplayOptions(hit_path=True, validate=False))
+    r.run()
+    assert "return_sheaf" not in r.hit_stops
+    assert r.hit_stops.get("prefill_sheaf", 0) < 0.2 * r.hit_exchanges["prefill_fast"]
 
 
 @pytest.mark.parametrize("kind", [*KINDS, "irq-mix"])

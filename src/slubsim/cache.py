@@ -48,7 +48,7 @@ CONTEXTS = ("task", "irq", "nmi")
 
 
 def build_detached_freelist(
-    p: list[int], size: int, slab_of: Callable[[int], Slab | None]
+    p: list[int], size: int, pfn_to_slab: dict[int, Slab]
 ) -> tuple[int, Slab | None, list[int]]:
     """Models ``build_detached_freelist`` (spec §6.10).
 
@@ -58,10 +58,12 @@ def build_detached_freelist(
     non-matching entries are compacted into ``p[0:same]``.  Returns
     ``(same, slab, chain)`` with ``chain`` head first; ``slab`` is None for an
     object that is not in a slab (large kmalloc, freed by the caller).
+    ``pfn_to_slab`` is the kernel's page -> slab map (``virt_to_slab``; a
+    dict rather than a callable: the compiled loop looks it up directly).
     """
     size -= 1
     obj = p[size]
-    slab = slab_of(obj)
+    slab = pfn_to_slab.get(obj >> PAGE_SHIFT)
     if slab is None:
         return size, None, [obj]
     chain = [obj]
@@ -70,7 +72,7 @@ def build_detached_freelist(
     while size:
         size -= 1
         o = p[size]
-        if slab_of(o) is slab:
+        if pfn_to_slab.get(o >> PAGE_SHIFT) is slab:
             chain.append(o)
             same -= 1
             if size != same:
@@ -180,7 +182,7 @@ class KmemCache:
         return self.pfn_to_slab.get(addr >> PAGE_SHIFT)
 
     def build_detached_freelist(self, p: list[int], size: int) -> tuple[int, Slab, list[int]]:
-        same, slab, chain = build_detached_freelist(p, size, self._slab_or_none)
+        same, slab, chain = build_detached_freelist(p, size, self.pfn_to_slab)
         if slab is None:
             raise InvariantError("object outside slab pages in a cache bulk free")
         return same, slab, chain

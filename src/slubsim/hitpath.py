@@ -2,7 +2,9 @@
 
 Almost every event of a real trace is an allocation served by the CPU's main
 sheaf (or a prefilled one), a free that finds room in it, or a ``kfree_rcu``
-that finds room in the CPU's ``rcu_free`` sheaf.  :class:`HitPath` replays runs of such events in
+that finds room in the CPU's ``rcu_free`` sheaf; most of the rest exchange
+sheaves between main, spare and the barn, or hand a prefilled sheaf out and
+take it back.  :class:`HitPath` replays runs of such events in
 one compiled loop, working directly on the model's own objects (the main
 sheaf's object list, the cache's ``obj_state`` dict, the replayer's
 trace-object -> model-address list) and mirroring the few scalars it changes
@@ -20,9 +22,10 @@ it (tested), compiled or not.
 
 Which events it takes -- all of these, else it stops:
 
-* ``OP_ALLOC``/``OP_FREE``/``OP_ALLOC_FROM_SHEAF``/``OP_KFREE_RCU`` rows
-  with no ingest flags, before the next RCU grace-period tick (``next_gp``)
-  and before ``stop`` (the replayer's next row with pre-trace work);
+* ``OP_ALLOC``/``OP_FREE``/``OP_ALLOC_FROM_SHEAF``/``OP_KFREE_RCU``/
+  ``OP_PREFILL``/``OP_RETURN_SHEAF`` rows with no ingest flags, before the
+  next RCU grace-period tick (``next_gp``) and before ``stop`` (the
+  replayer's next row with pre-trace work);
 * of a cache whose per-CPU layer is exactly 7.3's
   :class:`~slubsim.sheaves.SheavesLayer` (the 6.18 opt-in sheaves keep the
   classic layer's side effects), without NUMA (``can_free_to_pcs`` and the
@@ -31,10 +34,17 @@ Which events it takes -- all of these, else it stops:
   ``_sample`` case: pages, slabs and sheaves as last sampled);
 * an allocation when the main sheaf is not empty -- models the hit of
   ``alloc_from_pcs`` (task context: no trylock; ``ALLOC_FASTPATH``) plus the
-  bookkeeping of :meth:`slubsim.cache.KmemCache.replay_alloc`;
+  bookkeeping of :meth:`slubsim.cache.KmemCache.replay_alloc` -- or when
+  ``__pcs_replace_empty_main`` makes it so without slabs: a spare with
+  objects becomes main, or (no such spare) ``barn_replace_empty_sheaf``
+  takes the barn's first full sheaf (``BARN_GET``);
 * a free of a traced object whose model address is live in this cache's
   ``obj_state`` when the main sheaf is not full -- models ``free_to_pcs``'s
-  hit (``FREE_FASTPATH``) plus :meth:`~slubsim.cache.KmemCache.replay_free`.
+  hit (``FREE_FASTPATH``) plus :meth:`~slubsim.cache.KmemCache.replay_free`
+  -- or when ``__pcs_replace_full_main`` makes room without allocating or
+  flushing: no spare and an empty barn sheaf (main becomes the spare), a
+  spare with room (swapped), a full spare and a barn below ``max_full``
+  with an empty sheaf (``barn_replace_full_sheaf``, ``BARN_PUT``).
   Decision: the slab's ``pfmemalloc`` is not looked up -- no path of the
   model sets it (memory reserves are not modelled), so ``slab_free``'s
   ``!slab_test_pfmemalloc(slab)`` always holds in a replay;
@@ -42,6 +52,11 @@ Which events it takes -- all of these, else it stops:
   (``kmem_cache_alloc_from_sheaf``, found by the traced sheaf pointer) when
   it is not empty -- a pop, no counter, as
   :meth:`slubsim.cache.KmemCache.alloc_from_sheaf`;
+* ``kmem_cache_prefill_sheaf`` for at most the capacity when the CPU's
+  spare already holds that many (``SHEAF_PREFILL_FAST``, no refill), and
+  ``kmem_cache_return_sheaf`` of a sheaf of the cache's capacity to a CPU
+  without a spare (``SHEAF_RETURN_FAST``) -- with the replayer's
+  prefilled-sheaf bookkeeping (by traced sheaf pointer);
 * a ``kfree_rcu`` of such an object when the CPU has an ``rcu_free`` sheaf
   that this object does not fill -- models the common case of
   ``__kfree_rcu_sheaf`` (``FREE_RCU_SHEAF``) plus the bookkeeping of
@@ -84,6 +99,8 @@ FREE = cython.declare(cython.int, 1)
 ALLOC_FROM_SHEAF = cython.declare(cython.int, 2)
 KFREE_RCU = cython.declare(cython.int, 3)
 FREE_BULK = cython.declare(cython.int, 4)
+PREFILL = cython.declare(cython.int, 6)
+RETURN_SHEAF = cython.declare(cython.int, 7)
 MARKER = cython.declare(cython.int, 12)
 KFREE_BULK = cython.declare(cython.int, 13)
 
@@ -95,6 +112,24 @@ ON = cython.declare(cython.int, 1)  # mirrored: events may be replayed here
 SKIP = cython.declare(cython.int, 2)  # not replayed (no track): its alloc/free rows are skipped
 NEVER = cython.declare(cython.int, 3)  # not a 7.3 sheaf cache without NUMA: the full model
 
+#: the sheaf exchanges it replays besides plain hits (:meth:`HitPath.exchanges`)
+EXCHANGES = (
+    "alloc_spare_swap",
+    "alloc_barn_get",
+    "free_barn_empty",
+    "free_spare_swap",
+    "free_barn_put",
+    "prefill_fast",
+    "return_fast",
+)
+X_ALLOC_SWAP = cython.declare(cython.int, 0)
+X_ALLOC_BARN = cython.declare(cython.int, 1)
+X_FREE_EMPTY = cython.declare(cython.int, 2)
+X_FREE_SWAP = cython.declare(cython.int, 3)
+X_FREE_BARN = cython.declare(cython.int, 4)
+X_PREFILL = cython.declare(cython.int, 5)
+X_RETURN = cython.declare(cython.int, 6)
+
 
 def op_values() -> dict:
     """The op values this module compiled in (tests compare them with
@@ -105,6 +140,8 @@ def op_values() -> dict:
         "OP_ALLOC_FROM_SHEAF": ALLOC_FROM_SHEAF,
         "OP_KFREE_RCU": KFREE_RCU,
         "OP_FREE_BULK": FREE_BULK,
+        "OP_PREFILL": PREFILL,
+        "OP_RETURN_SHEAF": RETURN_SHEAF,
         "OP_MARKER": MARKER,
         "OP_KFREE_BULK": KFREE_BULK,
     }
@@ -138,12 +175,21 @@ class HitPath:
     stat_alloc: cython.longlong[::1]
     stat_free: cython.longlong[::1]
     stat_rcu: cython.longlong[::1]
+    stat_prefill_fast: cython.longlong[::1]
+    stat_return_fast: cython.longlong[::1]
+    stat_barn_get: cython.longlong[::1]
+    stat_barn_put: cython.longlong[::1]
+    max_full: cython.longlong[::1]
+    prefilled: list
+    models: list
     dirty: cython.int[::1]
     dirty_list: cython.longlong[::1]
     ndirty: cython.Py_ssize_t
     # per (cache id, model cpu): index c * ncpu + cpu
     fetched: cython.int[::1]
     mains: list
+    pcss: list
+    barns: list
     rcus: list
     rows: list
     d_alloc: cython.longlong[::1]
@@ -167,6 +213,7 @@ class HitPath:
     rcu_addr: dict
     sheaves: dict
     skip_markers: cython.bint
+    prefill_ok: cython.bint
     # the replayer's lists of the batch, filled for the rows it replays (or None)
     lists: object
     l_ts: list
@@ -185,8 +232,20 @@ class HitPath:
     npend: cython.Py_ssize_t
     #: rows replayed or skipped here
     events: cython.longlong
+    #: per op value, rows handed over to the full model
+    stops: cython.longlong[::1]
+    #: per EXCHANGES entry, how often it was replayed here
+    taken: cython.longlong[::1]
 
-    def __init__(self, tracks: list, cpu_of: list, ncpu: int, skip_markers: bool, nobj: int):
+    def __init__(
+        self,
+        tracks: list,
+        cpu_of: list,
+        ncpu: int,
+        skip_markers: bool,
+        nobj: int,
+        prefill_ok: bool = True,
+    ):
         from array import array
 
         n = len(tracks)
@@ -208,17 +267,27 @@ class HitPath:
         self.stat_alloc = array("q", [0]) * n
         self.stat_free = array("q", [0]) * n
         self.stat_rcu = array("q", [0]) * n
+        self.stat_prefill_fast = array("q", [0]) * n
+        self.stat_return_fast = array("q", [0]) * n
+        self.stat_barn_get = array("q", [0]) * n
+        self.stat_barn_put = array("q", [0]) * n
+        self.max_full = array("q", [0]) * n
+        self.prefilled = [None] * n
+        self.models = [None] * n
         self.dirty = array("i", [0]) * n
         self.dirty_list = array("q", [0]) * n
         self.ndirty = 0
         self.fetched = array("i", [0]) * nc
         self.mains = [None] * nc
+        self.pcss = [None] * nc
+        self.barns = [None] * nc
         self.rcus = [None] * nc
         self.rows = [None] * nc
         self.d_alloc = array("q", [0]) * nc
         self.d_free = array("q", [0]) * nc
         self.d_rcu = array("q", [0]) * nc
         self.skip_markers = skip_markers
+        self.prefill_ok = prefill_ok
         self.rcu_addr = {}
         self.sheaves = {}
         self.pend = array("i", [0]) * nobj
@@ -228,11 +297,21 @@ class HitPath:
         self.cdirty_list = array("q", [0]) * nc
         self.ncdirty = 0
         self.events = 0
+        self.stops = array("q", [0]) * 256
+        self.taken = array("q", [0]) * len(EXCHANGES)
 
     @cython.ccall
     def handled(self) -> cython.longlong:
         """Rows replayed (or skipped) here so far."""
         return self.events
+
+    def stop_counts(self) -> dict:
+        """Rows handed over to the full model so far, by op value."""
+        return {o: int(self.stops[o]) for o in range(256) if self.stops[o]}
+
+    def exchanges(self) -> dict:
+        """How often each sheaf exchange of :data:`EXCHANGES` was replayed here."""
+        return {name: int(self.taken[k]) for k, name in enumerate(EXCHANGES)}
 
     @cython.ccall
     def invalidate(self, c: cython.Py_ssize_t, cpu: cython.Py_ssize_t):
@@ -334,6 +413,13 @@ class HitPath:
             self.stat_alloc[c] = layer.ALLOC_FASTPATH
             self.stat_free[c] = layer.FREE_FASTPATH
             self.stat_rcu[c] = layer.FREE_RCU_SHEAF
+            self.stat_prefill_fast[c] = layer.SHEAF_PREFILL_FAST
+            self.stat_return_fast[c] = layer.SHEAF_RETURN_FAST
+            self.stat_barn_get[c] = layer.BARN_GET
+            self.stat_barn_put[c] = layer.BARN_PUT
+            self.max_full[c] = layer.max_full
+            self.prefilled[c] = layer.prefilled
+            self.models[c] = tr.model
             for k in range(c * self.ncpu, (c + 1) * self.ncpu):
                 self.fetched[k] = 0
         hs = tr.hit_state()
@@ -355,6 +441,8 @@ class HitPath:
         j: cython.Py_ssize_t = c * self.ncpu + cpu
         pcs = self.layers[c].pcs[cpu]
         self.mains[j] = pcs.main.objects
+        self.pcss[j] = pcs
+        self.barns[j] = self.layers[c]._barn(cpu)
         self.rcus[j] = pcs.rcu_free.objects if pcs.rcu_free is not None else None
         self.rows[j] = self.tracks[c].model.stat[cpu]
         self.fetched[j] = 1
@@ -395,6 +483,19 @@ class HitPath:
                 self.d_rcu[j] = 0
         self.ncdirty = 0
 
+    @cython.cfunc
+    def _count_stop(self, i: cython.Py_ssize_t):
+        o: cython.int = self.op[i]
+        if 0 <= o < 256:
+            self.stops[o] += 1
+
+    @cython.cfunc
+    def _may_take(self, o: cython.int) -> cython.bint:
+        """Whether :meth:`run` takes rows of op ``o`` at all."""
+        if o <= KFREE_RCU or o in (PREFILL, RETURN_SHEAF):
+            return True
+        return o == MARKER and self.skip_markers
+
     @cython.ccall
     @cython.boundscheck(False)  # every index below is checked or derived from checked ones
     def run(
@@ -403,7 +504,8 @@ class HitPath:
         """Replay rows ``i``, ``i + 1``, ... of the bound batch below ``stop``
         while they are hits; the first row not replayed (``stop`` when all
         were), copied into the replayer's lists when it has bound them."""
-        if i < stop and self.op[i] > KFREE_RCU and not (self.skip_markers and self.op[i] == MARKER):
+        if i < stop and not self._may_take(self.op[i]):
+            self._count_stop(i)
             if self.lists is not None:
                 self._fill(i)
             return i
@@ -438,6 +540,8 @@ class HitPath:
         rcu_addr: dict = self.rcu_addr
         skip_markers: cython.bint = self.skip_markers
         rcu: list
+        pcss: list = self.pcss
+        size: cython.const[cython.int][::1] = self.size
         sheaves: dict = self.sheaves
         aux: cython.const[cython.longlong][::1] = self.aux
         pend: cython.int[::1] = self.pend
@@ -462,7 +566,7 @@ class HitPath:
             if t >= next_gp:
                 break
             o = op[i]
-            if o > KFREE_RCU:
+            if o > KFREE_RCU and o != PREFILL and o != RETURN_SHEAF:
                 if o == MARKER and skip_markers:
                     i += 1  # no hook: the replay loop does nothing either
                     continue
@@ -490,7 +594,6 @@ class HitPath:
             j = c * ncpu + k
             if not fetched[j]:
                 self._fetch_cpu(c, k)
-            main = mains[j]
             if o == ALLOC_FROM_SHEAF:
                 # kmem_cache_alloc_from_sheaf(): a pop, no counter (KmemCache.alloc_from_sheaf)
                 sh = sheaves.get(aux[i])
@@ -506,12 +609,41 @@ class HitPath:
                 nl = nlive[c] + 1
                 addr[ob] = a
             elif o == ALLOC:
-                if not main:
-                    break  # __pcs_replace_empty_main: the full model
-                # obj_state[a] = True, deferred to write_back: most objects are
-                # freed again within the run, which then never touches the dict
                 if pend[ob]:
                     break  # allocated again without a free in between: the full model
+                main = mains[j]
+                if not main:
+                    # __pcs_replace_empty_main: a spare with objects becomes
+                    # main (no counter), else barn_replace_empty_sheaf takes
+                    # a full sheaf from the barn (BARN_GET); a refill from
+                    # slabs is the full model's
+                    if capacity[c] == 0:
+                        break
+                    pcs = pcss[j]
+                    sh = pcs.spare
+                    if sh is not None and sh.objects:
+                        pcs.spare = pcs.main
+                        pcs.main = sh
+                        self.taken[X_ALLOC_SWAP] += 1
+                    else:
+                        barn = self.barns[j]
+                        if barn is None:
+                            break
+                        fulls = barn.full
+                        # (no negative index: the module is compiled without wraparound)
+                        if not fulls or not fulls[len(fulls) - 1].objects:
+                            break
+                        self.models[c].barn_lock += 1  # barn->lock
+                        sh = barn.full.pop()
+                        barn.empty.append(pcs.main)
+                        row = self.rows[j]
+                        row[self.stat_barn_get[c]] += 1
+                        pcs.main = sh
+                        self.taken[X_ALLOC_BARN] += 1
+                    main = sh.objects
+                    mains[j] = main
+                # obj_state[a] = True, deferred to write_back: most objects are
+                # freed again within the run, which then never touches the dict
                 a = main.pop()
                 pend[ob] = c + 1
                 pend_list[npend] = ob
@@ -527,8 +659,45 @@ class HitPath:
                     d = dicts[c]
                     if pend[ob] or d.get(a) is not True:
                         break  # not live in this cache: the model's checks have to speak
+                main = mains[j]
                 if len(main) == capacity[c]:
-                    break  # __pcs_replace_full_main: the full model
+                    # __pcs_replace_full_main: without a spare, an empty
+                    # sheaf from the barn becomes main (the full one the
+                    # spare); a spare with room is swapped in (no counter);
+                    # with a full spare, barn_replace_full_sheaf puts main
+                    # into the barn for an empty one (BARN_PUT); the rest
+                    # (allocating a sheaf, flushing) is the full model's
+                    if capacity[c] == 0:
+                        break
+                    pcs = pcss[j]
+                    sh = pcs.spare
+                    barn = self.barns[j]
+                    if barn is None:
+                        break
+                    if sh is None:
+                        if not barn.empty:
+                            break
+                        self.models[c].barn_lock += 1  # barn->lock
+                        sh = barn.empty.pop()
+                        pcs.spare = pcs.main
+                        pcs.main = sh
+                        self.taken[X_FREE_EMPTY] += 1
+                    elif len(sh.objects) < capacity[c]:
+                        pcs.spare = pcs.main
+                        pcs.main = sh
+                        self.taken[X_FREE_SWAP] += 1
+                    else:
+                        if len(barn.full) >= self.max_full[c] or not barn.empty:
+                            break
+                        self.models[c].barn_lock += 1  # barn->lock
+                        sh = barn.empty.pop()
+                        barn.full.append(pcs.main)
+                        row = self.rows[j]
+                        row[self.stat_barn_put[c]] += 1
+                        pcs.main = sh
+                        self.taken[X_FREE_BARN] += 1
+                    main = sh.objects
+                    mains[j] = main
                 addr[ob] = 0
                 if pend[ob]:
                     pend[ob] = 0  # allocated in this run: obj_state still says False
@@ -537,6 +706,51 @@ class HitPath:
                 nl = nlive[c] - 1
                 main.append(a)
                 d_free[j] += 1
+            elif o == PREFILL:
+                # kmem_cache_prefill_sheaf()'s fast case: the spare holds
+                # enough objects and is handed out (SHEAF_PREFILL_FAST)
+                pcs = pcss[j]
+                sh = pcs.spare
+                if (
+                    not self.prefill_ok
+                    or size[i] <= 0
+                    or size[i] > capacity[c]
+                    or pcs.locked
+                    or sh is None
+                    or len(sh.objects) < size[i]
+                ):
+                    break
+                pcs.spare = None
+                row = self.rows[j]
+                row[self.stat_prefill_fast[c]] += 1
+                sh.capacity = capacity[c]
+                sh.pfmemalloc = False
+                self.prefilled[c][sh.sid] = sh
+                sheaves[aux[i]] = sh
+                nl = nlive[c]
+                self.taken[X_PREFILL] += 1
+            elif o == RETURN_SHEAF:
+                # kmem_cache_return_sheaf()'s fast case: the CPU has no spare,
+                # the sheaf becomes it (SHEAF_RETURN_FAST)
+                sh = sheaves.get(aux[i])
+                if sh is None:
+                    break  # not a sheaf the model prefilled: the replayer warns
+                pcs = pcss[j]
+                if (
+                    not self.prefill_ok
+                    or sh.capacity != capacity[c]
+                    or sh.pfmemalloc
+                    or pcs.locked
+                    or pcs.spare is not None
+                ):
+                    break
+                del sheaves[aux[i]]
+                self.prefilled[c].pop(sh.sid, None)
+                pcs.spare = sh
+                row = self.rows[j]
+                row[self.stat_return_fast[c]] += 1
+                nl = nlive[c]
+                self.taken[X_RETURN] += 1
             else:  # KFREE_RCU
                 a = addr[ob]
                 if not a:
@@ -575,6 +789,8 @@ class HitPath:
                 self.ncdirty += 1
             i += 1
         self.events += i - start
+        if i < stop:
+            self._count_stop(i)
         self.npend = npend
         if self.ndirty or self.ncdirty or npend:
             self.write_back()

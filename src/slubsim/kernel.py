@@ -530,9 +530,7 @@ class Kernel:
     def _kfree_bulk_unchecked(self, p: list[int], cpu: int) -> None:
         size = len(p)
         while size:
-            size, slab, chain = build_detached_freelist(
-                p, size, lambda a: self.pfn_to_slab.get(a >> PAGE_SHIFT)
-            )
+            size, slab, chain = build_detached_freelist(p, size, self.pfn_to_slab)
             if slab is None:
                 order = self.large_kmalloc.pop(chain[0], None)
                 if order is not None:

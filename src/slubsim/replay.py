@@ -86,6 +86,7 @@ from .trace.events import (
     OP_LARGE_ALLOC,
     OP_LARGE_FREE,
     OP_MARKER,
+    OP_NAMES,
     OP_PREFILL,
     OP_RCU_SHEAF,
     OP_REFILL_SHEAF,
@@ -450,6 +451,10 @@ class Replayer:
         self.lockstep: dict[int, CacheLockstep] = {}
         #: rows replayed (or skipped) on the hit path (slubsim.hitpath)
         self.hit_rows = 0
+        #: rows the hit path handed to the full model, by op name
+        self.hit_stops: dict[str, int] = {}
+        #: sheaf exchanges replayed on the hit path (slubsim.hitpath.EXCHANGES)
+        self.hit_exchanges: dict[str, int] = {}
 
     # ----------------------------------------------------------------- setup
     @staticmethod
@@ -598,6 +603,8 @@ class Replayer:
                 gc.enable()
         if hp is not None:
             self.hit_rows = int(hp.handled())
+            self.hit_stops = {OP_NAMES.get(o, str(o)): n for o, n in hp.stop_counts().items()}
+            self.hit_exchanges = dict(hp.exchanges())
         for sh in self.sheaves.values():  # prefilled sheaves still out at the end
             self.warnings["sheaves_out_at_end"] += 1
             del sh
@@ -912,7 +919,12 @@ class Replayer:
             return None, False
         skip_markers = self.opt.on_marker is None
         hp = hitpath.HitPath(
-            self.track_of, self.cpu_of, self.machine.nr_cpus, skip_markers, len(self.addr)
+            self.track_of,
+            self.cpu_of,
+            self.machine.nr_cpus,
+            skip_markers,
+            len(self.addr),
+            self.has_prefill,
         )
         return hp, bool(hitpath.COMPILED)
 
