@@ -215,6 +215,35 @@ def test_kfree_rcu_remote_and_kfree_bulk_are_slow_frees() -> None:
     k.validate()
 
 
+@pytest.mark.parametrize("pfmemalloc", [False, True])
+def test_rcu_free_sheaf_flushes_a_sheaf_with_pfmemalloc_objects(pfmemalloc: bool) -> None:
+    # rcu_free_sheaf puts a full rcu sheaf into the barn -- unless an object
+    # of it is from a pfmemalloc slab: then it is flushed to the slabs
+    k, s = cache()
+    cap = s.sheaf_capacity
+    objs = [s.alloc(cpu=0) for _ in range(cap)]
+    if pfmemalloc:
+        s.set_slab_pfmemalloc(s.slab_of(objs[0]), True)
+        assert s.pfmemalloc_slabs == 1
+    before = s.stats()
+    for p in objs:
+        k.kfree_rcu(p, cpu=0)  # the last one fills the rcu sheaf: call_rcu
+    k.synchronize_rcu()
+    d = delta(before, s.stats())
+    assert d["free_rcu_sheaf"] == cap
+    if pfmemalloc:
+        assert d["barn_put_fail"] == 1 and d["sheaf_flush"] == cap and "barn_put" not in d
+        assert s.layer.barns[0].nr_full == 0
+    else:
+        assert d["barn_put"] == 1 and "sheaf_flush" not in d
+        assert s.layer.barns[0].nr_full == 1
+    k.validate()
+    # the count follows the slab: unmarking (or discarding it) takes it back
+    for sl in list(s.slabs):
+        s.set_slab_pfmemalloc(sl, False)
+    assert s.pfmemalloc_slabs == 0
+
+
 def test_cpu_hotplug_flush_counts_on_control_cpu() -> None:
     k, s = cache(cpus=2)
     objs = [s.alloc(cpu=1) for _ in range(30)]

@@ -144,6 +144,11 @@ class KmemCache:
         self.adopted_sheaves = 0  # pre-trace spare sheaves made without SHEAF_ALLOC
         self.stats_cleared = False
         self.oom_events = 0
+        #: slabs of this cache with ``pfmemalloc`` set (see
+        #: :meth:`set_slab_pfmemalloc`): none unless a caller marks one -- the
+        #: model has no memory reserves -- so paths that would scan every
+        #: object's slab for it (``rcu_free_sheaf``) skip the scan at 0
+        self.pfmemalloc_slabs = 0
         #: Σ slab.inuse (objects outside slab freelists) and live user objects;
         #: their difference is what the per-CPU layer and barns hold.
         self.inuse_total = 0
@@ -267,8 +272,21 @@ class KmemCache:
         for i in range(slab.objects):
             st.pop(slab.base + i * slab.size, None)
         self.slabs.discard(slab)
+        if slab.pfmemalloc:
+            self.pfmemalloc_slabs -= 1
         self.nr_pages -= 1 << slab.order
         self.machine.pages.free_pages(slab.base, slab.order)
+
+    def set_slab_pfmemalloc(self, slab: Slab, on: bool) -> None:
+        """Mark ``slab`` as allocated from memory reserves (``slab_set_pfmemalloc``)
+        or not.  The model never does so by itself (reserves are not
+        modelled); scenarios and tests do, through here, so that
+        :attr:`pfmemalloc_slabs` stays the count of such slabs."""
+        if slab.cache is not self:
+            raise InvariantError(f"slab at 0x{slab.base:x} is not a slab of {self.name}")
+        if slab.pfmemalloc != on:
+            slab.pfmemalloc = on
+            self.pfmemalloc_slabs += 1 if on else -1
 
     # ============================================================= user API
     def _check_usable(self, op: str) -> None:

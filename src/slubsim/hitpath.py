@@ -57,11 +57,13 @@ Which events it takes -- all of these, else it stops:
   ``kmem_cache_return_sheaf`` of a sheaf of the cache's capacity to a CPU
   without a spare (``SHEAF_RETURN_FAST``) -- with the replayer's
   prefilled-sheaf bookkeeping (by traced sheaf pointer);
-* a ``kfree_rcu`` of such an object when the CPU has an ``rcu_free`` sheaf
-  that this object does not fill -- models the common case of
-  ``__kfree_rcu_sheaf`` (``FREE_RCU_SHEAF``) plus the bookkeeping of
+* a ``kfree_rcu`` of such an object -- models ``__kfree_rcu_sheaf``
+  (``FREE_RCU_SHEAF``) plus the bookkeeping of
   :meth:`slubsim.kernel.Kernel.kfree_rcu` and of the replayer (the trace
-  object's address kept for the kernel's later completion).
+  object's address kept for the kernel's later completion) -- when the CPU
+  has an ``rcu_free`` sheaf or gets one without allocating (an empty spare,
+  else an empty barn sheaf); the object that fills it submits it to
+  ``call_rcu`` through the model's own method.
 
 Rows of caches the replay does not track (filtered out) are skipped, as the
 replay loop does, and so are markers when the replay has no marker hook.
@@ -121,6 +123,9 @@ EXCHANGES = (
     "free_barn_put",
     "prefill_fast",
     "return_fast",
+    "rcu_from_spare",
+    "rcu_from_barn",
+    "rcu_submit",
 )
 X_ALLOC_SWAP = cython.declare(cython.int, 0)
 X_ALLOC_BARN = cython.declare(cython.int, 1)
@@ -129,6 +134,9 @@ X_FREE_SWAP = cython.declare(cython.int, 3)
 X_FREE_BARN = cython.declare(cython.int, 4)
 X_PREFILL = cython.declare(cython.int, 5)
 X_RETURN = cython.declare(cython.int, 6)
+X_RCU_SPARE = cython.declare(cython.int, 7)
+X_RCU_BARN = cython.declare(cython.int, 8)
+X_RCU_SUBMIT = cython.declare(cython.int, 9)
 
 
 def op_values() -> dict:
@@ -561,6 +569,7 @@ class HitPath:
         cached: cython.longlong
         main: list
         d: dict
+        take: cython.int
         while i < stop:
             t = ts[i]
             if t >= next_gp:
@@ -760,8 +769,35 @@ class HitPath:
                     if pend[ob] or d.get(a) is not True:
                         break
                 rcu = rcus[j]
-                if rcu is None or len(rcu) + 1 >= capacity[c]:
-                    break  # no rcu_free sheaf yet, or this object fills it: the full model
+                take = 0
+                if rcu is None:
+                    # __kfree_rcu_sheaf without an rcu_free sheaf: an empty
+                    # spare becomes it, else the barn's first empty sheaf;
+                    # allocating one is the full model's
+                    if capacity[c] == 0:
+                        break
+                    pcs = pcss[j]
+                    sh = pcs.spare
+                    if sh is not None and not sh.objects:
+                        take = 1
+                    else:
+                        barn = self.barns[j]
+                        if barn is None or not barn.empty:
+                            break
+                        take = 2
+                elif len(rcu) >= capacity[c]:
+                    break  # (a full rcu_free sheaf is submitted at once: not seen)
+                if take == 1:
+                    pcs.rcu_free = sh
+                    pcs.spare = None
+                elif take == 2:
+                    self.models[c].barn_lock += 1  # barn->lock
+                    sh = barn.empty.pop()
+                    pcs.rcu_free = sh
+                if take:
+                    rcu = sh.objects
+                    rcus[j] = rcu
+                    self.taken[X_RCU_SPARE if take == 1 else X_RCU_BARN] += 1
                 addr[ob] = 0
                 rcu_addr[ob] = a
                 if pend[ob]:
@@ -771,6 +807,18 @@ class HitPath:
                 nl = nlive[c] - 1
                 rcu.append(a)
                 d_rcu[j] += 1
+                if len(rcu) == capacity[c]:
+                    # full: call_rcu(&sheaf->rcu_head, rcu_free_sheaf) through
+                    # the model's own SheavesLayer._submit_rcu_sheaf (the rcu
+                    # queue is not mirrored here)
+                    pcs = pcss[j]
+                    sh = pcs.rcu_free
+                    pcs.rcu_free = None
+                    layer = self.layers[c]
+                    sh.node = layer.machine.cpu_node[k]
+                    layer._submit_rcu_sheaf(k, sh, True)
+                    rcus[j] = None
+                    self.taken[X_RCU_SUBMIT] += 1
             nlive[c] = nl
             # the replayer's inline _sample (memory curve), same operations
             cached = inuse[c] - nl

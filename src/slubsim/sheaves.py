@@ -984,7 +984,11 @@ class SheavesLayer(PerCpuLayer):
         self.rcu_inflight.pop(sh.sid, None)
         stat = self.cache.stat[cpu]
         barn = self.barns[sh.node] if sh.node >= 0 else None
-        pfm = any(self.cache.slab_of(x).pfmemalloc for x in sh.objects)
+        # __rcu_free_sheaf_prepare: a pfmemalloc object forces the flush (the
+        # scan only when the cache has such slabs: KmemCache.pfmemalloc_slabs)
+        pfm = self.cache.pfmemalloc_slabs > 0 and any(
+            self.cache.slab_of(x).pfmemalloc for x in sh.objects
+        )
         flush = pfm or barn is None
         if not flush and sh.objects:
             assert barn is not None

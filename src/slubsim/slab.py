@@ -53,7 +53,7 @@ class Slab:
         self.on_full = False  # on n->full (debug caches with SLAB_STORE_USER)
         self.frozen = False  # 6.12: this is some CPU's cpu slab
         self.cpu_partial_of = -1  # 6.12: CPU whose partial chain holds it
-        self.pfmemalloc = False
+        self.pfmemalloc = False  # set through KmemCache.set_slab_pfmemalloc only
         self.prev: Slab | None = None
         self.next: Slab | None = None
 
