@@ -303,3 +303,24 @@ def test_merging_and_aliases() -> None:
     assert m.name == "maple_node" and m.sheaf_capacity == 32 and m.sysfs_dir == "maple_node"
     c = k.kmem_cache_create("withctor", size=64, ctor=True)
     assert c.name == "withctor" and c.size == 72
+
+
+def test_build_detached_freelist_groups_by_slab_with_lookahead() -> None:
+    # spec §6.10: the tail starts a group, matches below it join (head = lowest
+    # index), non-matching entries are compacted below, three misses end the scan
+    from slubsim.cache import build_detached_freelist
+
+    A, B, C, D = (object() for _ in range(4))
+    p = [1, 2, 10, 3]
+    slabs: list = [A, A, B, A]
+    same, slab, chain = build_detached_freelist(p, slabs, 4)
+    assert (same, slab, chain) == (1, A, [1, 2, 3])
+    assert p[:1] == [10] and slabs[:1] == [B]
+    assert build_detached_freelist(p, slabs, 1) == (0, B, [10])
+    # look-ahead: three other slabs below the tail end the group
+    p = [1, 20, 30, 40, 2]
+    slabs = [A, B, C, D, A]
+    assert build_detached_freelist(p, slabs, 5) == (4, A, [2])
+    assert p == [1, 20, 30, 40, 2]
+    # an object outside slab pages (large kmalloc) is a group of its own
+    assert build_detached_freelist([7], [None], 1) == (0, None, [7])

@@ -47,8 +47,17 @@ F = SlabFlag
 CONTEXTS = ("task", "irq", "nmi")
 
 
+def slabs_of(p: list[int], pfn_to_slab: dict[int, Slab]) -> list[Slab | None]:
+    """``virt_to_slab`` of every object of ``p`` (None: not in a slab page),
+    for :func:`build_detached_freelist`: one page-map lookup per object, where
+    the kernel's look-ahead reads some objects' slabs several times (the same
+    answer: the objects of a bulk free are all in use until freed, so no slab
+    of theirs can be discarded in between)."""
+    return [pfn_to_slab.get(x >> PAGE_SHIFT) for x in p]
+
+
 def build_detached_freelist(
-    p: list[int], size: int, pfn_to_slab: dict[int, Slab]
+    p: list[int], slabs: list[Slab | None], size: int
 ) -> tuple[int, Slab | None, list[int]]:
     """Models ``build_detached_freelist`` (spec §6.10).
 
@@ -58,12 +67,12 @@ def build_detached_freelist(
     non-matching entries are compacted into ``p[0:same]``.  Returns
     ``(same, slab, chain)`` with ``chain`` head first; ``slab`` is None for an
     object that is not in a slab (large kmalloc, freed by the caller).
-    ``pfn_to_slab`` is the kernel's page -> slab map (``virt_to_slab``; a
-    dict rather than a callable: the compiled loop looks it up directly).
+    ``slabs`` (from :func:`slabs_of`) holds the slab of each entry of ``p``
+    and is permuted with it.
     """
     size -= 1
     obj = p[size]
-    slab = pfn_to_slab.get(obj >> PAGE_SHIFT)
+    slab = slabs[size]
     if slab is None:
         return size, None, [obj]
     chain = [obj]
@@ -71,12 +80,12 @@ def build_detached_freelist(
     same = size
     while size:
         size -= 1
-        o = p[size]
-        if pfn_to_slab.get(o >> PAGE_SHIFT) is slab:
-            chain.append(o)
+        if slabs[size] is slab:
+            chain.append(p[size])
             same -= 1
             if size != same:
                 p[size], p[same] = p[same], p[size]
+                slabs[size], slabs[same] = slabs[same], slabs[size]
             continue
         lookahead -= 1
         if not lookahead:
@@ -186,8 +195,13 @@ class KmemCache:
     def _slab_or_none(self, addr: int) -> Slab | None:
         return self.pfn_to_slab.get(addr >> PAGE_SHIFT)
 
-    def build_detached_freelist(self, p: list[int], size: int) -> tuple[int, Slab, list[int]]:
-        same, slab, chain = build_detached_freelist(p, size, self.pfn_to_slab)
+    def slabs_of(self, p: list[int]) -> list[Slab | None]:
+        return slabs_of(p, self.pfn_to_slab)
+
+    def build_detached_freelist(
+        self, p: list[int], slabs: list[Slab | None], size: int
+    ) -> tuple[int, Slab, list[int]]:
+        same, slab, chain = build_detached_freelist(p, slabs, size)
         if slab is None:
             raise InvariantError("object outside slab pages in a cache bulk free")
         return same, slab, chain

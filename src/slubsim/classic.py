@@ -481,9 +481,10 @@ class ClassicLayer(PerCpuLayer):
     def free_bulk(self, cpu: int, objs: list[int]) -> None:
         """Models ``kmem_cache_free_bulk``: detached freelists to ``do_slab_free``."""
         p = list(objs)
+        slabs = self.cache.slabs_of(p)
         size = len(p)
         while size:
-            size, slab, chain = self.cache.build_detached_freelist(p, size)
+            size, slab, chain = self.cache.build_detached_freelist(p, slabs, size)
             self.bulk_free_group(cpu, slab, chain)
 
     def kfree_rcu(self, cpu: int, x: int, slab: Slab, irq: bool) -> bool:

@@ -68,13 +68,18 @@ Which events it takes -- all of these, else it stops:
 Rows of caches the replay does not track (filtered out) are skipped, as the
 replay loop does, and so are markers when the replay has no marker hook.
 
-Hand-over protocol: :meth:`run` writes every mirrored value back before it
-returns and copies the row it stops at into the replayer's lists (the
-compiled replay reads the columns as arrays and converts only those rows).
-The replayer then calls :meth:`invalidate` for what replaying that row may
-change -- its cache on its CPU for the events of one cache, every cache for
-the rest (RCU grace-period ticks, pre-trace frees, marker hooks, bulk frees,
-large kmalloc) -- so that :meth:`run` reads that state afresh.
+Hand-over protocol: :meth:`run` copies the row it stops at into the
+replayer's lists (the compiled replay reads the columns as arrays and
+converts only those rows).  The replayer then calls :meth:`invalidate` for
+what replaying that row may read or change -- its cache on its CPU for the
+events of one cache, every cache for the rest (RCU grace-period ticks,
+pre-trace frees, marker hooks, bulk frees, large kmalloc) -- which writes
+the mirrored values of that cache (every cache) back into the model, so that
+the full model sees them and :meth:`run` reads that state afresh.  Other
+caches' values stay mirrored across such a hand-over (an object allocated
+and freed before its cache's next write-back never touches ``obj_state``);
+at the end of a batch, at ``stop`` and at a grace-period tick :meth:`run`
+writes everything back itself, as does ``invalidate(-1, -1)``.
 
 Written in Cython's pure-Python mode: ``pip install .`` compiles it
 (``setup.py``), and the same source runs as Python -- with Cython's shadow
@@ -323,12 +328,17 @@ class HitPath:
 
     @cython.ccall
     def invalidate(self, c: cython.Py_ssize_t, cpu: cython.Py_ssize_t):
-        """Forget what may change when the full model replays an event: of
-        cache ``c`` on CPU ``cpu`` (a plain allocation or free: its counts,
-        memory curve and that CPU's main sheaf), of every CPU of ``c`` when
-        ``cpu`` < 0, of every cache when ``c`` < 0."""
+        """Before the full model replays an event: write back what is mirrored
+        here of cache ``c`` (of every cache when ``c`` < 0) and forget what
+        the event may change -- of cache ``c`` on CPU ``cpu`` (a plain
+        allocation or free: its counts, memory curve and that CPU's sheaves),
+        of every CPU of ``c`` when ``cpu`` < 0, of every cache when ``c`` < 0.
+        The other caches' mirrored values stay here: :meth:`run` writes them
+        back only when it stops for the whole replay (end of batch, ``stop``,
+        the next grace-period tick)."""
         k: cython.Py_ssize_t
         if c < 0:
+            self._write_back(-1)
             for k in range(self.ntracks):
                 self.state[k] = UNKNOWN
             for k in range(self.ntracks * self.ncpu):
@@ -336,6 +346,7 @@ class HitPath:
             return
         if c >= self.ntracks or self.state[c] == NEVER or self.state[c] == SKIP:
             return
+        self._write_back(c)
         if cpu < 0:
             self.state[c] = UNKNOWN
         else:
@@ -362,6 +373,7 @@ class HitPath:
         self.size = cols["size"]
         self.node = cols["node"]
         self.aux = cols["aux"]
+        self._write_back(-1)  # (the replayer's invalidate(-1, -1) did so already)
         self.n = len(cols["op"])
         if len(self.pend_list) < self.n:
             from array import array
@@ -458,27 +470,50 @@ class HitPath:
     @cython.ccall
     def write_back(self):
         """Put every mirrored value changed since the last call into the model."""
+        self._write_back(-1)
+
+    @cython.cfunc
+    def _write_back(self, only: cython.Py_ssize_t):
+        """Put the mirrored values of cache ``only`` (every cache when < 0)
+        into the model; the other caches' stay here."""
         k: cython.Py_ssize_t
+        m: cython.Py_ssize_t = 0
         c: cython.Py_ssize_t
         j: cython.Py_ssize_t
         ob: cython.Py_ssize_t
         for k in range(self.npend):
             ob = self.pend_list[k]
-            if self.pend[ob]:  # still live: obj_state learns of it now
-                self.dicts[self.pend[ob] - 1][self.addr[ob]] = True
+            c = self.pend[ob] - 1
+            if c < 0:
+                continue  # freed again within the run (or listed twice)
+            if only < 0 or c == only:  # still live: obj_state learns of it now
+                self.dicts[c][self.addr[ob]] = True
                 self.pend[ob] = 0
-        self.npend = 0
+            else:
+                self.pend_list[m] = ob
+                m += 1
+        self.npend = m
+        m = 0
         for k in range(self.ndirty):
             c = self.dirty_list[k]
-            self.dirty[c] = 0
-            self.tracks[c].hit_write_back(
-                self.nlive[c], self.area[c], self.last_ts[c], self.last_cached[c], self.peak[c]
-            )
-        self.ndirty = 0
+            if only < 0 or c == only:
+                self.dirty[c] = 0
+                self.tracks[c].hit_write_back(
+                    self.nlive[c], self.area[c], self.last_ts[c], self.last_cached[c], self.peak[c]
+                )
+            else:
+                self.dirty_list[m] = c
+                m += 1
+        self.ndirty = m
+        m = 0
         for k in range(self.ncdirty):
             j = self.cdirty_list[k]
-            self.cdirty[j] = 0
             c = j // self.ncpu
+            if only >= 0 and c != only:
+                self.cdirty_list[m] = j
+                m += 1
+                continue
+            self.cdirty[j] = 0
             row = self.rows[j]
             if self.d_alloc[j]:
                 row[self.stat_alloc[c]] += self.d_alloc[j]
@@ -489,7 +524,7 @@ class HitPath:
             if self.d_rcu[j]:
                 row[self.stat_rcu[c]] += self.d_rcu[j]
                 self.d_rcu[j] = 0
-        self.ncdirty = 0
+        self.ncdirty = m
 
     @cython.cfunc
     def _count_stop(self, i: cython.Py_ssize_t):
@@ -570,9 +605,11 @@ class HitPath:
         main: list
         d: dict
         take: cython.int
+        at_gp: cython.bint = False
         while i < stop:
             t = ts[i]
             if t >= next_gp:
+                at_gp = True
                 break
             o = op[i]
             if o > KFREE_RCU and o != PREFILL and o != RETURN_SHEAF:
@@ -840,8 +877,12 @@ class HitPath:
         if i < stop:
             self._count_stop(i)
         self.npend = npend
-        if self.ndirty or self.ncdirty or npend:
-            self.write_back()
+        if i >= stop or at_gp:
+            # the replayer replays every cache's events next (pre-trace work,
+            # grace-period tick, next batch): everything back into the model.
+            # Else it replays row i's event and calls invalidate() first,
+            # which writes back what that event may read.
+            self._write_back(-1)
         if i < self.n and self.lists is not None:
             self._fill(i)
         return i

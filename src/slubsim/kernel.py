@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from .cache import KmemCache, build_detached_freelist
+from .cache import KmemCache, build_detached_freelist, slabs_of
 from .classic import ClassicLayer
 from .constants import (
     KMALLOC_MAX_CACHE_SIZE,
@@ -528,9 +528,10 @@ class Kernel:
         self._kfree_bulk_unchecked(list(ptrs), cpu)
 
     def _kfree_bulk_unchecked(self, p: list[int], cpu: int) -> None:
+        slabs = slabs_of(p, self.pfn_to_slab)
         size = len(p)
         while size:
-            size, slab, chain = build_detached_freelist(p, size, self.pfn_to_slab)
+            size, slab, chain = build_detached_freelist(p, slabs, size)
             if slab is None:
                 order = self.large_kmalloc.pop(chain[0], None)
                 if order is not None:

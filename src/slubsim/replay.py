@@ -602,6 +602,7 @@ class Replayer:
             if gc_was_on:
                 gc.enable()
         if hp is not None:
+            hp.invalidate(-1, -1)  # every mirrored value back into the model
             self.hit_rows = int(hp.handled())
             self.hit_stops = {OP_NAMES.get(o, str(o)): n for o, n in hp.stop_counts().items()}
             self.hit_exchanges = dict(hp.exchanges())

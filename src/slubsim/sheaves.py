@@ -650,10 +650,11 @@ class SheavesLayer(PerCpuLayer):
         Returns the number of groups."""
         c = self.cache
         p = list(objs)
+        slabs = c.slabs_of(p)
         size = len(p)
         groups = 0
         while size:
-            size, slab, chain = c.build_detached_freelist(p, size)
+            size, slab, chain = c.build_detached_freelist(p, slabs, size)
             self.slab_free_to_slab(cpu, slab, chain)
             groups += 1
         return groups
@@ -760,9 +761,10 @@ class SheavesLayer(PerCpuLayer):
         c = self.cache
         if not self.has_sheaves:
             p = list(objs)
+            slabs = c.slabs_of(p)
             size = len(p)
             while size:
-                size, slab, chain = c.build_detached_freelist(p, size)
+                size, slab, chain = c.build_detached_freelist(p, slabs, size)
                 self.bulk_free_group(cpu, slab, chain)
             return
         self._free_to_pcs_bulk(cpu, objs)
