@@ -309,10 +309,12 @@ def test_build_detached_freelist_groups_by_slab_with_lookahead() -> None:
     # spec §6.10: the tail starts a group, matches below it join (head = lowest
     # index), non-matching entries are compacted below, three misses end the scan
     from slubsim.cache import build_detached_freelist
+    from slubsim.slab import Slab
 
-    A, B, C, D = (object() for _ in range(4))
+    _, s = cache()
+    A, B, C, D = (Slab(s, 0x1000 * (i + 1), 0, 64, 0, 64) for i in range(4))
     p = [1, 2, 10, 3]
-    slabs: list = [A, A, B, A]
+    slabs: list[Slab | None] = [A, A, B, A]
     same, slab, chain = build_detached_freelist(p, slabs, 4)
     assert (same, slab, chain) == (1, A, [1, 2, 3])
     assert p[:1] == [10] and slabs[:1] == [B]
