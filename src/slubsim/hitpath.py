@@ -238,11 +238,13 @@ class HitPath:
     l_node: list
     l_flags: list
     l_aux: list
-    # allocations of this run not yet in obj_state: per trace object, its
-    # cache id + 1 (0: none), and the objects in allocation order
+    # allocations replayed here and not yet in obj_state, one list per cache
+    # (linked through pend_next, from pend_head[c]; -1 ends it).  Per trace
+    # object, pend is c + 1 while it is listed for cache c and allocated,
+    # -(c + 1) while listed but freed again, 0 when not listed
     pend: cython.int[::1]
-    pend_list: cython.longlong[::1]
-    npend: cython.Py_ssize_t
+    pend_next: cython.int[::1]
+    pend_head: cython.longlong[::1]
     #: rows replayed or skipped here
     events: cython.longlong
     #: per op value, rows handed over to the full model
@@ -304,8 +306,8 @@ class HitPath:
         self.rcu_addr = {}
         self.sheaves = {}
         self.pend = array("i", [0]) * nobj
-        self.pend_list = array("q", [0])
-        self.npend = 0
+        self.pend_next = array("i", [0]) * nobj
+        self.pend_head = array("q", [-1]) * n
         self.cdirty = array("i", [0]) * nc
         self.cdirty_list = array("q", [0]) * nc
         self.ncdirty = 0
@@ -375,10 +377,6 @@ class HitPath:
         self.aux = cols["aux"]
         self._write_back(-1)  # (the replayer's invalidate(-1, -1) did so already)
         self.n = len(cols["op"])
-        if len(self.pend_list) < self.n:
-            from array import array
-
-            self.pend_list = array("q", [0]) * self.n
         self.addr = addr
         self.rcu_addr = rcu_addr
         self.sheaves = sheaves
@@ -480,23 +478,10 @@ class HitPath:
         m: cython.Py_ssize_t = 0
         c: cython.Py_ssize_t
         j: cython.Py_ssize_t
-        ob: cython.Py_ssize_t
-        for k in range(self.npend):
-            ob = self.pend_list[k]
-            c = self.pend[ob] - 1
-            if c < 0:
-                continue  # freed again within the run (or listed twice)
-            if only < 0 or c == only:  # still live: obj_state learns of it now
-                self.dicts[c][self.addr[ob]] = True
-                self.pend[ob] = 0
-            else:
-                self.pend_list[m] = ob
-                m += 1
-        self.npend = m
-        m = 0
-        for k in range(self.ndirty):
+        for k in range(self.ndirty):  # (every cache with listed objects is dirty)
             c = self.dirty_list[k]
             if only < 0 or c == only:
+                self._write_back_pending(c)
                 self.dirty[c] = 0
                 self.tracks[c].hit_write_back(
                     self.nlive[c], self.area[c], self.last_ts[c], self.last_cached[c], self.peak[c]
@@ -525,6 +510,21 @@ class HitPath:
                 row[self.stat_rcu[c]] += self.d_rcu[j]
                 self.d_rcu[j] = 0
         self.ncdirty = m
+
+    @cython.cfunc
+    def _write_back_pending(self, c: cython.Py_ssize_t):
+        """obj_state[p] = True for the objects allocated here in cache ``c``
+        and still live; empties the cache's list."""
+        ob: cython.Py_ssize_t = self.pend_head[c]
+        nxt: cython.Py_ssize_t
+        d: dict = self.dicts[c]
+        while ob >= 0:
+            nxt = self.pend_next[ob]
+            if self.pend[ob] > 0:  # still live: obj_state learns of it now
+                d[self.addr[ob]] = True
+            self.pend[ob] = 0
+            ob = nxt
+        self.pend_head[c] = -1
 
     @cython.cfunc
     def _count_stop(self, i: cython.Py_ssize_t):
@@ -588,8 +588,8 @@ class HitPath:
         sheaves: dict = self.sheaves
         aux: cython.const[cython.longlong][::1] = self.aux
         pend: cython.int[::1] = self.pend
-        pend_list: cython.longlong[::1] = self.pend_list
-        npend: cython.Py_ssize_t = self.npend
+        pend_next: cython.int[::1] = self.pend_next
+        pend_head: cython.longlong[::1] = self.pend_head
         nobj: cython.Py_ssize_t = len(addr)
         ncpu_trace: cython.Py_ssize_t = len(self.cpu_of)
         kc: cython.Py_ssize_t
@@ -643,20 +643,23 @@ class HitPath:
             if o == ALLOC_FROM_SHEAF:
                 # kmem_cache_alloc_from_sheaf(): a pop, no counter (KmemCache.alloc_from_sheaf)
                 sh = sheaves.get(aux[i])
-                if sh is None or pend[ob]:
+                if sh is None or pend[ob] > 0 or (pend[ob] and pend[ob] != -(c + 1)):
                     break  # not a sheaf the model prefilled: the replayer warns
                 main = sh.objects
                 if not main:
                     break  # the model's sheaf is empty: the replayer warns
                 a = main.pop()
+                if not pend[ob]:
+                    pend_next[ob] = pend_head[c]
+                    pend_head[c] = ob
                 pend[ob] = c + 1
-                pend_list[npend] = ob
-                npend += 1
                 nl = nlive[c] + 1
                 addr[ob] = a
             elif o == ALLOC:
-                if pend[ob]:
-                    break  # allocated again without a free in between: the full model
+                if pend[ob] > 0 or (pend[ob] and pend[ob] != -(c + 1)):
+                    # allocated again without a free in between, or listed
+                    # for another cache: the full model
+                    break
                 main = mains[j]
                 if not main:
                     # __pcs_replace_empty_main: a spare with objects becomes
@@ -691,9 +694,10 @@ class HitPath:
                 # obj_state[a] = True, deferred to write_back: most objects are
                 # freed again within the run, which then never touches the dict
                 a = main.pop()
+                if not pend[ob]:
+                    pend_next[ob] = pend_head[c]
+                    pend_head[c] = ob
                 pend[ob] = c + 1
-                pend_list[npend] = ob
-                npend += 1
                 nl = nlive[c] + 1
                 addr[ob] = a
                 d_alloc[j] += 1
@@ -703,7 +707,7 @@ class HitPath:
                     break  # nothing to free: the replayer warns
                 if pend[ob] != c + 1:
                     d = dicts[c]
-                    if pend[ob] or d.get(a) is not True:
+                    if pend[ob] > 0 or d.get(a) is not True:
                         break  # not live in this cache: the model's checks have to speak
                 main = mains[j]
                 if len(main) == capacity[c]:
@@ -745,8 +749,8 @@ class HitPath:
                     main = sh.objects
                     mains[j] = main
                 addr[ob] = 0
-                if pend[ob]:
-                    pend[ob] = 0  # allocated in this run: obj_state still says False
+                if pend[ob] > 0:
+                    pend[ob] = -pend[ob]  # allocated here: obj_state still says False
                 else:
                     d[a] = False
                 nl = nlive[c] - 1
@@ -803,7 +807,7 @@ class HitPath:
                     break
                 if pend[ob] != c + 1:
                     d = dicts[c]
-                    if pend[ob] or d.get(a) is not True:
+                    if pend[ob] > 0 or d.get(a) is not True:
                         break
                 rcu = rcus[j]
                 take = 0
@@ -837,8 +841,8 @@ class HitPath:
                     self.taken[X_RCU_SPARE if take == 1 else X_RCU_BARN] += 1
                 addr[ob] = 0
                 rcu_addr[ob] = a
-                if pend[ob]:
-                    pend[ob] = 0
+                if pend[ob] > 0:
+                    pend[ob] = -pend[ob]
                 else:
                     d[a] = False
                 nl = nlive[c] - 1
@@ -876,7 +880,6 @@ class HitPath:
         self.events += i - start
         if i < stop:
             self._count_stop(i)
-        self.npend = npend
         if i >= stop or at_gp:
             # the replayer replays every cache's events next (pre-trace work,
             # grace-period tick, next batch): everything back into the model.
