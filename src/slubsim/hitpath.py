@@ -28,8 +28,7 @@ Which events it takes -- all of these, else it stops:
   replayer's next row with pre-trace work);
 * of a cache whose per-CPU layer is exactly 7.3's
   :class:`~slubsim.sheaves.SheavesLayer` (the 6.18 opt-in sheaves keep the
-  classic layer's side effects), without NUMA (``can_free_to_pcs`` and the
-  node checks of ``alloc_from_pcs`` need the object's slab), not destroyed,
+  classic layer's side effects), not destroyed,
   and whose memory curve has no pending change (the replayer's inline
   ``_sample`` case: pages, slabs and sheaves as last sampled);
 * an allocation when the main sheaf is not empty -- models the hit of
@@ -45,9 +44,16 @@ Which events it takes -- all of these, else it stops:
   flushing: no spare and an empty barn sheaf (main becomes the spare), a
   spare with room (swapped), a full spare and a barn below ``max_full``
   with an empty sheaf (``barn_replace_full_sheaf``, ``BARN_PUT``).
-  Decision: the slab's ``pfmemalloc`` is not looked up -- no path of the
-  model sets it (memory reserves are not modelled), so ``slab_free``'s
-  ``!slab_test_pfmemalloc(slab)`` always holds in a replay;
+  Decision: the slab's ``pfmemalloc`` is not looked up -- the model marks
+  no slab so by itself (memory reserves are not modelled), so ``slab_free``'s
+  ``!slab_test_pfmemalloc(slab)`` holds; a cache with marked slabs
+  (``KmemCache.pfmemalloc_slabs``) is left to the full model;
+* on a NUMA machine, the same except: an allocation for a requested node
+  (``alloc_from_pcs``'s node checks), a free of an object whose slab is on
+  another node than the CPU's when that node has memory
+  (``can_free_to_pcs``), and a ``kfree_rcu`` of an object not on the CPU's
+  nearest memory node (classic batching) go to the full model -- the slab's
+  node is looked up in the page map, as the model does;
 * an allocation from a sheaf the model prefilled
   (``kmem_cache_alloc_from_sheaf``, found by the traced sheaf pointer) when
   it is not empty -- a pop, no counter, as
@@ -132,6 +138,8 @@ EXCHANGES = (
     "rcu_from_barn",
     "rcu_submit",
 )
+PAGE_SHIFT = cython.declare(cython.int, 12)  # slubsim.constants.PAGE_SHIFT
+NUMA_NO_NODE = cython.declare(cython.int, -1)
 X_ALLOC_SWAP = cython.declare(cython.int, 0)
 X_ALLOC_BARN = cython.declare(cython.int, 1)
 X_FREE_EMPTY = cython.declare(cython.int, 2)
@@ -195,6 +203,8 @@ class HitPath:
     max_full: cython.longlong[::1]
     prefilled: list
     models: list
+    numa: cython.int[::1]
+    p2s: list
     dirty: cython.int[::1]
     dirty_list: cython.longlong[::1]
     ndirty: cython.Py_ssize_t
@@ -203,6 +213,9 @@ class HitPath:
     mains: list
     pcss: list
     barns: list
+    own_node: cython.int[::1]
+    own_has_mem: cython.int[::1]
+    mem_node: cython.int[::1]
     rcus: list
     rows: list
     d_alloc: cython.longlong[::1]
@@ -289,6 +302,8 @@ class HitPath:
         self.max_full = array("q", [0]) * n
         self.prefilled = [None] * n
         self.models = [None] * n
+        self.numa = array("i", [0]) * n
+        self.p2s = [None] * n
         self.dirty = array("i", [0]) * n
         self.dirty_list = array("q", [0]) * n
         self.ndirty = 0
@@ -296,6 +311,9 @@ class HitPath:
         self.mains = [None] * nc
         self.pcss = [None] * nc
         self.barns = [None] * nc
+        self.own_node = array("i", [0]) * nc
+        self.own_has_mem = array("i", [0]) * nc
+        self.mem_node = array("i", [0]) * nc
         self.rcus = [None] * nc
         self.rows = [None] * nc
         self.d_alloc = array("q", [0]) * nc
@@ -422,7 +440,7 @@ class HitPath:
                 self.state[c] = SKIP
                 return SKIP
             layer = tr.model.layer
-            if not getattr(layer, "hit_path", False) or layer.numa:
+            if not getattr(layer, "hit_path", False):
                 self.state[c] = NEVER
                 return NEVER
             self.layers[c] = layer
@@ -438,10 +456,12 @@ class HitPath:
             self.max_full[c] = layer.max_full
             self.prefilled[c] = layer.prefilled
             self.models[c] = tr.model
+            self.numa[c] = 1 if layer.numa else 0
+            self.p2s[c] = tr.model.pfn_to_slab
             for k in range(c * self.ncpu, (c + 1) * self.ncpu):
                 self.fetched[k] = 0
         hs = tr.hit_state()
-        if hs is None:
+        if hs is None or tr.model.pfmemalloc_slabs:
             self.state[c] = OFF  # the replayer samples the memory curve first
             return OFF
         nl, iu, ar, lt, lc, pk = hs
@@ -461,6 +481,10 @@ class HitPath:
         self.mains[j] = pcs.main.objects
         self.pcss[j] = pcs
         self.barns[j] = self.layers[c]._barn(cpu)
+        m = self.layers[c].machine
+        self.own_node[j] = m.cpu_node[cpu]
+        self.own_has_mem[j] = 1 if m.node_has_memory[m.cpu_node[cpu]] else 0
+        self.mem_node[j] = m.cpu_mem_node[cpu]
         self.rcus[j] = pcs.rcu_free.objects if pcs.rcu_free is not None else None
         self.rows[j] = self.tracks[c].model.stat[cpu]
         self.fetched[j] = 1
@@ -527,6 +551,14 @@ class HitPath:
         self.pend_head[c] = -1
 
     @cython.cfunc
+    def _slab_nid(self, c: cython.Py_ssize_t, a: object) -> cython.int:
+        """The node of the slab holding address ``a`` of cache ``c`` (-2: none)."""
+        slab = self.p2s[c].get(a >> PAGE_SHIFT)
+        if slab is None:
+            return -2
+        return slab.nid
+
+    @cython.cfunc
     def _count_stop(self, i: cython.Py_ssize_t):
         o: cython.int = self.op[i]
         if 0 <= o < 256:
@@ -585,6 +617,9 @@ class HitPath:
         rcu: list
         pcss: list = self.pcss
         size: cython.const[cython.int][::1] = self.size
+        node: cython.const[cython.schar][::1] = self.node
+        numa: cython.int[::1] = self.numa
+        nid: cython.int
         sheaves: dict = self.sheaves
         aux: cython.const[cython.longlong][::1] = self.aux
         pend: cython.int[::1] = self.pend
@@ -660,6 +695,8 @@ class HitPath:
                     # allocated again without a free in between, or listed
                     # for another cache: the full model
                     break
+                if numa[c] and node[i] != NUMA_NO_NODE:
+                    break  # alloc_from_pcs's node checks: the full model
                 main = mains[j]
                 if not main:
                     # __pcs_replace_empty_main: a spare with objects becomes
@@ -709,6 +746,12 @@ class HitPath:
                     d = dicts[c]
                     if pend[ob] > 0 or d.get(a) is not True:
                         break  # not live in this cache: the model's checks have to speak
+                if numa[c]:
+                    # can_free_to_pcs: an object of a remote node's slab goes
+                    # to __slab_free unless the CPU's node has no memory
+                    nid = self._slab_nid(c, a)
+                    if nid != self.own_node[j] and self.own_has_mem[j]:
+                        break  # the full model
                 main = mains[j]
                 if len(main) == capacity[c]:
                     # __pcs_replace_full_main: without a spare, an empty
@@ -809,6 +852,8 @@ class HitPath:
                     d = dicts[c]
                     if pend[ob] > 0 or d.get(a) is not True:
                         break
+                if numa[c] and self._slab_nid(c, a) != self.mem_node[j]:
+                    break  # remote: classic kvfree_rcu batching, the full model
                 rcu = rcus[j]
                 take = 0
                 if rcu is None:

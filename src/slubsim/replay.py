@@ -899,7 +899,7 @@ class Replayer:
 
     def _hit_path(self) -> tuple[Any, bool]:
         """The hit path (slubsim.hitpath) over this replay's caches, or None:
-        disabled, no cache it can take (7.3 sheaves without NUMA), or a
+        disabled, no cache it can take (7.3 sheaves), or a
         per-event hook (lockstep, first-use warming, capacity policies) that
         it would bypass; and whether it is compiled."""
         if (
@@ -908,9 +908,7 @@ class Replayer:
             or self.opt.warm_on_first_use
             or self.policy_states
             or not any(
-                isinstance(tr.model.layer, SheavesLayer)
-                and tr.model.layer.hit_path
-                and not tr.model.layer.numa
+                isinstance(tr.model.layer, SheavesLayer) and tr.model.layer.hit_path
                 for tr in self.tracks.values()
             )
         ):
