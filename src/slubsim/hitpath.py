@@ -184,6 +184,7 @@ class HitPath:
     cpu_of: cython.int[::1]
     # per cache id
     state: cython.int[::1]
+    known: cython.int[::1]
     layers: list
     dicts: list
     capacity: cython.longlong[::1]
@@ -210,6 +211,7 @@ class HitPath:
     ndirty: cython.Py_ssize_t
     # per (cache id, model cpu): index c * ncpu + cpu
     fetched: cython.int[::1]
+    cpu_known: cython.int[::1]
     mains: list
     pcss: list
     barns: list
@@ -283,6 +285,7 @@ class HitPath:
         self.tracks = tracks
         self.cpu_of = array("i", cpu_of)
         self.state = array("i", [UNKNOWN]) * n
+        self.known = array("i", [0]) * n
         self.layers = [None] * n
         self.dicts = [None] * n
         self.capacity = array("q", [0]) * n
@@ -308,6 +311,7 @@ class HitPath:
         self.dirty_list = array("q", [0]) * n
         self.ndirty = 0
         self.fetched = array("i", [0]) * nc
+        self.cpu_known = array("i", [0]) * nc
         self.mains = [None] * nc
         self.pcss = [None] * nc
         self.barns = [None] * nc
@@ -439,29 +443,18 @@ class HitPath:
             if tr is None:
                 self.state[c] = SKIP
                 return SKIP
-            layer = tr.model.layer
-            if not getattr(layer, "hit_path", False):
+            if self.known[c] == 0:
+                self._fetch_static(c)
+            if self.known[c] == 2:
                 self.state[c] = NEVER
                 return NEVER
-            self.layers[c] = layer
-            self.dicts[c] = tr.model.obj_state
+            layer = self.layers[c]
             self.capacity[c] = layer.capacity
-            self.stat_alloc[c] = layer.ALLOC_FASTPATH
-            self.stat_free[c] = layer.FREE_FASTPATH
-            self.stat_rcu[c] = layer.FREE_RCU_SHEAF
-            self.stat_prefill_fast[c] = layer.SHEAF_PREFILL_FAST
-            self.stat_return_fast[c] = layer.SHEAF_RETURN_FAST
-            self.stat_barn_get[c] = layer.BARN_GET
-            self.stat_barn_put[c] = layer.BARN_PUT
             self.max_full[c] = layer.max_full
-            self.prefilled[c] = layer.prefilled
-            self.models[c] = tr.model
-            self.numa[c] = 1 if layer.numa else 0
-            self.p2s[c] = tr.model.pfn_to_slab
             for k in range(c * self.ncpu, (c + 1) * self.ncpu):
                 self.fetched[k] = 0
         hs = tr.hit_state()
-        if hs is None or tr.model.pfmemalloc_slabs:
+        if hs is None:
             self.state[c] = OFF  # the replayer samples the memory curve first
             return OFF
         nl, iu, ar, lt, lc, pk = hs
@@ -475,18 +468,50 @@ class HitPath:
         return ON
 
     @cython.cfunc
+    def _fetch_static(self, c: cython.Py_ssize_t):
+        """What a replay never changes of cache ``c``: its model objects and
+        stat item indices (``known[c]`` 1), or that its layer is not one the
+        hit path replays (``known[c]`` 2)."""
+        tr = self.tracks[c]
+        layer = tr.model.layer
+        if not getattr(layer, "hit_path", False):
+            self.known[c] = 2
+            return
+        self.layers[c] = layer
+        self.dicts[c] = tr.model.obj_state
+        self.stat_alloc[c] = layer.ALLOC_FASTPATH
+        self.stat_free[c] = layer.FREE_FASTPATH
+        self.stat_rcu[c] = layer.FREE_RCU_SHEAF
+        self.stat_prefill_fast[c] = layer.SHEAF_PREFILL_FAST
+        self.stat_return_fast[c] = layer.SHEAF_RETURN_FAST
+        self.stat_barn_get[c] = layer.BARN_GET
+        self.stat_barn_put[c] = layer.BARN_PUT
+        self.prefilled[c] = layer.prefilled
+        self.models[c] = tr.model
+        self.numa[c] = 1 if layer.numa else 0
+        self.p2s[c] = tr.model.pfn_to_slab
+        self.known[c] = 1
+
+    @cython.cfunc
     def _fetch_cpu(self, c: cython.Py_ssize_t, cpu: cython.Py_ssize_t):
+        """Cache ``c``'s sheaves on CPU ``cpu``: the main and rcu_free sheaves'
+        object lists, and once per replay what does not change (the
+        slub_percpu_sheaves, the barn, the CPU's nodes, its stat row)."""
         j: cython.Py_ssize_t = c * self.ncpu + cpu
-        pcs = self.layers[c].pcs[cpu]
+        if not self.cpu_known[j]:
+            layer = self.layers[c]
+            self.pcss[j] = layer.pcs[cpu]
+            self.barns[j] = layer._barn(cpu)
+            m = layer.machine
+            self.own_node[j] = m.cpu_node[cpu]
+            self.own_has_mem[j] = 1 if m.node_has_memory[m.cpu_node[cpu]] else 0
+            self.mem_node[j] = m.cpu_mem_node[cpu]
+            self.rows[j] = self.models[c].stat[cpu]
+            self.cpu_known[j] = 1
+        pcs = self.pcss[j]
         self.mains[j] = pcs.main.objects
-        self.pcss[j] = pcs
-        self.barns[j] = self.layers[c]._barn(cpu)
-        m = self.layers[c].machine
-        self.own_node[j] = m.cpu_node[cpu]
-        self.own_has_mem[j] = 1 if m.node_has_memory[m.cpu_node[cpu]] else 0
-        self.mem_node[j] = m.cpu_mem_node[cpu]
-        self.rcus[j] = pcs.rcu_free.objects if pcs.rcu_free is not None else None
-        self.rows[j] = self.tracks[c].model.stat[cpu]
+        rcu = pcs.rcu_free
+        self.rcus[j] = rcu.objects if rcu is not None else None
         self.fetched[j] = 1
 
     @cython.ccall

@@ -357,11 +357,13 @@ class CacheTrack:
     def hit_state(self) -> tuple[int, int, float, float, int, int] | None:
         """For slubsim.hitpath, in one call: ``(nlive, inuse_total, area,
         last_ts, last_cached, cached_peak)``, or None when the hit path may
-        not take this cache's events now (destroyed, or a memory-curve
-        change pending: the replay loop's inline ``_sample`` case fails)."""
+        not take this cache's events now (destroyed, pfmemalloc slabs, or a
+        memory-curve change pending: the replay loop's inline ``_sample`` case
+        fails)."""
         s = self.model
         if (
             s.destroyed
+            or s.pfmemalloc_slabs
             or self.last_ts < 0.0
             or s.nr_pages != self.last_pages
             or len(s.slabs) != self.last_slabs
