@@ -576,6 +576,30 @@ class HitPath:
         self.pend_head[c] = -1
 
     @cython.cfunc
+    def _barn_replace(
+        self,
+        c: cython.Py_ssize_t,
+        j: cython.Py_ssize_t,
+        pcs: object,
+        take: list,
+        put: list,
+        item: cython.longlong,
+        x: cython.int,
+    ) -> object:
+        """``barn_replace_empty_sheaf`` / ``barn_replace_full_sheaf`` under
+        barn->lock: the first sheaf of ``take`` becomes main, the old main goes
+        to ``put``; counts stat ``item`` (BARN_GET / BARN_PUT) on the row of
+        (c, cpu) ``j`` and exchange ``x``.  The new main."""
+        self.models[c].barn_lock += 1  # barn->lock
+        sh = take.pop()
+        put.append(pcs.main)
+        row = self.rows[j]
+        row[item] += 1
+        pcs.main = sh
+        self.taken[x] += 1
+        return sh
+
+    @cython.cfunc
     def _slab_nid(self, c: cython.Py_ssize_t, a: object) -> cython.int:
         """The node of the slab holding address ``a`` of cache ``c`` (-2: none)."""
         slab = self.p2s[c].get(a >> PAGE_SHIFT)
@@ -744,13 +768,9 @@ class HitPath:
                         # (no negative index: the module is compiled without wraparound)
                         if not fulls or not fulls[len(fulls) - 1].objects:
                             break
-                        self.models[c].barn_lock += 1  # barn->lock
-                        sh = barn.full.pop()
-                        barn.empty.append(pcs.main)
-                        row = self.rows[j]
-                        row[self.stat_barn_get[c]] += 1
-                        pcs.main = sh
-                        self.taken[X_ALLOC_BARN] += 1
+                        sh = self._barn_replace(
+                            c, j, pcs, fulls, barn.empty, self.stat_barn_get[c], X_ALLOC_BARN
+                        )
                     main = sh.objects
                     mains[j] = main
                 # obj_state[a] = True, deferred to write_back: most objects are
@@ -807,13 +827,9 @@ class HitPath:
                     else:
                         if len(barn.full) >= self.max_full[c] or not barn.empty:
                             break
-                        self.models[c].barn_lock += 1  # barn->lock
-                        sh = barn.empty.pop()
-                        barn.full.append(pcs.main)
-                        row = self.rows[j]
-                        row[self.stat_barn_put[c]] += 1
-                        pcs.main = sh
-                        self.taken[X_FREE_BARN] += 1
+                        sh = self._barn_replace(
+                            c, j, pcs, barn.empty, barn.full, self.stat_barn_put[c], X_FREE_BARN
+                        )
                     main = sh.objects
                     mains[j] = main
                 addr[ob] = 0
