@@ -336,3 +336,12 @@ def test_truncated_stream_reports_the_lines_read(tmp_path: Path) -> None:
         for first, data in iter_blocks(f, 1 << 22):
             blocks.append((first, data))
     assert all(d.endswith(b"\n") for _, d in blocks)
+
+
+def test_truncated_stream_before_its_first_line_names_no_line(tmp_path: Path) -> None:
+    f = tmp_path / "t.txt.xz"
+    f.write_bytes(lzma.compress((ALLOC + "\n").encode() * 10)[:40])
+    with pytest.raises(
+        TraceFormatError, match=r"t.txt.xz: truncated xz stream \(compressed file ends before"
+    ):
+        ingest(f)

@@ -186,6 +186,10 @@ def iter_blocks(
         lineno += sum(x.count(b"\n") for x in pieces)  # whole lines read before the error
         msg = str(e) or type(e).__name__
         if isinstance(e, EOFError) or "end of stream" in msg.lower() or "truncat" in msg.lower():
+            if lineno == 0:  # no line to point at
+                raise TraceFormatError(
+                    f"{p}: truncated {kind} stream (compressed file ends before its first line)"
+                ) from None
             raise TraceFormatError(
                 f"{p}:{lineno}: truncated {kind} stream (compressed file ends early; "
                 f"{lineno} lines read)"
