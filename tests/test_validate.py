@@ -16,6 +16,7 @@ from slubsim.validate import (
     partial_before,
     rel_error,
     sheaf_occupancy_before,
+    sheaves_before,
     validate_bundle,
 )
 
@@ -204,6 +205,78 @@ def test_sheaf_occupancy_from_per_cpu_counters(tmp_path: Path) -> None:
     two_nodes = sheaf_occupancy_before(tmp_path, {0: 0, 1: 1})
     assert two_nodes["filp"][-1] == 1 and two_nodes["filp"][-2] == -1
     assert sheaf_occupancy_before(tmp_path / "missing") == {}
+
+
+def test_sheaves_before_from_per_cpu_counters(tmp_path: Path) -> None:
+    """The kernel's sheaf structs at the first read: sheaf_alloc - sheaf_free
+    summed over CPUs (a sheaf freed on another CPU than it was made on
+    counts the same); caches without the counter are left out."""
+    rows = [
+        "filp\tsheaf_alloc\t8 C0=5 C1=1 C2=1 C3=1",
+        "filp\tsheaf_free\t2 C2=2",
+        "maple_node\tsheaf_alloc\t3 C0=3",
+        "kmalloc-8\talloc_fastpath\t10 C0=10",
+    ]
+    (tmp_path / "slab_before.tsv").write_text("\n".join(rows) + "\n")
+    assert sheaves_before(tmp_path) == {"filp": 6, "maple_node": 3}
+    assert sheaves_before(tmp_path / "missing") == {}
+
+
+def test_sync_sheaf_count_adopts_spares_then_empty_barn_sheaves() -> None:
+    """Sheaves the kernel's counters say exist and the model lacks become
+    empty spares of the CPUs without one, then empty barn sheaves; no counter
+    moves, the sheaf invariant holds, and a spare so made serves the next
+    __pcs_replace_full_main instead of a SHEAF_ALLOC."""
+    from slubsim import Kernel, Machine
+    from slubsim.sheaves import SheavesLayer
+
+    k = Kernel(Machine(cpus=4, nodes=2), version="7.3")
+    s = k.kmem_cache_create("t", size=64, flags={"SLAB_NO_MERGE"})
+    layer = s.layer
+    assert isinstance(layer, SheavesLayer)
+    objs = [s.alloc(cpu=1) for _ in range(layer.capacity + 1)]
+    for p in objs:
+        s.free(p, cpu=1)  # CPU 1's main filled: it has a spare now
+    assert layer.pcs[1].spare is not None and layer.pcs[0].spare is None
+    have = s.nr_sheaves
+    stats = s.stats()
+    assert layer.sync_sheaf_count(have) == 0  # nothing missing
+    assert layer.sync_sheaf_count(have + 5) == 5
+    assert [layer.pcs[c].spare is not None for c in range(4)] == [True] * 4
+    assert [len(b.empty) for b in layer.barns if b is not None] == [1, 1]
+    assert s.nr_sheaves == have + 5 and s.adopted_sheaves == 5
+    assert s.stats() == stats
+    k.validate()
+    assert layer.sync_sheaf_count(have) == 0  # a surplus is left alone
+    assert s.nr_sheaves == have + 5
+    # CPU 0's main fills: the adopted empty spare takes over, no SHEAF_ALLOC
+    objs = [s.alloc(cpu=0) for _ in range(layer.capacity + 1)]
+    before = s.stats()["sheaf_alloc"]
+    for p in objs:
+        s.free(p, cpu=0)
+    assert s.stats()["sheaf_alloc"] == before
+    k.validate()
+
+
+@needs_shared
+def test_sheaf_count_from_counters_fixes_sheaf_alloc() -> None:
+    """On a trace not taken from boot, topping the model's sheaves up to the
+    kernel's count makes sheaf_alloc agree in caches where it did not."""
+    from slubsim.trace.ingest import ingest
+
+    st = ingest(TRACES / "mixed-4cpu-numa2")
+    on = validate_bundle(TRACES / "mixed-4cpu-numa2", store=st)
+    off = validate_bundle(TRACES / "mixed-4cpu-numa2", store=st, sheaf_count_from_counters=False)
+
+    def exact_sheaf_alloc(res: dict) -> int:  # type: ignore[type-arg]
+        return sum(
+            1
+            for c in res["caches"].values()
+            if (v := c["counters"].get("sheaf_alloc")) and v["model"] == v["kernel"]
+        )
+
+    assert exact_sheaf_alloc(on) >= exact_sheaf_alloc(off) + 8
+    assert on["summary"]["exact"] >= 1858
 
 
 @needs_shared

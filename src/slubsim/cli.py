@@ -562,6 +562,13 @@ def _print_validation(res: dict[str, Any], show_all: bool, lockstep_table: bool 
         + (
             f"per-CPU sheaves of {len(w['caches_warmed_from_counters'])} caches set from the "
             "kernel's counters at their first read"
+            + (
+                f", {sum(w['sheaves_adopted_from_counters'].values())} empty sheaves of "
+                f"{len(w['sheaves_adopted_from_counters'])} caches added to match the "
+                "kernel's sheaf count"
+                if w.get("sheaves_adopted_from_counters")
+                else ""
+            )
             if w["warm_from_counters"] and w["caches_warmed_from_counters"]
             else "sheaves not set from counters"
         )

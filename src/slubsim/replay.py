@@ -1167,6 +1167,14 @@ class Replayer:
             return 0
         return layer.sync_cpu_occupancy(occupancy)
 
+    def sync_sheaf_count(self, s: KmemCache, want: int) -> int:
+        """Top ``s``'s sheaf structs up to the kernel's count; see
+        :meth:`SheavesLayer.sync_sheaf_count`.  0 without sheaves."""
+        layer = s.layer
+        if not isinstance(layer, SheavesLayer):
+            return 0
+        return layer.sync_sheaf_count(want)
+
     def sync_node_partial(self, s: KmemCache, want: dict[int, tuple[int, int]]) -> int:
         """Shape ``s``'s node partial lists (node -> (slabs, free objects));
         see :meth:`SheavesLayer.sync_node_partial`.  0 without sheaves."""

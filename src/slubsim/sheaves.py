@@ -1248,6 +1248,37 @@ class SheavesLayer(PerCpuLayer):
                 moved += 1
         return moved
 
+    def sync_sheaf_count(self, want: int) -> int:
+        """Top the sheaf structs up to ``want`` (the kernel's
+        ``sheaf_alloc - sheaf_free`` at that moment): each CPU without a spare
+        gets an empty one, in CPU order, and what is still missing goes into
+        the barns as empty sheaves, node by node in turn.  A CPU keeps its
+        spare once made (only a flush frees it), so sheaves the counters say
+        exist and the model has not made are such spares; empty barn sheaves
+        come next (prefilled and rcu_free sheaves in flight cannot be told
+        from the counters).  The sheaves are adopted (``adopted_sheaves``,
+        no SHEAF_ALLOC).  A surplus is left alone.  Returns the sheaves added."""
+        if not self.has_sheaves:
+            return 0
+        s = self.cache
+        added = 0
+        for cpu in self.machine.online_cpus():
+            if s.nr_sheaves + added >= want:
+                break
+            pcs = self.pcs[cpu]
+            if pcs.spare is None:
+                pcs.spare = Sheaf(self.capacity)
+                added += 1
+        barns = [b for b in self.barns if b is not None]
+        k = 0
+        while barns and s.nr_sheaves + added < want:
+            barns[k % len(barns)].empty.append(Sheaf(self.capacity))
+            added += 1
+            k += 1
+        s.nr_sheaves += added
+        s.adopted_sheaves += added
+        return added
+
     def count_sheaves(self) -> int:
         """Sheaf structs reachable from the model's state (for validate())."""
         if not self.has_sheaves:

@@ -12,7 +12,9 @@ The replay rebuilds the slabs that were in use when tracing began from the
 traced pointers (``pretrace="reconstruct"``, slubsim.pretrace; under 6.12 also
 the CPUs' cpu slabs, from the kernel's cumulative counters, and cpu partial
 lists, from sysfs ``slabs_cpu_partial``), sets sheaves, barns and node partial
-lists from the kernel's counters off boot, and compares deltas only.  To show how
+lists from the kernel's counters off boot (including the number of sheaf
+structs, ``sheaf_alloc - sheaf_free``: the missing ones become empty spares,
+then empty barn sheaves), and compares deltas only.  To show how
 much of the remaining difference comes from the warm-up, the validation is
 also run with ``pretrace="ignore"``: counters whose agreement changes between
 the two runs are warm-up sensitive.
@@ -243,6 +245,19 @@ def sheaf_occupancy_before(
     return out
 
 
+def sheaves_before(bundle: str | Path) -> dict[str, int]:
+    """Sheaf structs each cache had when tracing began: the kernel's
+    cumulative ``sheaf_alloc - sheaf_free`` over all CPUs, read before the
+    trace (``slab_before.tsv[.xz]``), per cache directory.  Empty without the
+    file."""
+    per, _ = per_cpu_before(bundle)
+    return {
+        cache: sum(st["sheaf_alloc"].values()) - sum(st.get("sheaf_free", {}).values())
+        for cache, st in per.items()
+        if "sheaf_alloc" in st
+    }
+
+
 def cpu_partial_before(state: dict[str, Any]) -> dict[int, int]:
     """Slabs on each CPU's partial list before the trace, from a 6.12 cache's
     sysfs ``slabs_cpu_partial`` in ``state_before`` (``"96(12) C0=24(3)
@@ -306,6 +321,8 @@ def _collect(
     pretrace_cpu_partial: dict[str, dict[int, int]] | None = None,
     pretrace_sheaves: dict[str, dict[int, int]] | None = None,
     hit_path: bool | None = None,
+    warm_sheaf_count: dict[str, int] | None = None,
+    sheaves_adopted: dict[str, int] | None = None,
 ) -> tuple[
     dict[tuple[str, str], dict[str, int]], dict[str, int], Replayer, dict[str, dict[str, Any]]
 ]:
@@ -337,6 +354,10 @@ def _collect(
                 rp.sync_barn_full(track.model, {-1 - k: n for k, n in occ.items() if k < 0})
                 if warm_partial and d in warm_partial:
                     rp.sync_node_partial(track.model, warm_partial[d])
+            if track is not None and warm_sheaf_count and d in warm_sheaf_count:
+                n = rp.sync_sheaf_count(track.model, warm_sheaf_count[d])
+                if n and sheaves_adopted is not None:
+                    sheaves_adopted[d] = n
         if track is None:
             value = 0
         else:
@@ -381,6 +402,7 @@ def validate_bundle(
     pretrace: str = "reconstruct",
     sheaves_from_pointers: bool = True,
     hit_path: bool | None = None,
+    sheaf_count_from_counters: bool = True,
 ) -> dict[str, Any]:
     """Validate one bundle; the JSON-ready result of ``slubsim validate``.
 
@@ -431,6 +453,8 @@ def validate_bundle(
     occupancy = (
         sheaf_occupancy_before(path, dict(enumerate(meta.cpu_nodes))) if warm_from_counters else {}
     )
+    sheaf_count = sheaves_before(path) if warm_from_counters and sheaf_count_from_counters else {}
+    adopted: dict[str, int] = {}
     partial = {
         d: partial_before(info.get("state_before") or {}, int(info["config"]["objs_per_slab"]))
         for d, info in kstats.items()
@@ -456,6 +480,8 @@ def validate_bundle(
             else None
         ),
         hit_path=hit_path,
+        warm_sheaf_count=sheaf_count,
+        sheaves_adopted=adopted,
     )
     samples_ign, _, _, _ = _collect(
         store,
@@ -467,6 +493,7 @@ def validate_bundle(
         warm_occupancy=occupancy,
         warm_partial=partial,
         hit_path=hit_path,
+        warm_sheaf_count=sheaf_count,
     )
     stat_items = rp.generation.stat_items
     caches: dict[str, Any] = {}
@@ -583,6 +610,9 @@ def validate_bundle(
             "warm_first_use": warm_first_use,
             "warm_from_counters": warm_from_counters,
             "caches_warmed_from_counters": sorted(occupancy),
+            # empty spare / barn sheaves the kernel's sheaf_alloc - sheaf_free
+            # says existed and the model had not made (cache dir -> sheaves)
+            "sheaves_adopted_from_counters": adopted,
             "pretrace_objects": rp.pretrace_objects,
             "counters_sensitive_to_warmup": sum(r["warmup_sensitive"] for r in rows),
             "summary_with_pretrace_ignored": summary(
