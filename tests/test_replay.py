@@ -180,6 +180,39 @@ def test_batched_streaming_replay_equals_whole_trace_replay(tmp_path: Path, kern
     assert starts[:2] == [0, int(bulk[0])]  # the first batch stopped before the call
 
 
+def test_streamed_store_reads_ahead_and_stops_cleanly(tmp_path: Path) -> None:
+    """A store streamed from disk (row groups read ahead by a helper thread)
+    gives the same batches as the store in memory, and a reader that stops
+    early leaves no helper thread behind."""
+    import threading
+    import time
+
+    import numpy as np
+
+    from slubsim.trace.store import EventStore, StoreWriter
+
+    st = ingest(sample_trace())
+    path = tmp_path / "s.parquet"
+    n = st.n
+    with StoreWriter(path, st.meta) as w:  # many row groups
+        for a in range(0, n, 97):
+            w.write({c: v[a : a + 97] for c, v in st.columns.items()})
+    lazy = EventStore.open(path)
+    got = list(lazy.iter_batches(("op", "obj", "ts"), 50))
+    want = list(st.iter_batches(("op", "obj", "ts"), 50))
+    assert sum(len(b["op"]) for b in got) == n
+    cat = {c: np.concatenate([b[c] for b in got]) for c in ("op", "obj", "ts")}
+    for c in cat:
+        assert np.array_equal(cat[c], np.concatenate([b[c] for b in want]))
+    it = lazy.iter_batches(("op",), 10)
+    next(it)
+    it.close()  # the caller stops after one batch
+    deadline = time.monotonic() + 5
+    while any(t.name == "slubsim-store-read" for t in threading.enumerate()):
+        assert time.monotonic() < deadline, "the read-ahead thread did not stop"
+        time.sleep(0.01)
+
+
 def test_open_rejects_what_is_not_a_store(tmp_path: Path) -> None:
     from slubsim.trace.store import EventStore, StoreError
 

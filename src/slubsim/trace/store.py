@@ -116,14 +116,25 @@ class EventStore:
             return
         import pyarrow.parquet as pq
 
+        from .io import iter_ahead
+
         assert self.path is not None
         pf = pq.ParquetFile(str(self.path))
-        # one row group at a time (ParquetFile.iter_batches was measured to
-        # keep growing its memory pool over a 10^7-row file; this does not)
-        for g in range(pf.num_row_groups):
-            t = pf.read_row_group(g, columns=cols)
-            arrays = {c: t.column(c).to_numpy() for c in cols}
-            del t
+
+        def row_groups() -> Iterator[dict[str, np.ndarray[Any, Any]]]:
+            # one row group at a time (ParquetFile.iter_batches was measured
+            # to keep growing its memory pool over a 10^7-row file; this does not)
+            for g in range(pf.num_row_groups):
+                t = pf.read_row_group(g, columns=cols)
+                yield {c: t.column(c).to_numpy() for c in cols}
+                del t
+
+        # read and decompressed by a helper thread up to eight row groups
+        # ahead (pyarrow decodes without the GIL), so that on two cores the
+        # reading overlaps the caller's work: streaming the store had been
+        # half of a replay's time on the lab bundles (mixed-4cpu: 5.2 M events/s
+        # streamed vs 10.7 M from memory; 7.6 M with this)
+        for arrays in iter_ahead(row_groups(), 8, "slubsim-store-read"):
             m = len(arrays[cols[0]]) if cols else 0
             for a in range(0, m, rows):
                 yield {c: arrays[c][a : a + rows] for c in cols}
