@@ -44,6 +44,34 @@ def test_op_values_agree_with_the_store_vocabulary() -> None:
     assert len(values) == 9
 
 
+def test_address_layout_agrees_with_the_page_allocator() -> None:
+    """The hit path takes a live object's node from its address alone: the
+    layout it compiled in is the page allocator's, and the node it computes
+    is the slab's, on every node and at both ends of a node's range."""
+    from slubsim import Kernel, Machine
+    from slubsim.constants import PAGE_OFFSET, PAGE_SHIFT
+    from slubsim.page_alloc import FIRST_PFN, NODE_PFN_SPAN, PageAllocator
+
+    assert hitpath.layout_values() == {
+        "PAGE_SHIFT": PAGE_SHIFT,
+        "PAGE_OFFSET": PAGE_OFFSET,
+        "FIRST_PFN": FIRST_PFN,
+        "NODE_PFN_SPAN": NODE_PFN_SPAN,
+    }
+    k = Kernel(Machine(cpus=4, nodes=4), version="7.3")
+    s = k.kmem_cache_create("t", size=512, flags={"SLAB_NO_MERGE"})
+    objs = [s.alloc(cpu=0, node=n) for n in range(4) for _ in range(40)]
+    hp = hitpath.HitPath([], [0], 1, False, 0)
+    for p in objs:
+        slab = s.slab_of(p)
+        assert hp.slab_nid(p) == slab.nid == PageAllocator.addr_to_nid(p)
+    assert {s.slab_of(p).nid for p in objs} == {0, 1, 2, 3}
+    for n in range(4):
+        first = PAGE_OFFSET + ((FIRST_PFN + n * NODE_PFN_SPAN) << PAGE_SHIFT)
+        assert hp.slab_nid(first) == n
+        assert hp.slab_nid(first + (NODE_PFN_SPAN << PAGE_SHIFT) - 8) == n
+
+
 def test_sample_identical_and_mostly_on_the_hit_path(sample_store: EventStore) -> None:
     full, rows_off = _replay(sample_store, False)
     hit, rows_on = _replay(sample_store, True)

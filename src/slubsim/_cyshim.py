@@ -26,7 +26,7 @@ def _same(x: T) -> T:
 cclass = final = ccall = cfunc = inline = _same
 
 # C types as the Python types holding their values
-int = longlong = Py_ssize_t = builtins.int
+int = longlong = ulonglong = Py_ssize_t = builtins.int
 double = builtins.float
 bint = builtins.bool
 

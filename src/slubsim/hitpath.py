@@ -139,6 +139,11 @@ EXCHANGES = (
     "rcu_submit",
 )
 PAGE_SHIFT = cython.declare(cython.int, 12)  # slubsim.constants.PAGE_SHIFT
+# the model's address layout (slubsim.constants.PAGE_OFFSET, slubsim.page_alloc:
+# node n owns pfns FIRST_PFN + n * NODE_PFN_SPAN ...; layout_values() shows them)
+PAGE_OFFSET = cython.declare(cython.ulonglong, 0xFFFF888000000000)
+FIRST_PFN = cython.declare(cython.ulonglong, 1 << 20)
+NODE_PFN_SHIFT = cython.declare(cython.int, 24)
 NUMA_NO_NODE = cython.declare(cython.int, -1)
 X_ALLOC_SWAP = cython.declare(cython.int, 0)
 X_ALLOC_BARN = cython.declare(cython.int, 1)
@@ -165,6 +170,17 @@ def op_values() -> dict:
         "OP_RETURN_SHEAF": RETURN_SHEAF,
         "OP_MARKER": MARKER,
         "OP_KFREE_BULK": KFREE_BULK,
+    }
+
+
+def layout_values() -> dict:
+    """The address layout this module compiled in (tests compare it with
+    :mod:`slubsim.constants` and :mod:`slubsim.page_alloc`)."""
+    return {
+        "PAGE_SHIFT": PAGE_SHIFT,
+        "PAGE_OFFSET": PAGE_OFFSET,
+        "FIRST_PFN": FIRST_PFN,
+        "NODE_PFN_SPAN": 1 << NODE_PFN_SHIFT,
     }
 
 
@@ -205,7 +221,6 @@ class HitPath:
     prefilled: list
     models: list
     numa: cython.int[::1]
-    p2s: list
     dirty: cython.int[::1]
     dirty_list: cython.longlong[::1]
     ndirty: cython.Py_ssize_t
@@ -306,7 +321,6 @@ class HitPath:
         self.prefilled = [None] * n
         self.models = [None] * n
         self.numa = array("i", [0]) * n
-        self.p2s = [None] * n
         self.dirty = array("i", [0]) * n
         self.dirty_list = array("q", [0]) * n
         self.ndirty = 0
@@ -489,7 +503,6 @@ class HitPath:
         self.prefilled[c] = layer.prefilled
         self.models[c] = tr.model
         self.numa[c] = 1 if layer.numa else 0
-        self.p2s[c] = tr.model.pfn_to_slab
         self.known[c] = 1
 
     @cython.cfunc
@@ -600,12 +613,20 @@ class HitPath:
         return sh
 
     @cython.cfunc
-    def _slab_nid(self, c: cython.Py_ssize_t, a: object) -> cython.int:
-        """The node of the slab holding address ``a`` of cache ``c`` (-2: none)."""
-        slab = self.p2s[c].get(a >> PAGE_SHIFT)
-        if slab is None:
-            return -2
-        return slab.nid
+    def _slab_nid(self, a: object) -> cython.int:
+        """The node of the slab holding the live object at model address ``a``:
+        ``slab->nid`` is the node of its pages (``Slab.nid`` =
+        ``PageAllocator.addr_to_nid`` of its base), and each node owns a
+        disjoint pfn range, so the address alone tells -- no page-map lookup
+        (that took a third of a NUMA replay).  Callers have checked that the
+        object is live in the cache, so it is in one of its slabs."""
+        x: cython.ulonglong = a
+        nid: cython.int = (((x - PAGE_OFFSET) >> PAGE_SHIFT) - FIRST_PFN) >> NODE_PFN_SHIFT
+        return nid
+
+    def slab_nid(self, a: object) -> int:
+        """:meth:`_slab_nid` from Python (tests)."""
+        return self._slab_nid(a)
 
     @cython.cfunc
     def _count_stop(self, i: cython.Py_ssize_t):
@@ -794,7 +815,7 @@ class HitPath:
                 if numa[c]:
                     # can_free_to_pcs: an object of a remote node's slab goes
                     # to __slab_free unless the CPU's node has no memory
-                    nid = self._slab_nid(c, a)
+                    nid = self._slab_nid(a)
                     if nid != self.own_node[j] and self.own_has_mem[j]:
                         break  # the full model
                 main = mains[j]
@@ -893,7 +914,7 @@ class HitPath:
                     d = dicts[c]
                     if pend[ob] > 0 or d.get(a) is not True:
                         break
-                if numa[c] and self._slab_nid(c, a) != self.mem_node[j]:
+                if numa[c] and self._slab_nid(a) != self.mem_node[j]:
                     break  # remote: classic kvfree_rcu batching, the full model
                 rcu = rcus[j]
                 take = 0
