@@ -134,6 +134,29 @@ def test_what_if_options_identical(sample_store: EventStore, opts: dict[str, Any
     assert hit == full
 
 
+@pytest.mark.parametrize("gp_interval", [0.03, 0.001, 0.00003])
+def test_grace_period_ticks_that_do_nothing_do_not_stop_it(
+    sample_store: EventStore, gp_interval: float
+) -> None:
+    """Replaying the traced kernel's RCU sheaf completions, a grace-period
+    tick only drains the classic kvfree_rcu batches; with none pending the
+    hit path moves the tick on itself (as the replayer would) instead of
+    handing over: the hand-overs do not grow with the number of ticks, and
+    results stay identical."""
+    r = Replayer(sample_store, ReplayOptions(hit_path=True, gp_interval=gp_interval))
+    r.run()
+    assert r.rcu_mode == "trace"
+    ticks = (r.facts.ts_last - r.facts.ts_first) / gp_interval
+    base = Replayer(sample_store, ReplayOptions(hit_path=True))
+    base.run()
+    assert sum(r.hit_stops.values()) <= sum(base.hit_stops.values()) + 5
+    if gp_interval < 0.001:
+        assert ticks > 10 * sum(r.hit_stops.values())  # most ticks went by on the hit path
+    full, _ = _replay(sample_store, False, gp_interval=gp_interval)
+    hit_v, _ = _replay(sample_store, True, gp_interval=gp_interval)
+    assert hit_v == full
+
+
 def test_not_used_where_it_would_bypass_a_hook_or_model(sample_store: EventStore) -> None:
     for opts in (
         {"kernel": "6.12"},

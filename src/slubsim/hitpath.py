@@ -10,9 +10,10 @@ sheaf's object list, the cache's ``obj_state`` dict, the replayer's
 trace-object -> model-address list) and mirroring the few scalars it changes
 (``nlive``, the memory curve, the hit counters) in C arrays that are written
 back whenever it hands over.  ``obj_state[p] = True`` of an allocation is
-deferred to that write-back too: most objects are freed again within the run,
-and their allocation and free then leave the dict alone (it says False before
-and after; nothing else reads it during the run).
+deferred further, to the next write-back of every cache: most objects are
+freed again before it, and their allocation and free then leave the dict
+alone (it says False before and after); a hand-over tells the model only of
+the event's own object, the one entry its alloc/free paths read.
 
 It stops at the first event it cannot finish exactly as the model would,
 before changing anything for that event;
@@ -24,8 +25,8 @@ Which events it takes -- all of these, else it stops:
 
 * ``OP_ALLOC``/``OP_FREE``/``OP_ALLOC_FROM_SHEAF``/``OP_KFREE_RCU``/
   ``OP_PREFILL``/``OP_RETURN_SHEAF`` rows with no ingest flags, before the
-  next RCU grace-period tick (``next_gp``) and before ``stop`` (the
-  replayer's next row with pre-trace work);
+  next RCU grace-period tick that does work (``next_gp``) and before
+  ``stop`` (the replayer's next row with pre-trace work);
 * of a cache whose per-CPU layer is exactly 7.3's
   :class:`~slubsim.sheaves.SheavesLayer` (the 6.18 opt-in sheaves keep the
   classic layer's side effects), not destroyed,
@@ -53,7 +54,8 @@ Which events it takes -- all of these, else it stops:
   another node than the CPU's when that node has memory
   (``can_free_to_pcs``), and a ``kfree_rcu`` of an object not on the CPU's
   nearest memory node (classic batching) go to the full model -- the slab's
-  node is looked up in the page map, as the model does;
+  node follows from the object's address (each node owns a disjoint pfn
+  range, ``PageAllocator.addr_to_nid``), as ``Slab.nid`` was set;
 * an allocation from a sheaf the model prefilled
   (``kmem_cache_alloc_from_sheaf``, found by the traced sheaf pointer) when
   it is not empty -- a pop, no counter, as
@@ -82,10 +84,12 @@ events of one cache, every cache for the rest (RCU grace-period ticks,
 pre-trace frees, marker hooks, bulk frees, large kmalloc) -- which writes
 the mirrored values of that cache (every cache) back into the model, so that
 the full model sees them and :meth:`run` reads that state afresh.  Other
-caches' values stay mirrored across such a hand-over (an object allocated
-and freed before its cache's next write-back never touches ``obj_state``);
-at the end of a batch, at ``stop`` and at a grace-period tick :meth:`run`
-writes everything back itself, as does ``invalidate(-1, -1)``.
+caches' values stay mirrored across such a hand-over, and so do the pending
+``obj_state`` entries of every object but the event's own; at the end of a
+batch, at ``stop`` and at a grace-period tick that does work :meth:`run`
+writes everything back itself, as does ``invalidate(-1, -1)``.  Ticks that
+do nothing (RCU sheaf completions replayed from the trace, no classic
+kvfree_rcu batch pending) it moves on itself, as the replayer would.
 
 Written in Cython's pure-Python mode: ``pip install .`` compiles it
 (``setup.py``), and the same source runs as Python -- with Cython's shadow
@@ -270,11 +274,17 @@ class HitPath:
     l_aux: list
     # allocations replayed here and not yet in obj_state, one list per cache
     # (linked through pend_next, from pend_head[c]; -1 ends it).  Per trace
-    # object, pend is c + 1 while it is listed for cache c and allocated,
-    # -(c + 1) while listed but freed again, 0 when not listed
+    # object, pend is c + 1 while allocated here and not yet in obj_state,
+    # -(c + 1) when freed here again (obj_state still says False), 0 when
+    # obj_state is right; listed is c + 1 while it is on cache c's list
+    # (an object synced alone by invalidate() stays listed until the list's
+    # write-back: a singly linked list does not unlink from the middle)
     pend: cython.int[::1]
     pend_next: cython.int[::1]
     pend_head: cython.longlong[::1]
+    listed: cython.int[::1]
+    # the replayer's next grace-period tick as run() left it
+    gp_at: cython.double
     #: rows replayed or skipped here
     events: cython.longlong
     #: per op value, rows handed over to the full model
@@ -344,12 +354,18 @@ class HitPath:
         self.pend = array("i", [0]) * nobj
         self.pend_next = array("i", [0]) * nobj
         self.pend_head = array("q", [-1]) * n
+        self.listed = array("i", [0]) * nobj
+        self.gp_at = 0.0
         self.cdirty = array("i", [0]) * nc
         self.cdirty_list = array("q", [0]) * nc
         self.ncdirty = 0
         self.events = 0
         self.stops = array("q", [0]) * 256
         self.taken = array("q", [0]) * len(EXCHANGES)
+
+    def gp_tick(self) -> float:
+        """The replayer's next grace-period tick after the last :meth:`run`."""
+        return self.gp_at
 
     @cython.ccall
     def handled(self) -> cython.longlong:
@@ -365,15 +381,20 @@ class HitPath:
         return {name: int(self.taken[k]) for k, name in enumerate(EXCHANGES)}
 
     @cython.ccall
-    def invalidate(self, c: cython.Py_ssize_t, cpu: cython.Py_ssize_t):
+    def invalidate(self, c: cython.Py_ssize_t, cpu: cython.Py_ssize_t, ob: cython.Py_ssize_t = -1):
         """Before the full model replays an event: write back what is mirrored
         here of cache ``c`` (of every cache when ``c`` < 0) and forget what
         the event may change -- of cache ``c`` on CPU ``cpu`` (a plain
         allocation or free: its counts, memory curve and that CPU's sheaves),
         of every CPU of ``c`` when ``cpu`` < 0, of every cache when ``c`` < 0.
-        The other caches' mirrored values stay here: :meth:`run` writes them
-        back only when it stops for the whole replay (end of batch, ``stop``,
-        the next grace-period tick)."""
+        For one cache, ``obj_state`` learns only of trace object ``ob`` (the
+        event's own): the model's alloc/free paths read and write the entry
+        of the object they hand out or take back and no other (sheaves,
+        barns, refills and flushes move free objects, whose entries say False
+        already), so the other pending entries wait for the next write-back
+        of every cache.  The other caches' mirrored values stay here:
+        :meth:`run` writes them back only when it stops for the whole replay
+        (end of batch, ``stop``, the next grace-period tick that does work)."""
         k: cython.Py_ssize_t
         if c < 0:
             self._write_back(-1)
@@ -382,6 +403,8 @@ class HitPath:
             for k in range(self.ntracks * self.ncpu):
                 self.fetched[k] = 0
             return
+        if 0 <= ob < len(self.addr):
+            self._sync_object(ob)
         if c >= self.ntracks or self.state[c] == NEVER or self.state[c] == SKIP:
             return
         self._write_back(c)
@@ -535,43 +558,70 @@ class HitPath:
     @cython.cfunc
     def _write_back(self, only: cython.Py_ssize_t):
         """Put the mirrored values of cache ``only`` (every cache when < 0)
-        into the model; the other caches' stay here."""
+        into the model; the other caches' stay here.  ``dirty[c]`` /
+        ``cdirty[c * ncpu + cpu]``: 0 not listed, 1 listed with values to
+        write, 2 listed but written (one cache's write-back touches its own
+        entries only; the lists empty at the write-back of every cache)."""
         k: cython.Py_ssize_t
-        m: cython.Py_ssize_t = 0
         c: cython.Py_ssize_t
         j: cython.Py_ssize_t
-        for k in range(self.ndirty):  # (every cache with listed objects is dirty)
-            c = self.dirty_list[k]
-            if only < 0 or c == only:
-                self._write_back_pending(c)
+        if only < 0:
+            for c in range(self.ntracks):
+                if self.pend_head[c] >= 0:
+                    self._write_back_pending(c)
+            for k in range(self.ndirty):
+                c = self.dirty_list[k]
+                if self.dirty[c] == 1:
+                    self._write_back_cache(c)
                 self.dirty[c] = 0
-                self.tracks[c].hit_write_back(
-                    self.nlive[c], self.area[c], self.last_ts[c], self.last_cached[c], self.peak[c]
-                )
-            else:
-                self.dirty_list[m] = c
-                m += 1
-        self.ndirty = m
-        m = 0
-        for k in range(self.ncdirty):
-            j = self.cdirty_list[k]
-            c = j // self.ncpu
-            if only >= 0 and c != only:
-                self.cdirty_list[m] = j
-                m += 1
-                continue
-            self.cdirty[j] = 0
-            row = self.rows[j]
-            if self.d_alloc[j]:
-                row[self.stat_alloc[c]] += self.d_alloc[j]
-                self.d_alloc[j] = 0
-            if self.d_free[j]:
-                row[self.stat_free[c]] += self.d_free[j]
-                self.d_free[j] = 0
-            if self.d_rcu[j]:
-                row[self.stat_rcu[c]] += self.d_rcu[j]
-                self.d_rcu[j] = 0
-        self.ncdirty = m
+            self.ndirty = 0
+            for k in range(self.ncdirty):
+                j = self.cdirty_list[k]
+                if self.cdirty[j] == 1:
+                    self._write_back_counts(j)
+                self.cdirty[j] = 0
+            self.ncdirty = 0
+            return
+        if self.dirty[only] == 1:
+            self._write_back_cache(only)
+            self.dirty[only] = 2
+        for k in range(self.ncpu):
+            j = only * self.ncpu + k
+            if self.cdirty[j] == 1:
+                self._write_back_counts(j)
+                self.cdirty[j] = 2
+
+    @cython.cfunc
+    def _write_back_cache(self, c: cython.Py_ssize_t):
+        """Cache ``c``'s live count and memory curve into its track."""
+        self.tracks[c].hit_write_back(
+            self.nlive[c], self.area[c], self.last_ts[c], self.last_cached[c], self.peak[c]
+        )
+
+    @cython.cfunc
+    def _write_back_counts(self, j: cython.Py_ssize_t):
+        """The hit counters of (cache, CPU) ``j`` into the cache's stat row."""
+        c: cython.Py_ssize_t = j // self.ncpu
+        row = self.rows[j]
+        if self.d_alloc[j]:
+            row[self.stat_alloc[c]] += self.d_alloc[j]
+            self.d_alloc[j] = 0
+        if self.d_free[j]:
+            row[self.stat_free[c]] += self.d_free[j]
+            self.d_free[j] = 0
+        if self.d_rcu[j]:
+            row[self.stat_rcu[c]] += self.d_rcu[j]
+            self.d_rcu[j] = 0
+
+    @cython.cfunc
+    def _sync_object(self, ob: cython.Py_ssize_t):
+        """obj_state of trace object ``ob`` as the hit path left it: True
+        when allocated here and still live; it stays on its list."""
+        p: cython.int = self.pend[ob]
+        if p > 0:
+            d: dict = self.dicts[p - 1]
+            d[self.addr[ob]] = True
+        self.pend[ob] = 0
 
     @cython.cfunc
     def _write_back_pending(self, c: cython.Py_ssize_t):
@@ -585,6 +635,7 @@ class HitPath:
             if self.pend[ob] > 0:  # still live: obj_state learns of it now
                 d[self.addr[ob]] = True
             self.pend[ob] = 0
+            self.listed[ob] = 0
             ob = nxt
         self.pend_head[c] = -1
 
@@ -644,11 +695,24 @@ class HitPath:
     @cython.ccall
     @cython.boundscheck(False)  # every index below is checked or derived from checked ones
     def run(
-        self, i: cython.Py_ssize_t, stop: cython.Py_ssize_t, next_gp: cython.double
+        self,
+        i: cython.Py_ssize_t,
+        stop: cython.Py_ssize_t,
+        next_gp: cython.double,
+        gp_step: cython.double = 0.0,
     ) -> cython.Py_ssize_t:
         """Replay rows ``i``, ``i + 1``, ... of the bound batch below ``stop``
         while they are hits; the first row not replayed (``stop`` when all
-        were), copied into the replayer's lists when it has bound them."""
+        were), copied into the replayer's lists when it has bound them.
+
+        ``next_gp``: the replayer's next grace-period tick.  With ``gp_step``
+        > 0 the replayer has said that its ticks do nothing now (RCU sheaf
+        completions come from the trace and no classic kvfree_rcu batch is
+        pending -- nothing replayed here adds to one): a row at or after the
+        tick moves it to that row's time + ``gp_step``, as the replayer would,
+        and the run goes on; :meth:`gp_tick` says where it is.  Else the run
+        stops at the tick."""
+        self.gp_at = next_gp
         if i < stop and not self._may_take(self.op[i]):
             self._count_stop(i)
             if self.lists is not None:
@@ -695,6 +759,7 @@ class HitPath:
         pend: cython.int[::1] = self.pend
         pend_next: cython.int[::1] = self.pend_next
         pend_head: cython.longlong[::1] = self.pend_head
+        listed: cython.int[::1] = self.listed
         nobj: cython.Py_ssize_t = len(addr)
         ncpu_trace: cython.Py_ssize_t = len(self.cpu_of)
         kc: cython.Py_ssize_t
@@ -714,8 +779,11 @@ class HitPath:
         while i < stop:
             t = ts[i]
             if t >= next_gp:
-                at_gp = True
-                break
+                if gp_step > 0.0:
+                    next_gp = t + gp_step  # the replayer's tick, which does nothing
+                else:
+                    at_gp = True
+                    break
             o = op[i]
             if o > KFREE_RCU and o != PREFILL and o != RETURN_SHEAF:
                 if o == MARKER and skip_markers:
@@ -748,20 +816,30 @@ class HitPath:
             if o == ALLOC_FROM_SHEAF:
                 # kmem_cache_alloc_from_sheaf(): a pop, no counter (KmemCache.alloc_from_sheaf)
                 sh = sheaves.get(aux[i])
-                if sh is None or pend[ob] > 0 or (pend[ob] and pend[ob] != -(c + 1)):
+                if (
+                    sh is None
+                    or pend[ob] > 0
+                    or (pend[ob] and pend[ob] != -(c + 1))
+                    or (listed[ob] and listed[ob] != c + 1)
+                ):
                     break  # not a sheaf the model prefilled: the replayer warns
                 main = sh.objects
                 if not main:
                     break  # the model's sheaf is empty: the replayer warns
                 a = main.pop()
-                if not pend[ob]:
+                if not listed[ob]:
                     pend_next[ob] = pend_head[c]
                     pend_head[c] = ob
+                    listed[ob] = c + 1
                 pend[ob] = c + 1
                 nl = nlive[c] + 1
                 addr[ob] = a
             elif o == ALLOC:
-                if pend[ob] > 0 or (pend[ob] and pend[ob] != -(c + 1)):
+                if (
+                    pend[ob] > 0
+                    or (pend[ob] and pend[ob] != -(c + 1))
+                    or (listed[ob] and listed[ob] != c + 1)
+                ):
                     # allocated again without a free in between, or listed
                     # for another cache: the full model
                     break
@@ -797,9 +875,10 @@ class HitPath:
                 # obj_state[a] = True, deferred to write_back: most objects are
                 # freed again within the run, which then never touches the dict
                 a = main.pop()
-                if not pend[ob]:
+                if not listed[ob]:
                     pend_next[ob] = pend_head[c]
                     pend_head[c] = ob
+                    listed[ob] = c + 1
                 pend[ob] = c + 1
                 nl = nlive[c] + 1
                 addr[ob] = a
@@ -975,16 +1054,19 @@ class HitPath:
             last_cached[c] = cached
             if cached > peak[c]:
                 peak[c] = cached
-            if not dirty[c]:
+            if dirty[c] != 1:
+                if not dirty[c]:
+                    self.dirty_list[self.ndirty] = c
+                    self.ndirty += 1
                 dirty[c] = 1
-                self.dirty_list[self.ndirty] = c
-                self.ndirty += 1
-            if not cdirty[j]:
+            if cdirty[j] != 1:
+                if not cdirty[j]:
+                    self.cdirty_list[self.ncdirty] = j
+                    self.ncdirty += 1
                 cdirty[j] = 1
-                self.cdirty_list[self.ncdirty] = j
-                self.ncdirty += 1
             i += 1
         self.events += i - start
+        self.gp_at = next_gp
         if i < stop:
             self._count_stop(i)
         if i >= stop or at_gp:

@@ -698,7 +698,14 @@ class Replayer:
             if hp is not None and i >= hp_from:
                 while e < len(early_rows) and early_rows[e] < i:
                     e += 1
-                i = hp.run(i, early_rows[e] if e < len(early_rows) else n, next_gp)
+                # a tick only drains the classic kvfree_rcu batches when RCU
+                # sheaves complete from the trace: with none pending (the hit
+                # path adds none) the hit path moves next_gp past it itself
+                gp_step = (
+                    gp_interval if trace_rcu and (drain_by_trace or not k.kvfree_rcu_cpu) else 0.0
+                )
+                i = hp.run(i, early_rows[e] if e < len(early_rows) else n, next_gp, gp_step)
+                next_gp = hp.gp_tick()
                 if i >= n:
                     break
                 hp_from = i + 1
@@ -713,7 +720,7 @@ class Replayer:
                 elif (op in _OWN_CACHE_OPS and not (op == OP_FREE and flags_l[i])) or (
                     op == OP_RCU_SHEAF and trace_rcu
                 ):
-                    hp.invalidate(cache_l[i], cpu_of[cpu_l[i]])
+                    hp.invalidate(cache_l[i], cpu_of[cpu_l[i]], obj_l[i])
                 elif op != OP_MARKER or self.opt.on_marker is not None:
                     hp.invalidate(-1, -1)
             op = op_l[i]

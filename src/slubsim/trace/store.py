@@ -130,12 +130,16 @@ class EventStore:
                 yield {c: t.column(c).to_numpy() for c in cols}
                 del t
 
-        # read and decompressed by a helper thread up to eight row groups
-        # ahead (pyarrow decodes without the GIL), so that on two cores the
-        # reading overlaps the caller's work: streaming the store had been
-        # half of a replay's time on the lab bundles (mixed-4cpu: 5.2 M events/s
-        # streamed vs 10.7 M from memory; 7.6 M with this)
-        for arrays in iter_ahead(row_groups(), 8, "slubsim-store-read"):
+        # read and decompressed by a helper thread ahead of the caller
+        # (pyarrow decodes without the GIL), so that on two cores the reading
+        # overlaps the caller's work: streaming the store had been half of a
+        # replay's time on the lab bundles (mixed-4cpu: 5.2 M events/s
+        # streamed vs 10.7 M from memory; 7.6 M with this).  At most ~2^18
+        # rows ahead (eight small row groups, one of ingest's 2^18-row ones):
+        # memory stays bounded by that, not by the store
+        group = pf.metadata.row_group(0).num_rows if pf.num_row_groups else 1
+        depth = max(1, min(8, (1 << 18) // max(group, 1)))
+        for arrays in iter_ahead(row_groups(), depth, "slubsim-store-read"):
             m = len(arrays[cols[0]]) if cols else 0
             for a in range(0, m, rows):
                 yield {c: arrays[c][a : a + rows] for c in cols}
