@@ -5,7 +5,7 @@ from __future__ import annotations
 PAGE_SHIFT = 12
 PAGE_SIZE = 1 << PAGE_SHIFT
 #: Start of the direct map on x86-64; model addresses look like real ones.
-PAGE_OFFSET = 0xFFFF888000000000
+PAGE_OFFSET = 0x888000000000
 POINTER_SIZE = 8  # sizeof(void *)
 #: /sys/kernel/slab/<cache>/ files that fix a cache's geometry
 SYSFS_SIZING_ATTRS = (

@@ -145,7 +145,7 @@ EXCHANGES = (
 PAGE_SHIFT = cython.declare(cython.int, 12)  # slubsim.constants.PAGE_SHIFT
 # the model's address layout (slubsim.constants.PAGE_OFFSET, slubsim.page_alloc:
 # node n owns pfns FIRST_PFN + n * NODE_PFN_SPAN ...; layout_values() shows them)
-PAGE_OFFSET = cython.declare(cython.ulonglong, 0xFFFF888000000000)
+PAGE_OFFSET = cython.declare(cython.ulonglong, 0x888000000000)
 FIRST_PFN = cython.declare(cython.ulonglong, 1 << 20)
 NODE_PFN_SHIFT = cython.declare(cython.int, 24)
 NUMA_NO_NODE = cython.declare(cython.int, -1)

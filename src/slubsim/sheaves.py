@@ -389,10 +389,14 @@ class SheavesLayer(PerCpuLayer):
             count = slab.objects
         base = slab.base
         size = slab.size
-        p.extend([base + i * size for i in range(count)])
+        # (ranges of machine-word addresses: built in C, no per-object
+        # arithmetic in the compiled model)
+        p.extend(range(base, base + count * size, size))
         slab.inuse = count
         c.inuse_total += count
-        slab.freelist = [base + i * size for i in range(slab.objects - 1, count - 1, -1)]
+        slab.freelist = list(
+            range(base + (slab.objects - 1) * size, base + (count - 1) * size, -size)
+        )
         if needs_partial:
             n.add_partial(slab, False)
             c.list_lock += 1
