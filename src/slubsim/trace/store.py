@@ -119,8 +119,10 @@ class EventStore:
         from .io import iter_ahead
 
         assert self.path is not None
-        # (memory-mapped: a 420k-row read measured 31 -> 23 ms)
-        pf = pq.ParquetFile(str(self.path), memory_map=True)
+        # (not memory-mapped: 25 % faster to read, but the mapped file counts
+        # in the replay's RSS, which then grew with the store: 147 -> 205 MiB
+        # for 10^7 events)
+        pf = pq.ParquetFile(str(self.path))
 
         def row_groups() -> Iterator[dict[str, np.ndarray[Any, Any]]]:
             # one row group at a time (ParquetFile.iter_batches was measured
@@ -130,16 +132,18 @@ class EventStore:
                 yield {c: t.column(c).to_numpy() for c in cols}
                 del t
 
-        # read and decompressed by a helper thread ahead of the caller
-        # (pyarrow decodes without the GIL), so that on two cores the reading
-        # overlaps the caller's work: streaming the store had been half of a
-        # replay's time on the lab bundles (mixed-4cpu: 5.2 M events/s
-        # streamed vs 10.7 M from memory; 7.6 M with this).  At most ~2^18
-        # rows ahead (eight small row groups, one of ingest's 2^18-row ones):
-        # memory stays bounded by that, not by the store
+        # Row groups are read and decompressed by a helper thread ahead of
+        # the caller (pyarrow decodes without the GIL), so that on two cores
+        # the reading overlaps the caller's work: streaming had been half of
+        # a replay's time on the lab bundles (mixed-4cpu: 5.2 M events/s
+        # streamed vs 10.7 M from memory; 7.6 M with this; a 10^7-row
+        # synthetic store 14.0 -> 18.4 M).  At most ~2^18 rows ahead (eight
+        # of the lab stores' ~23k-row groups, one of ingest's 2^18-row ones),
+        # so memory stays bounded by that: 10^7-row replay peak RSS 147 MiB
         group = pf.metadata.row_group(0).num_rows if pf.num_row_groups else 1
         depth = max(1, min(8, (1 << 18) // max(group, 1)))
-        for arrays in iter_ahead(row_groups(), depth, "slubsim-store-read"):
+        source = iter_ahead(row_groups(), depth, "slubsim-store-read")
+        for arrays in source:
             m = len(arrays[cols[0]]) if cols else 0
             for a in range(0, m, rows):
                 yield {c: arrays[c][a : a + rows] for c in cols}
