@@ -51,6 +51,7 @@ def test_address_layout_agrees_with_the_page_allocator() -> None:
     from slubsim import Kernel, Machine
     from slubsim.constants import PAGE_OFFSET, PAGE_SHIFT
     from slubsim.page_alloc import FIRST_PFN, NODE_PFN_SPAN, PageAllocator
+    from slubsim.shadow import LIVE
 
     assert hitpath.layout_values() == {
         "PAGE_SHIFT": PAGE_SHIFT,
@@ -61,7 +62,7 @@ def test_address_layout_agrees_with_the_page_allocator() -> None:
     k = Kernel(Machine(cpus=4, nodes=4), version="7.3")
     s = k.kmem_cache_create("t", size=512, flags={"SLAB_NO_MERGE"})
     objs = [s.alloc(cpu=0, node=n) for n in range(4) for _ in range(40)]
-    hp = hitpath.HitPath([], [0], 1, False, 0)
+    hp = hitpath.HitPath([], [0], 1, False)
     for p in objs:
         slab = s.slab_of(p)
         assert hp.slab_nid(p) == slab.nid == PageAllocator.addr_to_nid(p)
@@ -70,6 +71,15 @@ def test_address_layout_agrees_with_the_page_allocator() -> None:
         first = PAGE_OFFSET + ((FIRST_PFN + n * NODE_PFN_SPAN) << PAGE_SHIFT)
         assert hp.slab_nid(first) == n
         assert hp.slab_nid(first + (NODE_PFN_SPAN << PAGE_SHIFT) - 8) == n
+    # the shadow index, computed in C from the address, is the model's
+    sh = k.shadow
+    for p in objs:
+        g = hp.granule(p, sh)
+        assert g == sh.granule(p) >= 0
+        assert sh.states[g] == LIVE and sh.owners[g >> 9] == s.shadow_id
+    assert hp.granule(PAGE_OFFSET - 8, sh) == sh.granule(PAGE_OFFSET - 8) == -1
+    far = PAGE_OFFSET + ((FIRST_PFN + 4 * NODE_PFN_SPAN) << PAGE_SHIFT)  # no node 4
+    assert hp.granule(far, sh) == sh.granule(far) == -1
 
 
 def test_sample_identical_and_mostly_on_the_hit_path(sample_store: EventStore) -> None:

@@ -36,6 +36,11 @@ def declare(_type: Any, value: Any = None, **_k: Any) -> Any:
     return value
 
 
+def cast(_type: Any, value: T, **_k: Any) -> T:
+    """``cython.cast(type, value)``: the value."""
+    return value
+
+
 def locals(**_types: Any) -> Callable[[T], T]:
     return _same
 

@@ -34,6 +34,7 @@ COMPILED_MODULES: tuple[str, ...] = (
     "slubsim.trace.events",
     "slubsim.faults",
     "slubsim.page_alloc",
+    "slubsim.shadow",
     "slubsim.machine",
     "slubsim.slab",
     "slubsim.sheaf",

@@ -8,7 +8,8 @@ SLUB_STATS counters per CPU and the sysfs view (spec §11) -- and delegates the
 allocation and free paths to its :class:`~slubsim.pcpu.PerCpuLayer`.
 
 It also keeps the model's own debug bookkeeping, which the kernel only has with
-``slab_debug``: whether each object handed out is live, so that a double free,
+``slab_debug``: whether each object handed out is live (the kernel-wide
+:mod:`slubsim.shadow`, this cache's pages marked as its own), so that a double free,
 a free of a never-allocated object, a foreign or misaligned pointer and a free
 into the wrong cache raise the matching :mod:`slubsim.errors` exception instead
 of corrupting state.
@@ -35,6 +36,7 @@ from .flags import SLAB_DEBUG_FLAGS, SlabFlag
 from .geometry import Geometry
 from .node import KmemCacheNode
 from .page_alloc import PageAllocator
+from .shadow import FREED, LIVE, ObjectShadow
 from .slab import Slab
 from .stats import format_stat, new_counters
 
@@ -141,7 +143,11 @@ class KmemCache:
         self.stat: list[list[int]] = []
         self.layer: PerCpuLayer
         # object bookkeeping: True = live (handed to a user), False = freed since
-        self.obj_state: dict[int, bool] = {}
+        #: which objects are with a user: the kernel-wide shadow (slubsim.shadow),
+        #: this cache's pages marked with ``shadow_id``
+        self.shadow: ObjectShadow = kernel.shadow
+        kernel.nr_cache_ids += 1
+        self.shadow_id = kernel.nr_cache_ids
         self.slabs: set[Slab] = set()
         self.nr_pages = 0
         #: sheaf structs alive (kept by the per-CPU layer; 0 without sheaves)
@@ -235,6 +241,7 @@ class KmemCache:
         p2s = self.pfn_to_slab
         for i in range(1 << order):
             p2s[pfn + i] = slab
+        self.shadow.map_slab(addr, order, self.shadow_id)
         self.slabs.add(slab)
         self.nr_pages += 1 << order
         if self.nr_pages > self.pages_peak:
@@ -264,11 +271,11 @@ class KmemCache:
         slab.freelist = [slab.object_at(i) for i in reversed(free)]
         slab.inuse = slab.objects - len(free)
         self.inuse_total += slab.inuse
-        st = self.obj_state
+        sh = self.shadow
         skip = set(free) | set(cached or ())
         for i in range(slab.objects):
             if i not in skip:
-                st[slab.object_at(i)] = True
+                sh.set_state(slab.object_at(i), LIVE)
                 self.nlive += 1
         return slab
 
@@ -282,9 +289,7 @@ class KmemCache:
         p2s = self.pfn_to_slab
         for i in range(1 << slab.order):
             del p2s[pfn + i]
-        st = self.obj_state
-        for i in range(slab.objects):
-            st.pop(slab.base + i * slab.size, None)
+        self.shadow.unmap_slab(slab.base, slab.order)
         self.slabs.discard(slab)
         if slab.pfmemalloc:
             self.pfmemalloc_slabs -= 1
@@ -332,7 +337,7 @@ class KmemCache:
             return 0  # should_failslab(): NULL before SLUB runs, no counters
         obj = self.layer.alloc(cpu, node, False, irq)
         if obj:
-            self.obj_state[obj] = True
+            self.shadow.set_state(obj, LIVE)
             self.nlive += 1
         return obj
 
@@ -344,7 +349,7 @@ class KmemCache:
             raise CacheDestroyedError(self.name, "kmem_cache_alloc")
         obj = self.layer.alloc(cpu, node, False, False)
         if obj:
-            self.obj_state[obj] = True
+            self.shadow.set_state(obj, LIVE)
             self.nlive += 1
         return obj
 
@@ -352,12 +357,12 @@ class KmemCache:
         """:meth:`free` for trace replay (same checks on the object)."""
         if self.destroyed:
             raise CacheDestroyedError(self.name, "kmem_cache_free")
-        st = self.obj_state
         slab = self.pfn_to_slab.get(p >> PAGE_SHIFT)
         # _check_free's passing case inline; it explains any other case
-        if slab is None or slab.cache is not self or st.get(p) is not True:
+        sh = self.shadow
+        if slab is None or slab.cache is not self or sh.state(p) != LIVE:
             slab = self._check_free(p)
-        st[p] = False
+        sh.set_state(p, FREED)
         self.nlive -= 1
         self.layer.free(cpu, p, slab, False, False)
 
@@ -367,7 +372,7 @@ class KmemCache:
         irq = self._context(cpu, context)
         obj = self.layer.alloc(cpu, node, True, irq)
         if obj:
-            self.obj_state[obj] = True
+            self.shadow.set_state(obj, LIVE)
             self.nlive += 1
         return obj
 
@@ -376,7 +381,7 @@ class KmemCache:
         self._check_usable("kmem_cache_free")
         irq = self._context(cpu, context)
         slab = self._check_free(p)
-        self.obj_state[p] = False
+        self.shadow.set_state(p, FREED)
         self.nlive -= 1
         self.layer.free(cpu, p, slab, False, irq)
 
@@ -385,17 +390,15 @@ class KmemCache:
         self._check_usable("kfree_nolock")
         irq = self._context(cpu, context)
         slab = self._check_free(p)
-        self.obj_state[p] = False
+        self.shadow.set_state(p, FREED)
         self.nlive -= 1
         self.layer.free(cpu, p, slab, True, irq)
 
     def _check_free(self, p: int) -> Slab:
         """Check a pointer before freeing it; raise the kernel-style error."""
-        if self.obj_state.get(p) is True:
-            slab = self.pfn_to_slab.get(p >> PAGE_SHIFT)
-            if slab is not None and slab.cache is self:
-                return slab
         slab = self.pfn_to_slab.get(p >> PAGE_SHIFT)
+        if slab is not None and slab.cache is self and self.shadow.state(p) == LIVE:
+            return slab
         if slab is None:
             raise InvalidFreeError(
                 self.name,
@@ -407,13 +410,13 @@ class KmemCache:
         if slab.index_of(p) < 0:
             raise InvalidFreeError(self.name, p, f"Invalid object pointer 0x{p:x}")
         where = self.where_is(p)
-        if self.obj_state.get(p) is False:
+        if self.shadow.state(p) == FREED:
             raise DoubleFreeError(self.name, p, where)
         raise NeverAllocatedError(self.name, p, where + " and was never allocated")
 
     def where_is(self, p: int) -> str:
         """Describe where an object is (slow; for error messages and debugging)."""
-        if self.obj_state.get(p) is True:
+        if self.shadow.state(p) == LIVE and self.shadow.owner(p) == self.shadow_id:
             return "in use"
         for where, x in self.layer.cached_objects():
             if x == p:
@@ -435,9 +438,9 @@ class KmemCache:
         objs = self.layer.alloc_bulk(cpu, n)
         if not objs:
             return []
-        st = self.obj_state
+        sh = self.shadow
         for x in objs:
-            st[x] = True
+            sh.set_state(x, LIVE)
         self.nlive += len(objs)
         return objs
 
@@ -450,9 +453,9 @@ class KmemCache:
             raise DoubleFreeError(self.name, dup, "listed twice in one bulk free")
         for x in objs:
             self._check_free(x)
-        st = self.obj_state
+        sh = self.shadow
         for x in objs:
-            st[x] = False
+            sh.set_state(x, FREED)
         self.nlive -= len(objs)
         self.layer.free_bulk(cpu, list(objs))
 
@@ -473,7 +476,7 @@ class KmemCache:
         if not sheaf.objects:
             return 0
         obj = sheaf.objects.pop()
-        self.obj_state[obj] = True
+        self.shadow.set_state(obj, LIVE)
         self.nlive += 1
         return obj
 
@@ -813,16 +816,16 @@ class KmemCache:
                 owner = self._slab_or_none(x)
                 if owner is not None and owner.cache is self:
                     place(x, f"cpu{cpu}.kvfree_rcu batch")
-        for x, live in self.obj_state.items():
-            if live:
-                place(x, "in use")
+        live = self._live_list()
+        for x in live:
+            place(x, "in use")
         for x in where:
             owner = self._slab_or_none(x)
             if owner is None or owner.cache is not self or owner.index_of(x) < 0:
                 raise InvariantError(f"{self.name}: 0x{x:x} ({where[x]}) is not an object")
         if self.inuse_total != sum(s.inuse for s in self.slabs):
             raise InvariantError(f"{self.name}: inuse_total out of step with the slabs")
-        if self.nlive != sum(1 for v in self.obj_state.values() if v):
+        if self.nlive != len(live):
             raise InvariantError(f"{self.name}: nlive out of step with the objects")
         total = sum(s.objects for s in self.slabs)
         if len(where) != total:
@@ -875,16 +878,24 @@ class KmemCache:
     # ================================================================ misc
     def mark_allocated(self, p: int) -> None:
         """Record that an object taken from a slab went to the user."""
-        self.obj_state[p] = True
+        self.shadow.set_state(p, LIVE)
         self.nlive += 1
 
     def mark_freed(self, p: int) -> None:
         """Record that a live object left the user (kfree_rcu, kfree_bulk)."""
-        self.obj_state[p] = False
+        self.shadow.set_state(p, FREED)
         self.nlive -= 1
 
     def live_objects(self) -> int:
-        return sum(1 for v in self.obj_state.values() if v)
+        """Objects with a user, counted in the shadow (``nlive`` keeps the count)."""
+        return len(self._live_list())
+
+    def _live_list(self) -> list[int]:
+        sh = self.shadow
+        out: list[int] = []
+        for slab in self.slabs:
+            out.extend(sh.live_in(slab.base, slab.objects, slab.size))
+        return out
 
     def cached_objects(self) -> int:
         return sum(1 for _ in self.layer.cached_objects())

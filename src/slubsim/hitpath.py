@@ -6,14 +6,12 @@ that finds room in the CPU's ``rcu_free`` sheaf; most of the rest exchange
 sheaves between main, spare and the barn, or hand a prefilled sheaf out and
 take it back.  :class:`HitPath` replays runs of such events in
 one compiled loop, working directly on the model's own objects (the main
-sheaf's object list, the cache's ``obj_state`` dict, the replayer's
-trace-object -> model-address list) and mirroring the few scalars it changes
-(``nlive``, the memory curve, the hit counters) in C arrays that are written
-back whenever it hands over.  ``obj_state[p] = True`` of an allocation is
-deferred further, to the next write-back of every cache: most objects are
-freed again before it, and their allocation and free then leave the dict
-alone (it says False before and after); a hand-over tells the model only of
-the event's own object, the one entry its alloc/free paths read.
+sheaf's object list, the model's object shadow -- :mod:`slubsim.shadow`,
+whose state bytes and page owners it reads and writes through typed
+memoryviews, finding an object's byte from its address alone -- and the
+replayer's trace-object -> model-address list) and mirroring the few scalars
+it changes (``nlive``, the memory curve, the hit counters) in C arrays that
+are written back whenever it hands over.
 
 It stops at the first event it cannot finish exactly as the model would,
 before changing anything for that event;
@@ -38,9 +36,10 @@ Which events it takes -- all of these, else it stops:
   ``__pcs_replace_empty_main`` makes it so without slabs: a spare with
   objects becomes main, or (no such spare) ``barn_replace_empty_sheaf``
   takes the barn's first full sheaf (``BARN_GET``);
-* a free of a traced object whose model address is live in this cache's
-  ``obj_state`` when the main sheaf is not full -- models ``free_to_pcs``'s
-  hit (``FREE_FASTPATH``) plus :meth:`~slubsim.cache.KmemCache.replay_free`
+* a free of a traced object whose model address is live in this cache (the
+  shadow says LIVE and the page is the cache's) when the main sheaf is not
+  full -- models ``free_to_pcs``'s hit (``FREE_FASTPATH``) plus
+  :meth:`~slubsim.cache.KmemCache.replay_free`
   -- or when ``__pcs_replace_full_main`` makes room without allocating or
   flushing: no spare and an empty barn sheaf (main becomes the spare), a
   spare with room (swapped), a full spare and a barn below ``max_full``
@@ -84,8 +83,7 @@ events of one cache, every cache for the rest (RCU grace-period ticks,
 pre-trace frees, marker hooks, bulk frees, large kmalloc) -- which writes
 the mirrored values of that cache (every cache) back into the model, so that
 the full model sees them and :meth:`run` reads that state afresh.  Other
-caches' values stay mirrored across such a hand-over, and so do the pending
-``obj_state`` entries of every object but the event's own; at the end of a
+caches' values stay mirrored across such a hand-over; at the end of a
 batch, at ``stop`` and at a grace-period tick that does work :meth:`run`
 writes everything back itself, as does ``invalidate(-1, -1)``.  Ticks that
 do nothing (RCU sheaf completions replayed from the trace, no classic
@@ -149,6 +147,10 @@ PAGE_OFFSET = cython.declare(cython.ulonglong, 0x888000000000)
 FIRST_PFN = cython.declare(cython.ulonglong, 1 << 20)
 NODE_PFN_SHIFT = cython.declare(cython.int, 24)
 NUMA_NO_NODE = cython.declare(cython.int, -1)
+#: the address of node 0's first page, and log2 of a node's address span: an
+#: address's offset y from it gives node y >> NODE_ADDR_SHIFT
+NODE0_BASE = cython.declare(cython.ulonglong, PAGE_OFFSET + (FIRST_PFN << PAGE_SHIFT))
+NODE_ADDR_SHIFT = cython.declare(cython.int, NODE_PFN_SHIFT + PAGE_SHIFT)
 X_ALLOC_SWAP = cython.declare(cython.int, 0)
 X_ALLOC_BARN = cython.declare(cython.int, 1)
 X_FREE_EMPTY = cython.declare(cython.int, 2)
@@ -188,6 +190,26 @@ def layout_values() -> dict:
     }
 
 
+@cython.cfunc
+@cython.inline
+@cython.exceptval(check=False)
+def _granule_of(
+    y: cython.ulonglong, lim: cython.ulonglong, stride: cython.Py_ssize_t
+) -> cython.Py_ssize_t:
+    """Shadow index (:meth:`slubsim.shadow.ObjectShadow.granule`) of the model
+    address ``NODE0_BASE + y``; -1 outside the shadowed pages: its node ``y >>
+    NODE_ADDR_SHIFT`` must be below the shadow's (``lim``: their count shifted
+    the same way), its granule in the node below ``stride``."""
+    if y >= lim or y < 0:  # (y < 0: only as Python, where nothing wraps)
+        return -1
+    local: cython.Py_ssize_t = cython.cast(
+        cython.Py_ssize_t, (y & ((cython.cast(cython.ulonglong, 1) << NODE_ADDR_SHIFT) - 1)) >> 3
+    )
+    if local >= stride:
+        return -1
+    return cython.cast(cython.Py_ssize_t, y >> NODE_ADDR_SHIFT) * stride + local
+
+
 # (methods returning nothing carry no ``-> None``: Cython before 3.3 rejects
 # it on cdef methods, and pyproject.toml admits Cython >= 3.0)
 @cython.final
@@ -206,7 +228,7 @@ class HitPath:
     state: cython.int[::1]
     known: cython.int[::1]
     layers: list
-    dicts: list
+    cid: cython.int[::1]
     capacity: cython.longlong[::1]
     nlive: cython.longlong[::1]
     inuse: cython.longlong[::1]
@@ -272,17 +294,14 @@ class HitPath:
     l_node: list
     l_flags: list
     l_aux: list
-    # allocations replayed here and not yet in obj_state, one list per cache
-    # (linked through pend_next, from pend_head[c]; -1 ends it).  Per trace
-    # object, pend is c + 1 while allocated here and not yet in obj_state,
-    # -(c + 1) when freed here again (obj_state still says False), 0 when
-    # obj_state is right; listed is c + 1 while it is on cache c's list
-    # (an object synced alone by invalidate() stays listed until the list's
-    # write-back: a singly linked list does not unlink from the middle)
-    pend: cython.int[::1]
-    pend_next: cython.int[::1]
-    pend_head: cython.longlong[::1]
-    listed: cython.int[::1]
+    # the model's ObjectShadow (slubsim.shadow) as of generation shadow_gen:
+    # its state bytes, page owners, granules per node and node count
+    shadow: object
+    shadow_gen: cython.longlong
+    sstate: cython.uchar[::1]
+    sowner: cython.int[::1]
+    sstride: cython.longlong
+    snodes: cython.longlong
     # the replayer's next grace-period tick as run() left it
     gp_at: cython.double
     #: rows replayed or skipped here
@@ -298,7 +317,6 @@ class HitPath:
         cpu_of: list,
         ncpu: int,
         skip_markers: bool,
-        nobj: int,
         prefill_ok: bool = True,
     ):
         from array import array
@@ -312,7 +330,7 @@ class HitPath:
         self.state = array("i", [UNKNOWN]) * n
         self.known = array("i", [0]) * n
         self.layers = [None] * n
-        self.dicts = [None] * n
+        self.cid = array("i", [0]) * n
         self.capacity = array("q", [0]) * n
         self.nlive = array("q", [0]) * n
         self.inuse = array("q", [0]) * n
@@ -351,10 +369,12 @@ class HitPath:
         self.prefill_ok = prefill_ok
         self.rcu_addr = {}
         self.sheaves = {}
-        self.pend = array("i", [0]) * nobj
-        self.pend_next = array("i", [0]) * nobj
-        self.pend_head = array("q", [-1]) * n
-        self.listed = array("i", [0]) * nobj
+        self.shadow = None
+        self.shadow_gen = -1
+        self.sstate = bytearray(1)
+        self.sowner = array("i", [0])
+        self.sstride = 0
+        self.snodes = 0
         self.gp_at = 0.0
         self.cdirty = array("i", [0]) * nc
         self.cdirty_list = array("q", [0]) * nc
@@ -381,20 +401,16 @@ class HitPath:
         return {name: int(self.taken[k]) for k, name in enumerate(EXCHANGES)}
 
     @cython.ccall
-    def invalidate(self, c: cython.Py_ssize_t, cpu: cython.Py_ssize_t, ob: cython.Py_ssize_t = -1):
+    def invalidate(self, c: cython.Py_ssize_t, cpu: cython.Py_ssize_t):
         """Before the full model replays an event: write back what is mirrored
         here of cache ``c`` (of every cache when ``c`` < 0) and forget what
         the event may change -- of cache ``c`` on CPU ``cpu`` (a plain
         allocation or free: its counts, memory curve and that CPU's sheaves),
         of every CPU of ``c`` when ``cpu`` < 0, of every cache when ``c`` < 0.
-        For one cache, ``obj_state`` learns only of trace object ``ob`` (the
-        event's own): the model's alloc/free paths read and write the entry
-        of the object they hand out or take back and no other (sheaves,
-        barns, refills and flushes move free objects, whose entries say False
-        already), so the other pending entries wait for the next write-back
-        of every cache.  The other caches' mirrored values stay here:
-        :meth:`run` writes them back only when it stops for the whole replay
-        (end of batch, ``stop``, the next grace-period tick that does work)."""
+        The other caches' mirrored values stay here: :meth:`run` writes them
+        back only when it stops for the whole replay (end of batch, ``stop``,
+        the next grace-period tick that does work).  Object states are not
+        mirrored: the hit path writes the model's shadow itself."""
         k: cython.Py_ssize_t
         if c < 0:
             self._write_back(-1)
@@ -403,8 +419,6 @@ class HitPath:
             for k in range(self.ntracks * self.ncpu):
                 self.fetched[k] = 0
             return
-        if 0 <= ob < len(self.addr):
-            self._sync_object(ob)
         if c >= self.ntracks or self.state[c] == NEVER or self.state[c] == SKIP:
             return
         self._write_back(c)
@@ -515,7 +529,9 @@ class HitPath:
             self.known[c] = 2
             return
         self.layers[c] = layer
-        self.dicts[c] = tr.model.obj_state
+        self.cid[c] = tr.model.shadow_id
+        if self.shadow is None:
+            self.shadow = tr.model.shadow
         self.stat_alloc[c] = layer.ALLOC_FASTPATH
         self.stat_free[c] = layer.FREE_FASTPATH
         self.stat_rcu[c] = layer.FREE_RCU_SHEAF
@@ -566,9 +582,6 @@ class HitPath:
         c: cython.Py_ssize_t
         j: cython.Py_ssize_t
         if only < 0:
-            for c in range(self.ntracks):
-                if self.pend_head[c] >= 0:
-                    self._write_back_pending(c)
             for k in range(self.ndirty):
                 c = self.dirty_list[k]
                 if self.dirty[c] == 1:
@@ -614,30 +627,26 @@ class HitPath:
             self.d_rcu[j] = 0
 
     @cython.cfunc
-    def _sync_object(self, ob: cython.Py_ssize_t):
-        """obj_state of trace object ``ob`` as the hit path left it: True
-        when allocated here and still live; it stays on its list."""
-        p: cython.int = self.pend[ob]
-        if p > 0:
-            d: dict = self.dicts[p - 1]
-            d[self.addr[ob]] = True
-        self.pend[ob] = 0
+    def _shadow_views(self):
+        """Views of the model's shadow arrays, taken again when it has grown
+        (growing builds new arrays: the old views would write to those)."""
+        sh = self.shadow
+        if sh is not None and sh.generation != self.shadow_gen:
+            self.sstate = sh.states
+            self.sowner = sh.owners
+            self.sstride = sh.stride
+            self.snodes = sh.nr_nodes
+            self.shadow_gen = sh.generation
 
-    @cython.cfunc
-    def _write_back_pending(self, c: cython.Py_ssize_t):
-        """obj_state[p] = True for the objects allocated here in cache ``c``
-        and still live; empties the cache's list."""
-        ob: cython.Py_ssize_t = self.pend_head[c]
-        nxt: cython.Py_ssize_t
-        d: dict = self.dicts[c]
-        while ob >= 0:
-            nxt = self.pend_next[ob]
-            if self.pend[ob] > 0:  # still live: obj_state learns of it now
-                d[self.addr[ob]] = True
-            self.pend[ob] = 0
-            self.listed[ob] = 0
-            ob = nxt
-        self.pend_head[c] = -1
+    def granule(self, a: object, shadow: object = None) -> int:
+        """:func:`_granule_of` of model address ``a`` from Python (tests), in
+        ``shadow`` when given."""
+        if shadow is not None:
+            self.shadow = shadow
+        self._shadow_views()
+        y: cython.ulonglong = cython.cast(cython.ulonglong, a) - NODE0_BASE
+        lim: cython.ulonglong = cython.cast(cython.ulonglong, self.snodes) << NODE_ADDR_SHIFT
+        return _granule_of(y, lim, self.sstride)
 
     @cython.cfunc
     def _barn_replace(
@@ -663,21 +672,14 @@ class HitPath:
         self.taken[x] += 1
         return sh
 
-    @cython.cfunc
-    def _slab_nid(self, a: object) -> cython.int:
-        """The node of the slab holding the live object at model address ``a``:
-        ``slab->nid`` is the node of its pages (``Slab.nid`` =
+    def slab_nid(self, a: object) -> int:
+        """The node :meth:`run` finds for the live object at model address
+        ``a`` (tests): ``slab->nid`` is the node of its pages (``Slab.nid`` =
         ``PageAllocator.addr_to_nid`` of its base), and each node owns a
         disjoint pfn range, so the address alone tells -- no page-map lookup
-        (that took a third of a NUMA replay).  Callers have checked that the
-        object is live in the cache, so it is in one of its slabs."""
-        x: cython.ulonglong = a
-        nid: cython.int = (((x - PAGE_OFFSET) >> PAGE_SHIFT) - FIRST_PFN) >> NODE_PFN_SHIFT
-        return nid
-
-    def slab_nid(self, a: object) -> int:
-        """:meth:`_slab_nid` from Python (tests)."""
-        return self._slab_nid(a)
+        (that took a third of a NUMA replay)."""
+        y: cython.ulonglong = cython.cast(cython.ulonglong, a) - NODE0_BASE
+        return cython.cast(cython.int, y >> NODE_ADDR_SHIFT)
 
     @cython.cfunc
     def _count_stop(self, i: cython.Py_ssize_t):
@@ -731,7 +733,6 @@ class HitPath:
         state: cython.int[::1] = self.state
         cpu_of: cython.int[::1] = self.cpu_of
         mains: list = self.mains
-        dicts: list = self.dicts
         fetched: cython.int[::1] = self.fetched
         capacity: cython.longlong[::1] = self.capacity
         nlive: cython.longlong[::1] = self.nlive
@@ -756,10 +757,14 @@ class HitPath:
         nid: cython.int
         sheaves: dict = self.sheaves
         aux: cython.const[cython.longlong][::1] = self.aux
-        pend: cython.int[::1] = self.pend
-        pend_next: cython.int[::1] = self.pend_next
-        pend_head: cython.longlong[::1] = self.pend_head
-        listed: cython.int[::1] = self.listed
+        self._shadow_views()  # (the model grows the shadow only between runs)
+        # (the shadow's views are read through self: a local copy of a
+        # memoryview costs an acquisition per call, and run() is called once
+        # per hand-over)
+        g: cython.Py_ssize_t
+        y: cython.ulonglong
+        slim: cython.ulonglong = cython.cast(cython.ulonglong, self.snodes) << NODE_ADDR_SHIFT
+        sstride: cython.Py_ssize_t = self.sstride
         nobj: cython.Py_ssize_t = len(addr)
         ncpu_trace: cython.Py_ssize_t = len(self.cpu_of)
         kc: cython.Py_ssize_t
@@ -773,7 +778,6 @@ class HitPath:
         nl: cython.longlong
         cached: cython.longlong
         main: list
-        d: dict
         take: cython.int
         at_gp: cython.bint = False
         while i < stop:
@@ -816,33 +820,21 @@ class HitPath:
             if o == ALLOC_FROM_SHEAF:
                 # kmem_cache_alloc_from_sheaf(): a pop, no counter (KmemCache.alloc_from_sheaf)
                 sh = sheaves.get(aux[i])
-                if (
-                    sh is None
-                    or pend[ob] > 0
-                    or (pend[ob] and pend[ob] != -(c + 1))
-                    or (listed[ob] and listed[ob] != c + 1)
-                ):
+                if sh is None:
                     break  # not a sheaf the model prefilled: the replayer warns
                 main = sh.objects
                 if not main:
                     break  # the model's sheaf is empty: the replayer warns
                 a = main.pop()
-                if not listed[ob]:
-                    pend_next[ob] = pend_head[c]
-                    pend_head[c] = ob
-                    listed[ob] = c + 1
-                pend[ob] = c + 1
+                y = cython.cast(cython.ulonglong, a) - NODE0_BASE
+                g = _granule_of(y, slim, sstride)
+                if g < 0:
+                    main.append(a)  # (every sheaf object is in a slab page)
+                    break
+                self.sstate[g] = 1  # LIVE
                 nl = nlive[c] + 1
                 addr[ob] = a
             elif o == ALLOC:
-                if (
-                    pend[ob] > 0
-                    or (pend[ob] and pend[ob] != -(c + 1))
-                    or (listed[ob] and listed[ob] != c + 1)
-                ):
-                    # allocated again without a free in between, or listed
-                    # for another cache: the full model
-                    break
                 if numa[c] and node[i] != NUMA_NO_NODE:
                     break  # alloc_from_pcs's node checks: the full model
                 main = mains[j]
@@ -872,14 +864,13 @@ class HitPath:
                         )
                     main = sh.objects
                     mains[j] = main
-                # obj_state[a] = True, deferred to write_back: most objects are
-                # freed again within the run, which then never touches the dict
                 a = main.pop()
-                if not listed[ob]:
-                    pend_next[ob] = pend_head[c]
-                    pend_head[c] = ob
-                    listed[ob] = c + 1
-                pend[ob] = c + 1
+                y = cython.cast(cython.ulonglong, a) - NODE0_BASE
+                g = _granule_of(y, slim, sstride)
+                if g < 0:
+                    main.append(a)  # (every sheaf object is in a slab page)
+                    break
+                self.sstate[g] = 1  # LIVE (KmemCache.replay_alloc's shadow write)
                 nl = nlive[c] + 1
                 addr[ob] = a
                 d_alloc[j] += 1
@@ -887,14 +878,18 @@ class HitPath:
                 a = addr[ob]
                 if not a:
                     break  # nothing to free: the replayer warns
-                if pend[ob] != c + 1:
-                    d = dicts[c]
-                    if pend[ob] > 0 or d.get(a) is not True:
-                        break  # not live in this cache: the model's checks have to speak
+                y = cython.cast(cython.ulonglong, a) - NODE0_BASE
+                g = _granule_of(y, slim, sstride)
+                if (
+                    g < 0
+                    or self.sstate[g] != 1
+                    or self.sowner[g >> (PAGE_SHIFT - 3)] != self.cid[c]
+                ):
+                    break  # not live in this cache: the model's checks have to speak
                 if numa[c]:
                     # can_free_to_pcs: an object of a remote node's slab goes
                     # to __slab_free unless the CPU's node has no memory
-                    nid = self._slab_nid(a)
+                    nid = cython.cast(cython.int, y >> NODE_ADDR_SHIFT)
                     if nid != self.own_node[j] and self.own_has_mem[j]:
                         break  # the full model
                 main = mains[j]
@@ -933,10 +928,7 @@ class HitPath:
                     main = sh.objects
                     mains[j] = main
                 addr[ob] = 0
-                if pend[ob] > 0:
-                    pend[ob] = -pend[ob]  # allocated here: obj_state still says False
-                else:
-                    d[a] = False
+                self.sstate[g] = 2  # FREED
                 nl = nlive[c] - 1
                 main.append(a)
                 d_free[j] += 1
@@ -989,11 +981,15 @@ class HitPath:
                 a = addr[ob]
                 if not a:
                     break
-                if pend[ob] != c + 1:
-                    d = dicts[c]
-                    if pend[ob] > 0 or d.get(a) is not True:
-                        break
-                if numa[c] and self._slab_nid(a) != self.mem_node[j]:
+                y = cython.cast(cython.ulonglong, a) - NODE0_BASE
+                g = _granule_of(y, slim, sstride)
+                if (
+                    g < 0
+                    or self.sstate[g] != 1
+                    or self.sowner[g >> (PAGE_SHIFT - 3)] != self.cid[c]
+                ):
+                    break
+                if numa[c] and cython.cast(cython.int, y >> NODE_ADDR_SHIFT) != self.mem_node[j]:
                     break  # remote: classic kvfree_rcu batching, the full model
                 rcu = rcus[j]
                 take = 0
@@ -1027,10 +1023,7 @@ class HitPath:
                     self.taken[X_RCU_SPARE if take == 1 else X_RCU_BARN] += 1
                 addr[ob] = 0
                 rcu_addr[ob] = a
-                if pend[ob] > 0:
-                    pend[ob] = -pend[ob]
-                else:
-                    d[a] = False
+                self.sstate[g] = 2  # FREED (Kernel.kfree_rcu's mark_freed)
                 nl = nlive[c] - 1
                 rcu.append(a)
                 d_rcu[j] += 1

@@ -52,6 +52,7 @@ from .optin import OptInSheavesLayer
 from .pca import DEFAULT_OPT_IN, PcaLayer, PcaV3Layer
 from .pcpu import PerCpuLayer
 from .rcu import Rcu
+from .shadow import ObjectShadow
 from .sheaves import SheavesLayer
 from .slab import Slab
 from .stats import STAT_ITEMS_73, STAT_ITEMS_612, STAT_ITEMS_618, STAT_ITEMS_RFC_PCA
@@ -197,6 +198,10 @@ class Kernel:
         self.caches: list[KmemCache] = []  # slab_caches, creation order
         self.by_name: dict[str, KmemCache] = {}
         self.pfn_to_slab: dict[int, Slab] = {}
+        #: which slab objects are with a user (slubsim.shadow); caches number
+        #: themselves 1, 2, ... in it (KmemCache.shadow_id)
+        self.shadow = ObjectShadow(machine.nr_nodes)
+        self.nr_cache_ids = 0
         self.large_kmalloc: dict[int, int] = {}  # address -> order
         self.rcu = Rcu()
         self.rcu.after_gp.append(self._drain_kvfree_rcu)

@@ -720,7 +720,7 @@ class Replayer:
                 elif (op in _OWN_CACHE_OPS and not (op == OP_FREE and flags_l[i])) or (
                     op == OP_RCU_SHEAF and trace_rcu
                 ):
-                    hp.invalidate(cache_l[i], cpu_of[cpu_l[i]], obj_l[i])
+                    hp.invalidate(cache_l[i], cpu_of[cpu_l[i]])
                 elif op != OP_MARKER or self.opt.on_marker is not None:
                     hp.invalidate(-1, -1)
             op = op_l[i]
@@ -811,8 +811,6 @@ class Replayer:
                 continue
             elif op == OP_KFREE_RCU:
                 a = self._resolve(obj_l[i], flags_l[i], size_l[i])
-                if a and hp is not None and tr.model.obj_state.get(a) is not True:
-                    hp.invalidate(-1, -1)  # not this cache's object after all
                 if a:
                     k.kfree_rcu(a, cpu=cpu)
                     self.rcu_addr[obj_l[i]] = a
@@ -937,7 +935,6 @@ class Replayer:
             self.cpu_of,
             self.machine.nr_cpus,
             skip_markers,
-            len(self.addr),
             self.has_prefill,
         )
         return hp, bool(hitpath.COMPILED)
