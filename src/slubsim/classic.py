@@ -18,7 +18,7 @@ its ``local_lock``), so ``context="irq"`` behaves like task context here.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 from .constants import NUMA_NO_NODE
 from .pcpu import PerCpuLayer
@@ -29,29 +29,29 @@ if TYPE_CHECKING:
     from .cache import KmemCache
 
 _I = STAT_ITEMS_612.index
-ALLOC_FASTPATH = _I("alloc_fastpath")
-ALLOC_SLOWPATH = _I("alloc_slowpath")
-FREE_FASTPATH = _I("free_fastpath")
-FREE_SLOWPATH = _I("free_slowpath")
-FREE_FROZEN = _I("free_frozen")
-FREE_ADD_PARTIAL = _I("free_add_partial")
-FREE_REMOVE_PARTIAL = _I("free_remove_partial")
-ALLOC_FROM_PARTIAL = _I("alloc_from_partial")
-ALLOC_SLAB = _I("alloc_slab")
-ALLOC_REFILL = _I("alloc_refill")
-ALLOC_NODE_MISMATCH = _I("alloc_node_mismatch")
-FREE_SLAB = _I("free_slab")
-CPUSLAB_FLUSH = _I("cpuslab_flush")
-DEACTIVATE_FULL = _I("deactivate_full")
-DEACTIVATE_EMPTY = _I("deactivate_empty")
-DEACTIVATE_TO_HEAD = _I("deactivate_to_head")
-DEACTIVATE_TO_TAIL = _I("deactivate_to_tail")
-DEACTIVATE_REMOTE_FREES = _I("deactivate_remote_frees")
-DEACTIVATE_BYPASS = _I("deactivate_bypass")
-CPU_PARTIAL_ALLOC = _I("cpu_partial_alloc")
-CPU_PARTIAL_FREE = _I("cpu_partial_free")
-CPU_PARTIAL_NODE = _I("cpu_partial_node")
-CPU_PARTIAL_DRAIN = _I("cpu_partial_drain")
+ALLOC_FASTPATH: Final = _I("alloc_fastpath")
+ALLOC_SLOWPATH: Final = _I("alloc_slowpath")
+FREE_FASTPATH: Final = _I("free_fastpath")
+FREE_SLOWPATH: Final = _I("free_slowpath")
+FREE_FROZEN: Final = _I("free_frozen")
+FREE_ADD_PARTIAL: Final = _I("free_add_partial")
+FREE_REMOVE_PARTIAL: Final = _I("free_remove_partial")
+ALLOC_FROM_PARTIAL: Final = _I("alloc_from_partial")
+ALLOC_SLAB: Final = _I("alloc_slab")
+ALLOC_REFILL: Final = _I("alloc_refill")
+ALLOC_NODE_MISMATCH: Final = _I("alloc_node_mismatch")
+FREE_SLAB: Final = _I("free_slab")
+CPUSLAB_FLUSH: Final = _I("cpuslab_flush")
+DEACTIVATE_FULL: Final = _I("deactivate_full")
+DEACTIVATE_EMPTY: Final = _I("deactivate_empty")
+DEACTIVATE_TO_HEAD: Final = _I("deactivate_to_head")
+DEACTIVATE_TO_TAIL: Final = _I("deactivate_to_tail")
+DEACTIVATE_REMOTE_FREES: Final = _I("deactivate_remote_frees")
+DEACTIVATE_BYPASS: Final = _I("deactivate_bypass")
+CPU_PARTIAL_ALLOC: Final = _I("cpu_partial_alloc")
+CPU_PARTIAL_FREE: Final = _I("cpu_partial_free")
+CPU_PARTIAL_NODE: Final = _I("cpu_partial_node")
+CPU_PARTIAL_DRAIN: Final = _I("cpu_partial_drain")
 
 
 class KmemCacheCpu:

@@ -11,13 +11,15 @@ paths reachable.
 
 from __future__ import annotations
 
+from typing import Final
+
 from .constants import MAX_PAGE_ORDER, PAGE_OFFSET, PAGE_SHIFT
 from .faults import FaultAttr
 
 #: pfn span reserved for each node (64 GiB of 4 KiB pages).
-NODE_PFN_SPAN = 1 << 24
+NODE_PFN_SPAN: Final = 1 << 24
 #: first pfn used (leave the low 4 GiB alone, like a real direct map).
-FIRST_PFN = 1 << 20
+FIRST_PFN: Final = 1 << 20
 
 
 class NodePages:

@@ -28,7 +28,7 @@ Counters: the 6.12 items plus ``alloc_cpu_cache``, ``free_cpu_cache``,
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 from .classic import ClassicLayer
 from .constants import NUMA_NO_NODE
@@ -39,11 +39,11 @@ from .stats import STAT_ITEMS_RFC_PCA
 if TYPE_CHECKING:
     from .cache import KmemCache
 
-ALLOC_PCA = STAT_ITEMS_RFC_PCA.index("alloc_cpu_cache")
-FREE_PCA = STAT_ITEMS_RFC_PCA.index("free_cpu_cache")
-PCA_REFILL = STAT_ITEMS_RFC_PCA.index("cpu_cache_refill")
-PCA_FLUSH = STAT_ITEMS_RFC_PCA.index("cpu_cache_flush")
-PCA_BATCH = 32
+ALLOC_PCA: Final = STAT_ITEMS_RFC_PCA.index("alloc_cpu_cache")
+FREE_PCA: Final = STAT_ITEMS_RFC_PCA.index("free_cpu_cache")
+PCA_REFILL: Final = STAT_ITEMS_RFC_PCA.index("cpu_cache_refill")
+PCA_FLUSH: Final = STAT_ITEMS_RFC_PCA.index("cpu_cache_flush")
+PCA_BATCH: Final = 32
 #: caches the RFC converted (the maple tree), with their array size
 DEFAULT_OPT_IN = {"maple_node": 32}
 

@@ -26,7 +26,7 @@ reach are kept for fidelity and marked "race" in comments.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 from .constants import MAX_EMPTY_SHEAVES, MAX_FULL_SHEAVES, NUMA_NO_NODE, PCS_BATCH_MAX
 from .node import Barn, KmemCacheNode
@@ -38,8 +38,8 @@ from .stats import STAT_ITEMS_73
 if TYPE_CHECKING:
     from .cache import KmemCache
 
-E2BIG = -7
-ENOMEM = -12
+E2BIG: Final = -7
+ENOMEM: Final = -12
 
 
 class PerCpuSheaves:

@@ -13,6 +13,7 @@ plain ``int`` so that the hot path can index a per-CPU ``list[int]``.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from typing import Final
 
 # --- Linux 7.3 (sheaves for all) -- enum stat_item, in enum order. -------------
 # Source: mm/slub.c of 7.3.4; the 7.0 cleanup "mm/slub: cleanup and repurpose some
@@ -46,32 +47,32 @@ STAT_ITEMS_73: tuple[str, ...] = (
     "sheaf_return_slow",  # 25
 )
 
-ALLOC_FASTPATH = 0
-ALLOC_SLOWPATH = 1
-FREE_RCU_SHEAF = 2
-FREE_RCU_SHEAF_FAIL = 3
-FREE_FASTPATH = 4
-FREE_SLOWPATH = 5
-FREE_ADD_PARTIAL = 6
-FREE_REMOVE_PARTIAL = 7
-ALLOC_SLAB = 8
-ALLOC_NODE_MISMATCH = 9
-FREE_SLAB = 10
-ORDER_FALLBACK = 11
-CMPXCHG_DOUBLE_FAIL = 12
-SHEAF_FLUSH = 13
-SHEAF_REFILL = 14
-SHEAF_ALLOC = 15
-SHEAF_FREE = 16
-BARN_GET = 17
-BARN_GET_FAIL = 18
-BARN_PUT = 19
-BARN_PUT_FAIL = 20
-SHEAF_PREFILL_FAST = 21
-SHEAF_PREFILL_SLOW = 22
-SHEAF_PREFILL_OVERSIZE = 23
-SHEAF_RETURN_FAST = 24
-SHEAF_RETURN_SLOW = 25
+ALLOC_FASTPATH: Final = 0
+ALLOC_SLOWPATH: Final = 1
+FREE_RCU_SHEAF: Final = 2
+FREE_RCU_SHEAF_FAIL: Final = 3
+FREE_FASTPATH: Final = 4
+FREE_SLOWPATH: Final = 5
+FREE_ADD_PARTIAL: Final = 6
+FREE_REMOVE_PARTIAL: Final = 7
+ALLOC_SLAB: Final = 8
+ALLOC_NODE_MISMATCH: Final = 9
+FREE_SLAB: Final = 10
+ORDER_FALLBACK: Final = 11
+CMPXCHG_DOUBLE_FAIL: Final = 12
+SHEAF_FLUSH: Final = 13
+SHEAF_REFILL: Final = 14
+SHEAF_ALLOC: Final = 15
+SHEAF_FREE: Final = 16
+BARN_GET: Final = 17
+BARN_GET_FAIL: Final = 18
+BARN_PUT: Final = 19
+BARN_PUT_FAIL: Final = 20
+SHEAF_PREFILL_FAST: Final = 21
+SHEAF_PREFILL_SLOW: Final = 22
+SHEAF_PREFILL_OVERSIZE: Final = 23
+SHEAF_RETURN_FAST: Final = 24
+SHEAF_RETURN_SLOW: Final = 25
 NR_SLUB_STAT_ITEMS_73 = len(STAT_ITEMS_73)
 
 # --- Linux 6.12 (classic) -- enum stat_item, in enum order (26 items). ---------
@@ -151,7 +152,7 @@ STAT_ITEMS: dict[str, tuple[str, ...]] = {
     "6.18": STAT_ITEMS_618,
 }
 
-UINT_MASK = 0xFFFFFFFF
+UINT_MASK: Final = 0xFFFFFFFF
 
 
 def new_counters(nr_cpus: int, nr_items: int) -> list[list[int]]:

@@ -16,6 +16,7 @@ Both the 6.x ``kmem_cache_alloc`` format (no ``name=``) and the 7.x one (with
 from __future__ import annotations
 
 import re
+from typing import Final
 
 # task part is free text (comm may contain spaces and dashes); then [cpu],
 # an optional irq-flags column, the timestamp, the event name.
@@ -32,25 +33,25 @@ _FAST_ALLOC = re.compile(
 _FAST_FREE = re.compile(r"call_site=(\S+) ptr=(\S+)(?: name=(\S+))?\s*$")
 
 # raw event kinds
-E_CACHE_ALLOC = 1
-E_KMALLOC = 2
-E_CACHE_FREE = 3
-E_KFREE = 4
-E_KFREE_RCU = 5
-E_RCU_FREE_SHEAF = 6
-E_FREE_BULK = 7
-E_FREE_BULK_CONT = 8
-E_ALLOC_BULK = 9
-E_ALLOC_BULK_RET = 10
-E_PREFILL = 11
-E_PREFILL_RET = 12
-E_REFILL = 13
-E_RETURN_SHEAF = 14
-E_ALLOC_FROM_SHEAF = 15
-E_MARKER = 16
-E_SLAB_FREE_SLOW = 17
-E_PAGE = 18  # mm_page_* events: recognised, not replayed
-E_OTHER = 0
+E_CACHE_ALLOC: Final = 1
+E_KMALLOC: Final = 2
+E_CACHE_FREE: Final = 3
+E_KFREE: Final = 4
+E_KFREE_RCU: Final = 5
+E_RCU_FREE_SHEAF: Final = 6
+E_FREE_BULK: Final = 7
+E_FREE_BULK_CONT: Final = 8
+E_ALLOC_BULK: Final = 9
+E_ALLOC_BULK_RET: Final = 10
+E_PREFILL: Final = 11
+E_PREFILL_RET: Final = 12
+E_REFILL: Final = 13
+E_RETURN_SHEAF: Final = 14
+E_ALLOC_FROM_SHEAF: Final = 15
+E_MARKER: Final = 16
+E_SLAB_FREE_SLOW: Final = 17
+E_PAGE: Final = 18  # mm_page_* events: recognised, not replayed
+E_OTHER: Final = 0
 
 EVENT_KINDS = {
     "kmem_cache_alloc": E_CACHE_ALLOC,
