@@ -44,6 +44,23 @@ def test_op_values_agree_with_the_store_vocabulary() -> None:
     assert len(values) == 9
 
 
+def test_pop_last_keeps_references_and_the_array() -> None:
+    """The hit path's list pop hands the list's reference to the caller (no
+    leak, no early free) and, compiled, never shrinks the array."""
+    objs = [object() for _ in range(64)]
+    before = [sys.getrefcount(o) for o in objs]
+    lst = list(objs)
+    size = sys.getsizeof(lst)
+    popped = [hitpath.pop_last(lst) for _ in range(60)]
+    assert popped == objs[:3:-1] and lst == objs[:4]
+    if hitpath.COMPILED:
+        assert sys.getsizeof(lst) == size  # list.pop() would have shrunk it
+    lst.append(popped[0])  # reuses a slot past the end: no stale decref
+    assert lst == [*objs[:4], objs[63]]
+    del popped, lst
+    assert [sys.getrefcount(o) for o in objs] == before
+
+
 def test_address_layout_agrees_with_the_page_allocator() -> None:
     """The hit path takes a live object's node from its address alone: the
     layout it compiled in is the page allocator's, and the node it computes

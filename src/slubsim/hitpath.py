@@ -107,6 +107,9 @@ except ModuleNotFoundError:  # plain Python without Cython installed
 
 #: True when this module runs as the Cython-compiled extension
 COMPILED: bool = cython.compiled
+if cython.compiled:
+    from cython.cimports.cpython.list import PyList_GET_ITEM, PyList_GET_SIZE
+    from cython.cimports.cpython.ref import Py_DECREF
 
 # slubsim.trace.events' op values (C constants: op_values() shows them)
 ALLOC = cython.declare(cython.int, 0)
@@ -208,6 +211,30 @@ def _granule_of(
     if local >= stride:
         return -1
     return cython.cast(cython.Py_ssize_t, y >> NODE_ADDR_SHIFT) * stride + local
+
+
+@cython.cfunc
+@cython.inline
+def _pop_last(lst: list) -> object:
+    """``lst.pop()`` of a non-empty list, without the shrinking: ``list.pop``
+    reallocates the array whenever the list falls below half of it, and a
+    main sheaf's list is emptied and refilled over and over (a tenth of the
+    hit loop's instructions went to those reallocations).  Compiled, the
+    size field goes down by one and the array stays (``Py_SET_SIZE``,
+    declared in hitpath.pxd); the slot past the end is not the list's any
+    more, and its reference is the caller's."""
+    if cython.compiled:
+        n: cython.Py_ssize_t = PyList_GET_SIZE(lst)
+        x = cython.cast(object, PyList_GET_ITEM(lst, n - 1))  # (a new reference)
+        Py_SET_SIZE(lst, n - 1)  # noqa: F821 (hitpath.pxd)
+        Py_DECREF(x)  # the list's reference is now x's
+        return x
+    return lst.pop()
+
+
+def pop_last(lst: list) -> object:
+    """:func:`_pop_last` from Python (tests)."""
+    return _pop_last(lst)
 
 
 # (methods returning nothing carry no ``-> None``: Cython before 3.3 rejects
@@ -825,7 +852,7 @@ class HitPath:
                 main = sh.objects
                 if not main:
                     break  # the model's sheaf is empty: the replayer warns
-                a = main.pop()
+                a = _pop_last(main)
                 y = cython.cast(cython.ulonglong, a) - NODE0_BASE
                 g = _granule_of(y, slim, sstride)
                 if g < 0:
@@ -864,7 +891,7 @@ class HitPath:
                         )
                     main = sh.objects
                     mains[j] = main
-                a = main.pop()
+                a = _pop_last(main)
                 y = cython.cast(cython.ulonglong, a) - NODE0_BASE
                 g = _granule_of(y, slim, sstride)
                 if g < 0:
