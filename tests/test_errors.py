@@ -61,8 +61,11 @@ def test_foreign_and_misaligned_pointers(ks) -> None:  # type: ignore[no-untyped
     p = s.alloc(cpu=0)
     with pytest.raises(InvalidFreeError, match="not in a slab page"):
         unchanged(k, s, lambda: s.free(0x1234, cpu=0))
-    with pytest.raises(InvalidFreeError, match="Invalid object pointer"):
-        unchanged(k, s, lambda: s.free(p + 8, cpu=0))
+    for off in (8, 4, 1):  # (4 and 1 fall in the object's own shadow granule)
+        with pytest.raises(InvalidFreeError, match="Invalid object pointer"):
+            unchanged(k, s, lambda o=off: s.free(p + o, cpu=0))
+    with pytest.raises(InvalidFreeError):
+        unchanged(k, s, lambda: k.kfree(p + 4))
     with pytest.raises(InvalidFreeError):
         k.kfree(0xDEAD0000)
 

@@ -27,13 +27,21 @@ def test_granules_are_per_8_bytes_and_per_node() -> None:
     assert sh.granule(page(1, 4)) == MIN_STRIDE + 4 * 512
     assert sh.owner(page(0, 1) + 64) == 7 and sh.owner(page(1, 4)) == 9
     assert sh.owner(page(1, 5)) == 0
-    for bad in (PAGE_OFFSET - 8, PAGE_OFFSET, page(2, 0), page(0, MIN_STRIDE >> 9)):
+    for bad in (PAGE_OFFSET - 8, PAGE_OFFSET, page(2, 0), page(0, MIN_STRIDE >> 9), page(0, 0) + 4):
         assert sh.granule(bad) == -1
         assert sh.state(bad) == NEVER
     sh.set_state(page(0, 0) + 24, LIVE)
     sh.set_state(page(0, 1) + 8, FREED)
     assert sh.state(page(0, 0) + 24) == LIVE and sh.state(page(0, 1) + 8) == FREED
     assert sh.live_in(page(0, 0), 1024, 24) == [page(0, 0) + 24]
+    assert sh.release(page(0, 0) + 24) and sh.state(page(0, 0) + 24) == FREED
+    assert not sh.release(page(0, 0) + 24)  # FREED already
+    assert not sh.release(page(0, 0) + 32)  # NEVER: stays so
+    assert sh.state(page(0, 0) + 32) == NEVER
+    sh.set_state(page(1, 4) + 8, LIVE)  # another node: the general path
+    assert sh.state(page(1, 4) + 8) == LIVE
+    assert sh.release(page(1, 4) + 8) and sh.state(page(1, 4) + 8) == FREED
+    assert not sh.release(page(2, 0)) and not sh.release(page(0, 0) + 28)
 
 
 def test_growth_keeps_every_node_and_bumps_the_generation() -> None:

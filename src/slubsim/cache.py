@@ -142,7 +142,6 @@ class KmemCache:
         ]
         self.stat: list[list[int]] = []
         self.layer: PerCpuLayer
-        # object bookkeeping: True = live (handed to a user), False = freed since
         #: which objects are with a user: the kernel-wide shadow (slubsim.shadow),
         #: this cache's pages marked with ``shadow_id``
         self.shadow: ObjectShadow = kernel.shadow
@@ -358,11 +357,11 @@ class KmemCache:
         if self.destroyed:
             raise CacheDestroyedError(self.name, "kmem_cache_free")
         slab = self.pfn_to_slab.get(p >> PAGE_SHIFT)
-        # _check_free's passing case inline; it explains any other case
-        sh = self.shadow
-        if slab is None or slab.cache is not self or sh.state(p) != LIVE:
+        # _check_free's passing case inline (the shadow's LIVE -> FREED); it
+        # explains (raises for) any other case
+        if slab is None or slab.cache is not self or not self.shadow.release(p):
             slab = self._check_free(p)
-        sh.set_state(p, FREED)
+            self.shadow.set_state(p, FREED)
         self.nlive -= 1
         self.layer.free(cpu, p, slab, False, False)
 

@@ -25,6 +25,7 @@ from array import array
 from typing import Final
 
 from .constants import PAGE_OFFSET, PAGE_SHIFT
+from .errors import InvariantError
 from .page_alloc import FIRST_PFN, NODE_PFN_SPAN
 
 #: log2 of the granule (8 bytes, ``KASAN_GRANULE_SIZE`` of generic KASAN)
@@ -42,6 +43,11 @@ FREED: Final = 2
 
 #: smallest growth of the per-node shadow, in granules (512 pages)
 MIN_STRIDE: Final = 1 << 18
+#: address of node 0's first page: ``(p - NODE0_BASE) >> GRANULE_SHIFT`` is
+#: the granule index of a node-0 address (the fast path of :meth:`state`)
+NODE0_BASE: Final = PAGE_OFFSET + (FIRST_PFN << PAGE_SHIFT)
+#: ``p & GRANULE_MASK`` is nonzero for a pointer that is not on a granule
+GRANULE_MASK: Final = (1 << GRANULE_SHIFT) - 1
 
 
 class ObjectShadow:
@@ -64,9 +70,11 @@ class ObjectShadow:
         self.zeros: list[bytearray] = []
 
     def granule(self, p: int) -> int:
-        """Shadow index of address ``p``; -1 outside the shadowed pages."""
+        """Shadow index of address ``p``; -1 outside the shadowed pages or
+        when ``p`` is not on a granule (so no object starts there: a pointer
+        into the middle of an object never reads that object's state)."""
         off = p - PAGE_OFFSET
-        if off < 0:
+        if off < 0 or off & ((1 << GRANULE_SHIFT) - 1):
             return -1
         pfn = (off >> PAGE_SHIFT) - FIRST_PFN
         if pfn < 0:
@@ -81,8 +89,28 @@ class ObjectShadow:
 
     def state(self, p: int) -> int:
         """NEVER, LIVE or FREED for the object at ``p`` (NEVER outside slab pages)."""
+        # node 0 inline: state() and set_state() run for every replayed
+        # allocation and free, and as Python a second call costs more than
+        # the dict this replaced
+        g = (p - NODE0_BASE) >> GRANULE_SHIFT
+        if 0 <= g < self.stride and not p & GRANULE_MASK:
+            return self.states[g]
         g = self.granule(p)
         return self.states[g] if g >= 0 else NEVER
+
+    def release(self, p: int) -> bool:
+        """LIVE -> FREED for the object at ``p``; False (and nothing changes)
+        when it is not LIVE.  A free's check and record in one call."""
+        g = (p - NODE0_BASE) >> GRANULE_SHIFT
+        if not (0 <= g < self.stride and not p & GRANULE_MASK):
+            g = self.granule(p)
+            if g < 0:
+                return False
+        st = self.states
+        if st[g] != LIVE:
+            return False
+        st[g] = FREED
+        return True
 
     def owner(self, p: int) -> int:
         """Id of the cache whose slab holds ``p`` (0: none)."""
@@ -91,7 +119,14 @@ class ObjectShadow:
 
     def set_state(self, p: int, v: int) -> None:
         """Record ``v`` for the object at ``p``, which is in a mapped slab."""
-        self.states[self.granule(p)] = v
+        g = (p - NODE0_BASE) >> GRANULE_SHIFT
+        if 0 <= g < self.stride and not p & GRANULE_MASK:
+            self.states[g] = v
+            return
+        g = self.granule(p)
+        if g < 0:
+            raise InvariantError(f"0x{p:x} is not an object of a slab page")
+        self.states[g] = v
 
     def map_slab(self, addr: int, order: int, cache_id: int) -> None:
         """A new slab of ``2**order`` pages at ``addr`` for cache ``cache_id``.
