@@ -36,7 +36,7 @@ from .flags import SLAB_DEBUG_FLAGS, SlabFlag
 from .geometry import Geometry
 from .node import KmemCacheNode
 from .page_alloc import PageAllocator
-from .shadow import FREED, LIVE, ObjectShadow
+from .shadow import FREED, GRANULE_MASK, GRANULE_SHIFT, LIVE, NODE0_BASE, ObjectShadow
 from .slab import Slab
 from .stats import format_stat, new_counters
 
@@ -348,7 +348,14 @@ class KmemCache:
             raise CacheDestroyedError(self.name, "kmem_cache_alloc")
         obj = self.layer.alloc(cpu, node, False, False)
         if obj:
-            self.shadow.set_state(obj, LIVE)
+            # ObjectShadow.set_state's node-0 case inline: as Python the
+            # call costs twice the rest (the replay's every allocation)
+            sh = self.shadow
+            g = (obj - NODE0_BASE) >> GRANULE_SHIFT
+            if 0 <= g < sh.stride:
+                sh.states[g] = LIVE
+            else:
+                sh.set_state(obj, LIVE)
             self.nlive += 1
         return obj
 
@@ -357,11 +364,22 @@ class KmemCache:
         if self.destroyed:
             raise CacheDestroyedError(self.name, "kmem_cache_free")
         slab = self.pfn_to_slab.get(p >> PAGE_SHIFT)
-        # _check_free's passing case inline (the shadow's LIVE -> FREED); it
-        # explains (raises for) any other case
-        if slab is None or slab.cache is not self or not self.shadow.release(p):
+        # _check_free's passing case inline -- the object LIVE in this cache's
+        # slab becomes FREED (ObjectShadow.release, its node-0 case inline as
+        # in replay_alloc); _check_free explains (raises for) any other case
+        sh = self.shadow
+        g = (p - NODE0_BASE) >> GRANULE_SHIFT
+        if (
+            slab is not None
+            and slab.cache is self
+            and 0 <= g < sh.stride
+            and not p & GRANULE_MASK
+            and sh.states[g] == LIVE
+        ):
+            sh.states[g] = FREED
+        elif slab is None or slab.cache is not self or not sh.release(p):
             slab = self._check_free(p)
-            self.shadow.set_state(p, FREED)
+            sh.set_state(p, FREED)
         self.nlive -= 1
         self.layer.free(cpu, p, slab, False, False)
 
