@@ -676,6 +676,23 @@ class HitPath:
         return _granule_of(y, lim, self.sstride)
 
     @cython.cfunc
+    @cython.inline
+    def _hand_out(self, main: list, slim: cython.ulonglong, sstride: cython.Py_ssize_t) -> object:
+        """The last object of sheaf list ``main`` to a user: popped and LIVE in
+        the shadow (KmemCache.replay_alloc's shadow write); None, with the
+        object put back, if it is outside the shadow (cannot happen: every
+        sheaf object is in a slab page)."""
+        a = _pop_last(main)
+        g: cython.Py_ssize_t = _granule_of(
+            cython.cast(cython.ulonglong, a) - NODE0_BASE, slim, sstride
+        )
+        if g < 0:
+            main.append(a)
+            return None
+        self.sstate[g] = 1  # LIVE
+        return a
+
+    @cython.cfunc
     def _barn_replace(
         self,
         c: cython.Py_ssize_t,
@@ -852,13 +869,9 @@ class HitPath:
                 main = sh.objects
                 if not main:
                     break  # the model's sheaf is empty: the replayer warns
-                a = _pop_last(main)
-                y = cython.cast(cython.ulonglong, a) - NODE0_BASE
-                g = _granule_of(y, slim, sstride)
-                if g < 0:
-                    main.append(a)  # (every sheaf object is in a slab page)
+                a = self._hand_out(main, slim, sstride)
+                if a is None:
                     break
-                self.sstate[g] = 1  # LIVE
                 nl = nlive[c] + 1
                 addr[ob] = a
             elif o == ALLOC:
@@ -891,13 +904,9 @@ class HitPath:
                         )
                     main = sh.objects
                     mains[j] = main
-                a = _pop_last(main)
-                y = cython.cast(cython.ulonglong, a) - NODE0_BASE
-                g = _granule_of(y, slim, sstride)
-                if g < 0:
-                    main.append(a)  # (every sheaf object is in a slab page)
+                a = self._hand_out(main, slim, sstride)
+                if a is None:
                     break
-                self.sstate[g] = 1  # LIVE (KmemCache.replay_alloc's shadow write)
                 nl = nlive[c] + 1
                 addr[ob] = a
                 d_alloc[j] += 1
