@@ -693,6 +693,25 @@ class HitPath:
         return a
 
     @cython.cfunc
+    @cython.inline
+    @cython.exceptval(check=False)
+    @cython.boundscheck(False)  # g is below the shadow's length (_granule_of)
+    def _live_in(
+        self,
+        y: cython.ulonglong,
+        c: cython.Py_ssize_t,
+        slim: cython.ulonglong,
+        sstride: cython.Py_ssize_t,
+    ) -> cython.Py_ssize_t:
+        """Shadow index of the object at model address ``NODE0_BASE + y`` when it
+        is live in cache ``c`` (its byte LIVE, its page the cache's: what
+        ``KmemCache.replay_free`` checks before a free), else -1."""
+        g: cython.Py_ssize_t = _granule_of(y, slim, sstride)
+        if g < 0 or self.sstate[g] != 1 or self.sowner[g >> (PAGE_SHIFT - 3)] != self.cid[c]:
+            return -1
+        return g
+
+    @cython.cfunc
     def _barn_replace(
         self,
         c: cython.Py_ssize_t,
@@ -915,13 +934,9 @@ class HitPath:
                 if not a:
                     break  # nothing to free: the replayer warns
                 y = cython.cast(cython.ulonglong, a) - NODE0_BASE
-                g = _granule_of(y, slim, sstride)
-                if (
-                    g < 0
-                    or self.sstate[g] != 1
-                    or self.sowner[g >> (PAGE_SHIFT - 3)] != self.cid[c]
-                ):
-                    break  # not live in this cache: the model's checks have to speak
+                g = self._live_in(y, c, slim, sstride)
+                if g < 0:
+                    break  # the model's checks have to speak
                 if numa[c]:
                     # can_free_to_pcs: an object of a remote node's slab goes
                     # to __slab_free unless the CPU's node has no memory
@@ -1018,13 +1033,9 @@ class HitPath:
                 if not a:
                     break
                 y = cython.cast(cython.ulonglong, a) - NODE0_BASE
-                g = _granule_of(y, slim, sstride)
-                if (
-                    g < 0
-                    or self.sstate[g] != 1
-                    or self.sowner[g >> (PAGE_SHIFT - 3)] != self.cid[c]
-                ):
-                    break
+                g = self._live_in(y, c, slim, sstride)
+                if g < 0:
+                    break  # (as a free)
                 if numa[c] and cython.cast(cython.int, y >> NODE_ADDR_SHIFT) != self.mem_node[j]:
                     break  # remote: classic kvfree_rcu batching, the full model
                 rcu = rcus[j]
