@@ -91,6 +91,7 @@ def test_model_checks_use_the_shadow() -> None:
     assert all(k.shadow.state(p) == LIVE for p in objs)
     assert {k.shadow.owner(p) for p in objs} == {s.shadow_id}
     assert s.live_objects() == 200 == s.nlive
+    assert s.is_live(objs[0]) and not t.is_live(objs[0]) and not s.is_live(objs[0] + 8)
     for p in objs:
         s.free(p, cpu=1)
     assert all(k.shadow.state(p) == FREED for p in objs)

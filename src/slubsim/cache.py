@@ -903,6 +903,10 @@ class KmemCache:
         self.shadow.set_state(p, FREED)
         self.nlive -= 1
 
+    def is_live(self, p: int) -> bool:
+        """Whether ``p`` is an object of this cache with a user."""
+        return self.shadow.state(p) == LIVE and self.shadow.owner(p) == self.shadow_id
+
     def live_objects(self) -> int:
         """Objects with a user, counted in the shadow (``nlive`` keeps the count)."""
         return len(self._live_list())

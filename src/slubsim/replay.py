@@ -811,6 +811,11 @@ class Replayer:
                 continue
             elif op == OP_KFREE_RCU:
                 a = self._resolve(obj_l[i], flags_l[i], size_l[i])
+                if a and hp is not None and not tr.model.is_live(a):
+                    # not this cache's live object after all: Kernel.kfree_rcu
+                    # acts on whichever cache holds it (or reports it), and the
+                    # hit path forgot only this cache on this CPU
+                    hp.invalidate(-1, -1)
                 if a:
                     k.kfree_rcu(a, cpu=cpu)
                     self.rcu_addr[obj_l[i]] = a
