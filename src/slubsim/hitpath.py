@@ -49,12 +49,18 @@ Which events it takes -- all of these, else it stops:
   ``!slab_test_pfmemalloc(slab)`` holds; a cache with marked slabs
   (``KmemCache.pfmemalloc_slabs``) is left to the full model;
 * on a NUMA machine, the same except: an allocation for a requested node
-  (``alloc_from_pcs``'s node checks), a free of an object whose slab is on
-  another node than the CPU's when that node has memory
-  (``can_free_to_pcs``), and a ``kfree_rcu`` of an object not on the CPU's
-  nearest memory node (classic batching) go to the full model -- the slab's
-  node follows from the object's address (each node owns a disjoint pfn
-  range, ``PageAllocator.addr_to_nid``), as ``Slab.nid`` was set;
+  (``alloc_from_pcs``'s node checks) goes to the full model; a free of an
+  object whose slab is on another node than the CPU's when that node has
+  memory (``can_free_to_pcs`` false) is ``slow_free`` -- ``__slab_free`` +
+  FREE_SLOWPATH -- replayed here when the slab stays partial (it had free
+  objects and keeps some in use: onto its freelist, no list_lock), else by
+  the full model; a ``kfree_rcu`` of an object not on the CPU's nearest
+  memory node joins the CPU's classic kvfree_rcu batch
+  (:meth:`slubsim.kernel.Kernel.kfree_rcu`), after which the run stops at
+  the replayer's next grace-period tick unless the trace's delayed frees
+  drain the batches -- the slab's node follows from the object's address
+  (each node owns a disjoint pfn range, ``PageAllocator.addr_to_nid``), as
+  ``Slab.nid`` was set;
 * an allocation from a sheaf the model prefilled
   (``kmem_cache_alloc_from_sheaf``, found by the traced sheaf pointer) when
   it is not empty -- a pop, no counter, as
@@ -108,8 +114,8 @@ except ModuleNotFoundError:  # plain Python without Cython installed
 #: True when this module runs as the Cython-compiled extension
 COMPILED: bool = cython.compiled
 if cython.compiled:
-    from cython.cimports.cpython.list import PyList_GET_ITEM, PyList_GET_SIZE
-    from cython.cimports.cpython.ref import Py_DECREF
+    from cython.cimports.cpython.list import PyList_GET_ITEM, PyList_GET_SIZE, PyList_SET_ITEM
+    from cython.cimports.cpython.ref import Py_DECREF, Py_INCREF
 
 # slubsim.trace.events' op values (C constants: op_values() shows them)
 ALLOC = cython.declare(cython.int, 0)
@@ -142,6 +148,8 @@ EXCHANGES = (
     "rcu_from_spare",
     "rcu_from_barn",
     "rcu_submit",
+    "remote_free",
+    "rcu_remote",
 )
 PAGE_SHIFT = cython.declare(cython.int, 12)  # slubsim.constants.PAGE_SHIFT
 # the model's address layout (slubsim.constants.PAGE_OFFSET, slubsim.page_alloc:
@@ -164,6 +172,8 @@ X_RETURN = cython.declare(cython.int, 6)
 X_RCU_SPARE = cython.declare(cython.int, 7)
 X_RCU_BARN = cython.declare(cython.int, 8)
 X_RCU_SUBMIT = cython.declare(cython.int, 9)
+X_REMOTE_FREE = cython.declare(cython.int, 10)
+X_RCU_REMOTE = cython.declare(cython.int, 11)
 
 
 def op_values() -> dict:
@@ -232,6 +242,30 @@ def _pop_last(lst: list) -> object:
     return lst.pop()
 
 
+@cython.cfunc
+@cython.inline
+def _set_item(lst: list, i: cython.Py_ssize_t, x: object):
+    """``lst[i] = x`` for an index the caller has checked (``0 <= i <
+    len(lst)``): compiled, the slot is swapped with the list macros instead
+    of Cython's generic item assignment and its checks (a tenth of a
+    replayed row went to those, the trace-object -> address list being
+    written at every allocation and free)."""
+    if cython.compiled:
+        old = cython.cast(object, PyList_GET_ITEM(lst, i))  # (a new reference)
+        Py_INCREF(x)  # the list's, taken over by PyList_SET_ITEM
+        PyList_SET_ITEM(lst, i, x)
+        Py_DECREF(old)  # the list's former reference; ours goes at return
+    else:
+        lst[i] = x
+
+
+def set_item(lst: list, i: int, x: object) -> None:
+    """:func:`_set_item` from Python (tests)."""
+    if not 0 <= i < len(lst):
+        raise IndexError(i)
+    _set_item(lst, i, x)
+
+
 def pop_last(lst: list) -> object:
     """:func:`_pop_last` from Python (tests)."""
     return _pop_last(lst)
@@ -270,6 +304,7 @@ class HitPath:
     stat_return_fast: cython.longlong[::1]
     stat_barn_get: cython.longlong[::1]
     stat_barn_put: cython.longlong[::1]
+    stat_free_slow: cython.longlong[::1]
     max_full: cython.longlong[::1]
     prefilled: list
     models: list
@@ -291,6 +326,7 @@ class HitPath:
     d_alloc: cython.longlong[::1]
     d_free: cython.longlong[::1]
     d_rcu: cython.longlong[::1]
+    d_slow: cython.longlong[::1]
     cdirty: cython.int[::1]
     cdirty_list: cython.longlong[::1]
     ncdirty: cython.Py_ssize_t
@@ -331,6 +367,13 @@ class HitPath:
     snodes: cython.longlong
     # the replayer's next grace-period tick as run() left it
     gp_at: cython.double
+    # the kernel's page -> slab map and classic kvfree_rcu batches (per CPU
+    # dicts of addresses, and address -> CPU); whether the trace's own delayed
+    # frees drain those batches (else the replayer's grace-period ticks do)
+    pfn_to_slab: dict
+    kv_pending: list
+    kv_cpu: dict
+    kv_by_trace: cython.bint
     #: rows replayed or skipped here
     events: cython.longlong
     #: per op value, rows handed over to the full model
@@ -345,6 +388,7 @@ class HitPath:
         ncpu: int,
         skip_markers: bool,
         prefill_ok: bool = True,
+        kvfree_by_trace: bool = False,
     ):
         from array import array
 
@@ -372,6 +416,7 @@ class HitPath:
         self.stat_return_fast = array("q", [0]) * n
         self.stat_barn_get = array("q", [0]) * n
         self.stat_barn_put = array("q", [0]) * n
+        self.stat_free_slow = array("q", [0]) * n
         self.max_full = array("q", [0]) * n
         self.prefilled = [None] * n
         self.models = [None] * n
@@ -392,6 +437,7 @@ class HitPath:
         self.d_alloc = array("q", [0]) * nc
         self.d_free = array("q", [0]) * nc
         self.d_rcu = array("q", [0]) * nc
+        self.d_slow = array("q", [0]) * nc
         self.skip_markers = skip_markers
         self.prefill_ok = prefill_ok
         self.rcu_addr = {}
@@ -403,6 +449,10 @@ class HitPath:
         self.sstride = 0
         self.snodes = 0
         self.gp_at = 0.0
+        self.pfn_to_slab = {}
+        self.kv_pending = []
+        self.kv_cpu = {}
+        self.kv_by_trace = kvfree_by_trace
         self.cdirty = array("i", [0]) * nc
         self.cdirty_list = array("q", [0]) * nc
         self.ncdirty = 0
@@ -566,6 +616,11 @@ class HitPath:
         self.stat_return_fast[c] = layer.SHEAF_RETURN_FAST
         self.stat_barn_get[c] = layer.BARN_GET
         self.stat_barn_put[c] = layer.BARN_PUT
+        self.stat_free_slow[c] = layer.FREE_SLOWPATH
+        k = tr.model.kernel
+        self.pfn_to_slab = k.pfn_to_slab
+        self.kv_pending = k.kvfree_rcu_pending
+        self.kv_cpu = k.kvfree_rcu_cpu
         self.prefilled[c] = layer.prefilled
         self.models[c] = tr.model
         self.numa[c] = 1 if layer.numa else 0
@@ -633,9 +688,14 @@ class HitPath:
 
     @cython.cfunc
     def _write_back_cache(self, c: cython.Py_ssize_t):
-        """Cache ``c``'s live count and memory curve into its track."""
+        """Cache ``c``'s live and in-use counts and memory curve into its track."""
         self.tracks[c].hit_write_back(
-            self.nlive[c], self.area[c], self.last_ts[c], self.last_cached[c], self.peak[c]
+            self.nlive[c],
+            self.inuse[c],
+            self.area[c],
+            self.last_ts[c],
+            self.last_cached[c],
+            self.peak[c],
         )
 
     @cython.cfunc
@@ -652,6 +712,9 @@ class HitPath:
         if self.d_rcu[j]:
             row[self.stat_rcu[c]] += self.d_rcu[j]
             self.d_rcu[j] = 0
+        if self.d_slow[j]:
+            row[self.stat_free_slow[c]] += self.d_slow[j]
+            self.d_slow[j] = 0
 
     @cython.cfunc
     def _shadow_views(self):
@@ -710,6 +773,30 @@ class HitPath:
         if g < 0 or self.sstate[g] != 1 or self.sowner[g >> (PAGE_SHIFT - 3)] != self.cid[c]:
             return -1
         return g
+
+    @cython.cfunc
+    @cython.exceptval(check=True)
+    def _slab_free_partial(self, y: cython.ulonglong, a: object) -> cython.bint:
+        """``__slab_free`` of the live object ``a`` (model address ``NODE0_BASE +
+        y``) when its slab stays partial -- it had free objects and keeps
+        others in use: the object goes on the slab's freelist and
+        ``slab->inuse`` drops, no list_lock (models SheavesLayer.slab_free_to_slab's
+        first return).  False, with nothing changed, otherwise (a full slab
+        goes onto the node's partial list, an emptied one may be discarded:
+        the full model's).  The caller counts FREE_SLOWPATH and the cache's
+        ``inuse_total``."""
+        slab = self.pfn_to_slab.get((y + NODE0_BASE) >> PAGE_SHIFT)
+        if slab is None:
+            return False
+        fl: list = slab.freelist
+        if not fl:
+            return False  # was full
+        left = slab.inuse - 1
+        if left == 0:
+            return False  # emptied
+        fl.append(a)
+        slab.inuse = left
+        return True
 
     @cython.cfunc
     def _barn_replace(
@@ -809,6 +896,7 @@ class HitPath:
         d_alloc: cython.longlong[::1] = self.d_alloc
         d_free: cython.longlong[::1] = self.d_free
         d_rcu: cython.longlong[::1] = self.d_rcu
+        d_slow: cython.longlong[::1] = self.d_slow
         rcus: list = self.rcus
         rcu_addr: dict = self.rcu_addr
         skip_markers: cython.bint = self.skip_markers
@@ -817,7 +905,6 @@ class HitPath:
         size: cython.const[cython.int][::1] = self.size
         node: cython.const[cython.schar][::1] = self.node
         numa: cython.int[::1] = self.numa
-        nid: cython.int
         sheaves: dict = self.sheaves
         aux: cython.const[cython.longlong][::1] = self.aux
         self._shadow_views()  # (the model grows the shadow only between runs)
@@ -826,6 +913,7 @@ class HitPath:
         # per hand-over)
         g: cython.Py_ssize_t
         y: cython.ulonglong
+        av: cython.ulonglong
         slim: cython.ulonglong = cython.cast(cython.ulonglong, self.snodes) << NODE_ADDR_SHIFT
         sstride: cython.Py_ssize_t = self.sstride
         nobj: cython.Py_ssize_t = len(addr)
@@ -892,7 +980,7 @@ class HitPath:
                 if a is None:
                     break
                 nl = nlive[c] + 1
-                addr[ob] = a
+                _set_item(addr, ob, a)
             elif o == ALLOC:
                 if numa[c] and node[i] != NUMA_NO_NODE:
                     break  # alloc_from_pcs's node checks: the full model
@@ -927,62 +1015,74 @@ class HitPath:
                 if a is None:
                     break
                 nl = nlive[c] + 1
-                addr[ob] = a
+                _set_item(addr, ob, a)
                 d_alloc[j] += 1
             elif o == FREE:
                 a = addr[ob]
-                if not a:
+                av = cython.cast(cython.ulonglong, a)
+                if av == 0:
                     break  # nothing to free: the replayer warns
-                y = cython.cast(cython.ulonglong, a) - NODE0_BASE
+                y = av - NODE0_BASE
                 g = self._live_in(y, c, slim, sstride)
                 if g < 0:
                     break  # the model's checks have to speak
-                if numa[c]:
-                    # can_free_to_pcs: an object of a remote node's slab goes
-                    # to __slab_free unless the CPU's node has no memory
-                    nid = cython.cast(cython.int, y >> NODE_ADDR_SHIFT)
-                    if nid != self.own_node[j] and self.own_has_mem[j]:
-                        break  # the full model
-                main = mains[j]
-                if len(main) == capacity[c]:
-                    # __pcs_replace_full_main: without a spare, an empty
-                    # sheaf from the barn becomes main (the full one the
-                    # spare); a spare with room is swapped in (no counter);
-                    # with a full spare, barn_replace_full_sheaf puts main
-                    # into the barn for an empty one (BARN_PUT); the rest
-                    # (allocating a sheaf, flushing) is the full model's
-                    if capacity[c] == 0:
+                # can_free_to_pcs: on a NUMA machine an object of a remote
+                # node's slab goes to __slab_free unless the CPU's node has no
+                # memory
+                if (
+                    numa[c]
+                    and cython.cast(cython.int, y >> NODE_ADDR_SHIFT) != self.own_node[j]
+                    and self.own_has_mem[j]
+                ):
+                    # slow_free: __slab_free + FREE_SLOWPATH, here when the
+                    # slab stays partial (the rest takes list_lock: the full
+                    # model's)
+                    if not self._slab_free_partial(y, a):
                         break
-                    pcs = pcss[j]
-                    sh = pcs.spare
-                    barn = self.barns[j]
-                    if barn is None:
-                        break
-                    if sh is None:
-                        if not barn.empty:
+                    inuse[c] -= 1
+                    d_slow[j] += 1
+                    self.taken[X_REMOTE_FREE] += 1
+                else:
+                    main = mains[j]
+                    if len(main) == capacity[c]:
+                        # __pcs_replace_full_main: without a spare, an empty
+                        # sheaf from the barn becomes main (the full one the
+                        # spare); a spare with room is swapped in (no counter);
+                        # with a full spare, barn_replace_full_sheaf puts main
+                        # into the barn for an empty one (BARN_PUT); the rest
+                        # (allocating a sheaf, flushing) is the full model's
+                        if capacity[c] == 0:
                             break
-                        self.models[c].barn_lock += 1  # barn->lock
-                        sh = barn.empty.pop()
-                        pcs.spare = pcs.main
-                        pcs.main = sh
-                        self.taken[X_FREE_EMPTY] += 1
-                    elif len(sh.objects) < capacity[c]:
-                        pcs.spare = pcs.main
-                        pcs.main = sh
-                        self.taken[X_FREE_SWAP] += 1
-                    else:
-                        if len(barn.full) >= self.max_full[c] or not barn.empty:
+                        pcs = pcss[j]
+                        sh = pcs.spare
+                        barn = self.barns[j]
+                        if barn is None:
                             break
-                        sh = self._barn_replace(
-                            c, j, pcs, barn.empty, barn.full, self.stat_barn_put[c], X_FREE_BARN
-                        )
-                    main = sh.objects
-                    mains[j] = main
-                addr[ob] = 0
+                        if sh is None:
+                            if not barn.empty:
+                                break
+                            self.models[c].barn_lock += 1  # barn->lock
+                            sh = barn.empty.pop()
+                            pcs.spare = pcs.main
+                            pcs.main = sh
+                            self.taken[X_FREE_EMPTY] += 1
+                        elif len(sh.objects) < capacity[c]:
+                            pcs.spare = pcs.main
+                            pcs.main = sh
+                            self.taken[X_FREE_SWAP] += 1
+                        else:
+                            if len(barn.full) >= self.max_full[c] or not barn.empty:
+                                break
+                            sh = self._barn_replace(
+                                c, j, pcs, barn.empty, barn.full, self.stat_barn_put[c], X_FREE_BARN
+                            )
+                        main = sh.objects
+                        mains[j] = main
+                    main.append(a)
+                    d_free[j] += 1
+                _set_item(addr, ob, 0)
                 self.sstate[g] = 2  # FREED
                 nl = nlive[c] - 1
-                main.append(a)
-                d_free[j] += 1
             elif o == PREFILL:
                 # kmem_cache_prefill_sheaf()'s fast case: the spare holds
                 # enough objects and is handed out (SHEAF_PREFILL_FAST)
@@ -1030,62 +1130,78 @@ class HitPath:
                 self.taken[X_RETURN] += 1
             else:  # KFREE_RCU
                 a = addr[ob]
-                if not a:
+                av = cython.cast(cython.ulonglong, a)
+                if av == 0:
                     break
-                y = cython.cast(cython.ulonglong, a) - NODE0_BASE
+                y = av - NODE0_BASE
                 g = self._live_in(y, c, slim, sstride)
                 if g < 0:
                     break  # (as a free)
                 if numa[c] and cython.cast(cython.int, y >> NODE_ADDR_SHIFT) != self.mem_node[j]:
-                    break  # remote: classic kvfree_rcu batching, the full model
-                rcu = rcus[j]
-                take = 0
-                if rcu is None:
-                    # __kfree_rcu_sheaf without an rcu_free sheaf: an empty
-                    # spare becomes it, else the barn's first empty sheaf;
-                    # allocating one is the full model's
-                    if capacity[c] == 0:
-                        break
-                    pcs = pcss[j]
-                    sh = pcs.spare
-                    if sh is not None and not sh.objects:
-                        take = 1
-                    else:
-                        barn = self.barns[j]
-                        if barn is None or not barn.empty:
+                    # not the CPU's nearest memory node: kfree_rcu_sheaf
+                    # declines (no stat) and Kernel.kfree_rcu puts the object
+                    # in the CPU's classic kvfree_rcu batch, freed after a
+                    # grace period: at the replayer's next tick (this run
+                    # stops there from now on), unless the trace's own
+                    # delayed frees drain the batches
+                    self.kv_pending[k][a] = None
+                    self.kv_cpu[a] = k
+                    if not self.kv_by_trace:
+                        gp_step = 0.0
+                    _set_item(addr, ob, 0)
+                    rcu_addr[ob] = a
+                    self.sstate[g] = 2  # FREED (Kernel.kfree_rcu's mark_freed)
+                    nl = nlive[c] - 1
+                    self.taken[X_RCU_REMOTE] += 1
+                else:
+                    rcu = rcus[j]
+                    take = 0
+                    if rcu is None:
+                        # __kfree_rcu_sheaf without an rcu_free sheaf: an empty
+                        # spare becomes it, else the barn's first empty sheaf;
+                        # allocating one is the full model's
+                        if capacity[c] == 0:
                             break
-                        take = 2
-                elif len(rcu) >= capacity[c]:
-                    break  # (a full rcu_free sheaf is submitted at once: not seen)
-                if take == 1:
-                    pcs.rcu_free = sh
-                    pcs.spare = None
-                elif take == 2:
-                    self.models[c].barn_lock += 1  # barn->lock
-                    sh = barn.empty.pop()
-                    pcs.rcu_free = sh
-                if take:
-                    rcu = sh.objects
-                    rcus[j] = rcu
-                    self.taken[X_RCU_SPARE if take == 1 else X_RCU_BARN] += 1
-                addr[ob] = 0
-                rcu_addr[ob] = a
-                self.sstate[g] = 2  # FREED (Kernel.kfree_rcu's mark_freed)
-                nl = nlive[c] - 1
-                rcu.append(a)
-                d_rcu[j] += 1
-                if len(rcu) == capacity[c]:
-                    # full: call_rcu(&sheaf->rcu_head, rcu_free_sheaf) through
-                    # the model's own SheavesLayer._submit_rcu_sheaf (the rcu
-                    # queue is not mirrored here)
-                    pcs = pcss[j]
-                    sh = pcs.rcu_free
-                    pcs.rcu_free = None
-                    layer = self.layers[c]
-                    sh.node = layer.machine.cpu_node[k]
-                    layer._submit_rcu_sheaf(k, sh, True)
-                    rcus[j] = None
-                    self.taken[X_RCU_SUBMIT] += 1
+                        pcs = pcss[j]
+                        sh = pcs.spare
+                        if sh is not None and not sh.objects:
+                            take = 1
+                        else:
+                            barn = self.barns[j]
+                            if barn is None or not barn.empty:
+                                break
+                            take = 2
+                    elif len(rcu) >= capacity[c]:
+                        break  # (a full rcu_free sheaf is submitted at once: not seen)
+                    if take == 1:
+                        pcs.rcu_free = sh
+                        pcs.spare = None
+                    elif take == 2:
+                        self.models[c].barn_lock += 1  # barn->lock
+                        sh = barn.empty.pop()
+                        pcs.rcu_free = sh
+                    if take:
+                        rcu = sh.objects
+                        rcus[j] = rcu
+                        self.taken[X_RCU_SPARE if take == 1 else X_RCU_BARN] += 1
+                    _set_item(addr, ob, 0)
+                    rcu_addr[ob] = a
+                    self.sstate[g] = 2  # FREED (Kernel.kfree_rcu's mark_freed)
+                    nl = nlive[c] - 1
+                    rcu.append(a)
+                    d_rcu[j] += 1
+                    if len(rcu) == capacity[c]:
+                        # full: call_rcu(&sheaf->rcu_head, rcu_free_sheaf) through
+                        # the model's own SheavesLayer._submit_rcu_sheaf (the rcu
+                        # queue is not mirrored here)
+                        pcs = pcss[j]
+                        sh = pcs.rcu_free
+                        pcs.rcu_free = None
+                        layer = self.layers[c]
+                        sh.node = layer.machine.cpu_node[k]
+                        layer._submit_rcu_sheaf(k, sh, True)
+                        rcus[j] = None
+                        self.taken[X_RCU_SUBMIT] += 1
             nlive[c] = nl
             # the replayer's inline _sample (memory curve), same operations
             cached = inuse[c] - nl

@@ -373,10 +373,17 @@ class CacheTrack:
         return (s.nlive, s.inuse_total, self.area, self.last_ts, self.last_cached, self.cached_peak)
 
     def hit_write_back(
-        self, nlive: int, area: float, last_ts: float, last_cached: int, cached_peak: int
+        self,
+        nlive: int,
+        inuse_total: int,
+        area: float,
+        last_ts: float,
+        last_cached: int,
+        cached_peak: int,
     ) -> None:
         """The values slubsim.hitpath mirrored, back into the model."""
         self.model.nlive = nlive
+        self.model.inuse_total = inuse_total
         self.area = area
         self.last_ts = last_ts
         self.last_cached = last_cached
@@ -941,6 +948,7 @@ class Replayer:
             self.machine.nr_cpus,
             skip_markers,
             self.has_prefill,
+            self.drain_by_trace,
         )
         return hp, bool(hitpath.COMPILED)
 
