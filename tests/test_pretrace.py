@@ -89,6 +89,41 @@ def test_fresh_slabs_are_not_pre_trace(tmp_path: Path) -> None:
     assert c not in p.cpu_slab
 
 
+def test_switching_slabs_refutes_a_free_tail(tmp_path: Path) -> None:
+    """6.12: CPU 0 takes object 10 of K1 (objects 0..9 long-lived), then its
+    next allocation comes from K2 -- K1 had nothing left, so its never-seen
+    objects 11..63 had users too.  When the CPU keeps allocating from K1
+    instead, they are the untouched tail (free).  Sheaves (7.3) say nothing
+    about it: the tail stays."""
+    ev = [(0, "alloc", K1 + 64 * 10), (1, "alloc", K3 + 64 * 5), (0, "alloc", K2 + 64 * 7)]
+    ev += [(0, "free", K2 + 64 * 3)]  # K2: pre-trace as well
+    st = _store(tmp_path, ev, "6.12")
+    c = _cid(st)
+    geo = {c: (0, 64, 64)}
+    k1 = next(ps for ps in plan(st, geo, per_cpu_slab=True).slabs[c] if ps.kbase == K1)
+    assert k1.free_order == [10]
+    assert k1.allocated == [i for i in range(64) if i != 10]
+    # another CPU's allocation elsewhere refutes nothing: K3 keeps its tail
+    k3 = next(ps for ps in plan(st, geo, per_cpu_slab=True).slabs[c] if ps.kbase == K3)
+    assert k3.free_order == list(range(5, 64))
+    # CPU 0 goes on in K1 (object 11) and allocates nowhere else: the tail is there
+    ev2 = [*ev[:2], (0, "alloc", K1 + 64 * 11), (1, "alloc", K2 + 64 * 7), ev[3]]
+    st = _store(tmp_path, ev2, "6.12")
+    c = _cid(st)
+    geo = {c: (0, 64, 64)}
+    k1 = next(ps for ps in plan(st, geo, per_cpu_slab=True).slabs[c] if ps.kbase == K1)
+    assert k1.free_order == list(range(10, 64))
+    # K2 (object 3 first seen as a free) and CPU 0 switching to K1 after
+    # object 7: under 6.12 no tail, under sheaves the tail stays
+    ev3 = [(0, "alloc", K2 + 64 * 7), (0, "alloc", K1 + 64 * 10), (0, "free", K2 + 64 * 3)]
+    for version, tail in (("6.12", []), ("7.3", list(range(8, 64)))):
+        st = _store(tmp_path, ev3, version)
+        c = _cid(st)
+        p = plan(st, {c: (0, 64, 64)}, per_cpu_slab=version == "6.12")
+        k2 = next(ps for ps in p.slabs[c] if ps.kbase == K2)
+        assert k2.free_order == [7, *tail]
+
+
 def test_counters_decide_which_cpus_had_a_cpu_slab(tmp_path: Path) -> None:
     # CPU 1's first slab K2 looks fresh (index 0 first, no holes)
     ev = _cpu_slab_trace() + [(1, "alloc", K2 + 64 * i) for i in range(4)]
@@ -224,8 +259,12 @@ def test_rebuilt_slabs_lift_the_612_bundles() -> None:
     assert k1["within_5pct"] / k1["counters_compared"] >= 0.90
     c612 = new["summary_classic_counters_busy_caches"]
     assert c612["counters_compared"] >= 280
-    assert c612["within_5pct"] / c612["counters_compared"] >= 0.90
-    assert new["lockstep"]["share"] >= 0.85
+    assert c612["within_5pct"] / c612["counters_compared"] >= 0.915
+    assert new["lockstep"]["share"] >= 0.88
+    # a cpu slab left for another slab has no free tail (_refuted_tails):
+    # kmalloc-rcl-192 was in step for 3,753 allocations, 22 % overall, without it
+    rcl = new["lockstep"]["caches"]["kmalloc-rcl-192"]
+    assert rcl["in_step_prefix"] >= 5700 and rcl["share"] >= 0.45
     for name in ("kmalloc-16", "seq_file", "kioctx", "kmalloc-4k", "kmalloc-192", "filp"):
         assert new["lockstep"]["caches"][name]["share"] == 1.0, name
 

@@ -21,7 +21,10 @@ kernel slab and object, the first event of the object:
   the slab's initial index-order freelist, free -- when the last object to
   leave was that highest one; after a recycled freelist (which ends anywhere),
   with a user (decision: a slab whose every object is first seen as a free, or
-  never, is full).
+  never, is full).  Under cpu slabs (6.12) a CPU hands out its cpu slab's
+  objects until both its freelists are empty, so when the CPU that took that
+  highest object allocates next (same cache) from another slab, the slab had
+  nothing left: its never-seen tail had users too (:func:`_refuted_tails`).
 
 A kernel slab is a **pre-trace slab** when an object of it is first seen as a
 free (no slab made during the trace shows that).  For traces of a kernel with
@@ -144,6 +147,7 @@ class _Obj:
     kind: int
     row: int
     obj: int
+    cpu: int = -1  # trace CPU of the first event
 
 
 def plan(
@@ -234,7 +238,7 @@ def plan(
                     kind = _SHEAF
                 objs = seen[c].setdefault(kbase, {})
                 # a bulk-bound free's size is the row of the alloc_bulk it ends
-                objs[i] = _Obj(kind, aux if kind == _BULK else base + j, obj)
+                objs[i] = _Obj(kind, aux if kind == _BULK else base + j, obj, cpu)
                 sk = (c, kbase)
                 if sk not in slab_first_row:
                     slab_first_row[sk] = base + j
@@ -254,6 +258,11 @@ def plan(
                 first_alloc[c][cpu] = int(ptr[j]) & ~((PAGE_SIZE << order) - 1)
         base += m
 
+    refuted = (
+        _refuted_tails(store, geometry, seen, out.skipped, set(bulk), rows)
+        if per_cpu_slab
+        else set()
+    )
     for c, slabs in seen.items():
         if c in out.skipped:
             continue
@@ -289,7 +298,7 @@ def plan(
             # freelist ends anywhere)
             tail = (
                 [i for i in range(top + 1, objects) if i not in objs]
-                if allocs and allocs[-1][1] == top
+                if allocs and allocs[-1][1] == top and (c, kbase) not in refuted
                 else []
             )
             below += [i for i in range(top + 1, objects) if i not in objs and i not in tail]
@@ -327,6 +336,79 @@ def plan(
                     out.cpu_partial.setdefault(c, {})[cpu] = chain
     if per_cpu_slab:
         _split_cpu_freelists(store, geometry, out, rows)
+    return out
+
+
+def _tail_of(objs: dict[int, _Obj], objects: int) -> tuple[int, int, int] | None:
+    """For a slab whose never-seen objects above its highest first-allocated
+    index would be the untouched tail of its freelist (that highest object
+    left last): (row, trace CPU, index) of that object's allocation; else None."""
+    allocs = [(o.row, i, o.cpu) for i, o in objs.items() if o.kind == _ALLOC]
+    if not allocs:
+        return None
+    row, top, cpu = max(allocs)
+    if max(i for _, i, _ in allocs) != top:
+        return None  # a recycled freelist: no tail
+    if all(i in objs for i in range(top + 1, objects)):
+        return None  # nothing above it never seen
+    return row, cpu, top
+
+
+def _refuted_tails(
+    store: EventStore,
+    geometry: dict[int, tuple[int, int, int]],
+    seen: dict[int, dict[int, dict[int, _Obj]]],
+    skipped: dict[int, str],
+    bulk: set[int],
+    rows: int,
+) -> set[tuple[int, int]]:
+    """(cache, kernel slab) of the 6.12 slabs whose never-seen tail was not
+    free: the CPU that allocated the slab's highest object allocated next, in
+    the same cache, from another slab.  A CPU allocates from its cpu slab
+    (``c->freelist``, then the slab's own freelist) until both are empty
+    before it takes a partial or new slab (``___slab_alloc``), and the tail
+    would have been on those freelists.  (Not for caches with ``alloc_bulk``:
+    their objects are not named, nor for a next allocation that failed.)"""
+    # (cache, cpu) -> [(row, slab, span)] waiting for that CPU's next allocation
+    waiting: dict[tuple[int, int], list[tuple[int, int, int]]] = {}
+    for c, slabs in seen.items():
+        if c in skipped or c in bulk:
+            continue
+        order, _, objects = geometry[c]
+        for kbase, objs in slabs.items():
+            t = _tail_of(objs, objects)
+            if t is not None:
+                waiting.setdefault((c, t[1]), []).append((t[0], kbase, PAGE_SIZE << order))
+    out: set[tuple[int, int]] = set()
+    if not waiting:
+        return out
+    for v in waiting.values():
+        v.sort()
+    caches = np.array(sorted({c for c, _ in waiting}), dtype=np.int64)
+    base = 0
+    for b in store.iter_batches(("cpu", "op", "cache", "ptr", "flags"), rows):
+        op, cache, ptr, flags = b["op"], b["cache"], b["ptr"], b["flags"]
+        sel = np.flatnonzero(
+            (op == OP_ALLOC) & (ptr != 0) & ((flags & F_FAILED) == 0) & np.isin(cache, caches)
+        )
+        for j, cpu, c, p in zip(
+            sel.tolist(),
+            b["cpu"][sel].tolist(),
+            cache[sel].tolist(),
+            ptr[sel].tolist(),
+            strict=True,
+        ):
+            w = waiting.get((c, cpu))
+            row = base + j
+            while w and w[0][0] < row:
+                _, kbase, span = w.pop(0)
+                if p & ~(span - 1) != kbase:
+                    out.add((c, kbase))
+            if w is not None and not w:
+                del waiting[(c, cpu)]
+        if not waiting:
+            break
+        base += len(op)
     return out
 
 
