@@ -30,11 +30,11 @@ A kernel slab is a **pre-trace slab** when an object of it is first seen as a
 free (no slab made during the trace shows that).  For traces of a kernel with
 cpu slabs (6.12), whose fresh slabs hand out objects in index order, also when
 an object is never seen below the slab's highest first-allocated index, or
-when its first allocation is not of object 0 -- unless the cache has
-``alloc_bulk`` calls, whose objects the trace does not name (a bulk-allocated
-object kept for the whole trace is never seen; a slab made by a bulk call shows
-its objects first as frees, so in such a cache only slabs seen before its first
-``alloc_bulk`` count by their frees).  (Under sheaves a refill puts a
+when its first allocation is not of object 0.  In a cache with ``alloc_bulk``
+calls, whose objects the trace does not name (a bulk-allocated object kept
+for the whole trace is never seen; a slab made by a bulk call shows its
+objects first as frees), only slabs seen before its first ``alloc_bulk``
+count, by any of these signs.  (Under sheaves a refill puts a
 fresh slab's objects in a sheaf that hands them out last-in first-out, and
 objects still in sheaves when the trace ends are never seen: neither sign
 holds there.)  Objects handed out by ``alloc_bulk`` (the trace gives counts,
@@ -259,9 +259,7 @@ def plan(
         base += m
 
     refuted = (
-        _refuted_tails(store, geometry, seen, out.skipped, set(bulk), rows)
-        if per_cpu_slab
-        else set()
+        _refuted_tails(store, geometry, seen, out.skipped, bulk, rows) if per_cpu_slab else set()
     )
     for c, slabs in seen.items():
         if c in out.skipped:
@@ -282,7 +280,10 @@ def plan(
             first_free = [i for i, o in objs.items() if o.kind == _FREE]
             below = [i for i in range(top) if i not in objs]  # never seen: long-lived
             # (or handed out by an alloc_bulk and kept: then order says nothing)
-            ordered = per_cpu_slab and c not in bulk
+            # (in a cache with alloc_bulk, only for a slab seen before the
+            # first one: a slab made during the trace before any bulk call
+            # hands out index 0 first, as in any cache)
+            ordered = per_cpu_slab and (c not in bulk or slab_first_row[(c, kbase)] < bulk[c])
             holes = below if ordered else []
             if c in bulk and slab_first_row[(c, kbase)] > bulk[c]:
                 # a slab first seen after an alloc_bulk may have been made by
@@ -359,7 +360,7 @@ def _refuted_tails(
     geometry: dict[int, tuple[int, int, int]],
     seen: dict[int, dict[int, dict[int, _Obj]]],
     skipped: dict[int, str],
-    bulk: set[int],
+    bulk: dict[int, int],
     rows: int,
 ) -> set[tuple[int, int]]:
     """(cache, kernel slab) of the 6.12 slabs whose never-seen tail was not
@@ -367,17 +368,20 @@ def _refuted_tails(
     the same cache, from another slab.  A CPU allocates from its cpu slab
     (``c->freelist``, then the slab's own freelist) until both are empty
     before it takes a partial or new slab (``___slab_alloc``), and the tail
-    would have been on those freelists.  (Not for caches with ``alloc_bulk``:
-    their objects are not named, nor for a next allocation that failed.)"""
+    would have been on those freelists.  (Not after a cache's first
+    ``alloc_bulk`` -- ``bulk``: cache id -> its row --, whose objects are not
+    named: it may have taken the tail; nor for a next allocation that
+    failed.)"""
     # (cache, cpu) -> [(row, slab, span)] waiting for that CPU's next allocation
     waiting: dict[tuple[int, int], list[tuple[int, int, int]]] = {}
     for c, slabs in seen.items():
-        if c in skipped or c in bulk:
+        if c in skipped:
             continue
         order, _, objects = geometry[c]
+        first_bulk = bulk.get(c, -1)
         for kbase, objs in slabs.items():
             t = _tail_of(objs, objects)
-            if t is not None:
+            if t is not None and (first_bulk < 0 or t[0] < first_bulk):
                 waiting.setdefault((c, t[1]), []).append((t[0], kbase, PAGE_SIZE << order))
     out: set[tuple[int, int]] = set()
     if not waiting:
@@ -402,7 +406,7 @@ def _refuted_tails(
             row = base + j
             while w and w[0][0] < row:
                 _, kbase, span = w.pop(0)
-                if p & ~(span - 1) != kbase:
+                if p & ~(span - 1) != kbase and not 0 <= bulk.get(c, -1) < row:
                     out.add((c, kbase))
             if w is not None and not w:
                 del waiting[(c, cpu)]
