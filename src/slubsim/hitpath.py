@@ -279,7 +279,12 @@ class HitPath:
     """The hit path over the replayer's caches (``tracks``: per store cache id,
     an object with ``model`` -- a KmemCache -- and the memory-curve fields of
     :class:`slubsim.replay.CacheTrack`, or None); ``cpu_of`` maps trace CPUs
-    to model CPUs, ``ncpu`` model CPUs."""
+    to model CPUs, ``ncpu`` model CPUs.  ``skip_markers``: the replay has no
+    marker hook (marker rows need nothing); ``prefill_ok``: every replayed
+    layer has the prefilled-sheaf API; ``kvfree_by_trace``: the trace's own
+    delayed frees drain the classic kvfree_rcu batches (``Replayer.
+    drain_by_trace``), so a grace-period tick need not stop a run after a
+    remote ``kfree_rcu``."""
 
     ncpu: cython.Py_ssize_t
     ntracks: cython.Py_ssize_t
