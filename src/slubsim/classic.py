@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Final
 
 from .constants import NUMA_NO_NODE
 from .pcpu import PerCpuLayer
-from .slab import Slab
+from .slab import Slab, push_chain
 from .stats import STAT_ITEMS_612
 
 if TYPE_CHECKING:
@@ -394,7 +394,7 @@ class ClassicLayer(PerCpuLayer):
         if cnt == 1:
             slab.freelist.append(chain[0])
         else:
-            slab.freelist.extend(reversed(chain))
+            push_chain(slab.freelist, chain)
         slab.inuse -= cnt
         cache.inuse_total -= cnt
         new_inuse = slab.inuse
@@ -447,7 +447,7 @@ class ClassicLayer(PerCpuLayer):
         """``slab_free_bulk`` of one detached freelist -> ``do_slab_free(cnt)``."""
         c = self.cpus[cpu]
         if slab is c.slab and not self.cache.debug:
-            c.freelist.extend(reversed(chain))
+            push_chain(c.freelist, chain)
             self.cache.stat[cpu][FREE_FASTPATH] += len(chain)
             return
         self.slab_free_to_slab(cpu, slab, chain)

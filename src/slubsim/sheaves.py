@@ -32,7 +32,7 @@ from .constants import MAX_EMPTY_SHEAVES, MAX_FULL_SHEAVES, NUMA_NO_NODE, PCS_BA
 from .node import Barn, KmemCacheNode
 from .pcpu import PerCpuLayer
 from .sheaf import BOOTSTRAP_SHEAF, Sheaf
-from .slab import Slab
+from .slab import Slab, push_chain
 from .stats import STAT_ITEMS_73
 
 if TYPE_CHECKING:
@@ -609,7 +609,7 @@ class SheavesLayer(PerCpuLayer):
         if cnt == 1:
             fl.append(chain[0])
         else:
-            fl.extend(reversed(chain))
+            push_chain(fl, chain)
         slab.inuse -= cnt
         c.inuse_total -= cnt
         new_inuse = slab.inuse
