@@ -157,20 +157,23 @@ def test_sheaf_exchanges_replayed_identically(sample_store: EventStore, tmp_path
 NUMA_EXCHANGES = ("remote_free", "rcu_remote")
 
 
+@pytest.mark.parametrize("gp_interval", [0.03, 0.0001])
 @pytest.mark.parametrize("by_trace", [False, True])
-def test_numa_remote_frees_and_kfree_rcu(by_trace: bool) -> None:
+def test_numa_remote_frees_and_kfree_rcu(by_trace: bool, gp_interval: float) -> None:
     """A real two-node trace: frees of remote objects whose slab stays
     partial (``__slab_free`` onto the freelist, FREE_SLOWPATH) and kfree_rcu
     of remote objects (the classic kvfree_rcu batch) are replayed on the hit
     path; a remote free that fills an empty freelist or empties the slab
     (list_lock, partial list, discard) still goes to the full model.  With
     ``by_trace`` the batches are said to drain from the trace's delayed
-    frees (so grace-period ticks need not stop the run).  Same results,
-    every object in one place."""
+    frees (so grace-period ticks need not stop the run); else the run must
+    stop at the next tick, which drains them (with ticks every 100 us a run
+    that went on past one is caught).  Same results, every object in one
+    place."""
     store = ingest(DATA / "numa2-cut")
 
     def replay(hit: bool) -> tuple[dict[str, Any], Replayer]:
-        r = Replayer(store, ReplayOptions(hit_path=hit, validate=True))
+        r = Replayer(store, ReplayOptions(hit_path=hit, validate=True, gp_interval=gp_interval))
         r.facts.has_rcu_completions = by_trace
         return strip_timing(r.run()), r
 
