@@ -919,6 +919,7 @@ class HitPath:
         g: cython.Py_ssize_t
         y: cython.ulonglong
         av: cython.ulonglong
+        remote: cython.bint
         slim: cython.ulonglong = cython.cast(cython.ulonglong, self.snodes) << NODE_ADDR_SHIFT
         sstride: cython.Py_ssize_t = self.sstride
         nobj: cython.Py_ssize_t = len(addr)
@@ -1142,23 +1143,14 @@ class HitPath:
                 g = self._live_in(y, c, slim, sstride)
                 if g < 0:
                     break  # (as a free)
-                if numa[c] and cython.cast(cython.int, y >> NODE_ADDR_SHIFT) != self.mem_node[j]:
-                    # not the CPU's nearest memory node: kfree_rcu_sheaf
-                    # declines (no stat) and Kernel.kfree_rcu puts the object
-                    # in the CPU's classic kvfree_rcu batch, freed after a
-                    # grace period: at the replayer's next tick (this run
-                    # stops there from now on), unless the trace's own
-                    # delayed frees drain the batches
-                    self.kv_pending[k][a] = None
-                    self.kv_cpu[a] = k
-                    if not self.kv_by_trace:
-                        gp_step = 0.0
-                    _set_item(addr, ob, 0)
-                    rcu_addr[ob] = a
-                    self.sstate[g] = 2  # FREED (Kernel.kfree_rcu's mark_freed)
-                    nl = nlive[c] - 1
-                    self.taken[X_RCU_REMOTE] += 1
-                else:
+                # not the CPU's nearest memory node: kfree_rcu_sheaf declines
+                # (no stat) and Kernel.kfree_rcu puts the object in the CPU's
+                # classic kvfree_rcu batch
+                remote = (
+                    numa[c] != 0
+                    and cython.cast(cython.int, y >> NODE_ADDR_SHIFT) != self.mem_node[j]
+                )
+                if not remote:
                     rcu = rcus[j]
                     take = 0
                     if rcu is None:
@@ -1189,10 +1181,20 @@ class HitPath:
                         rcu = sh.objects
                         rcus[j] = rcu
                         self.taken[X_RCU_SPARE if take == 1 else X_RCU_BARN] += 1
-                    _set_item(addr, ob, 0)
-                    rcu_addr[ob] = a
-                    self.sstate[g] = 2  # FREED (Kernel.kfree_rcu's mark_freed)
-                    nl = nlive[c] - 1
+                _set_item(addr, ob, 0)
+                rcu_addr[ob] = a
+                self.sstate[g] = 2  # FREED (Kernel.kfree_rcu's mark_freed)
+                nl = nlive[c] - 1
+                if remote:
+                    # the classic batch is freed after a grace period: at the
+                    # replayer's next tick (this run stops there from now on),
+                    # unless the trace's own delayed frees drain the batches
+                    self.kv_pending[k][a] = None
+                    self.kv_cpu[a] = k
+                    if not self.kv_by_trace:
+                        gp_step = 0.0
+                    self.taken[X_RCU_REMOTE] += 1
+                else:
                     rcu.append(a)
                     d_rcu[j] += 1
                     if len(rcu) == capacity[c]:
