@@ -394,3 +394,45 @@ def test_ingest_streamed_to_a_file_equals_ingest_in_memory(tmp_path: Path, trace
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".slubsim")] == []
     with pytest.raises(IngestError, match="does not exist"):
         ingest(src, out=tmp_path / "no" / "s.parquet")
+
+
+def _km64(p: int) -> str:
+    return (
+        f"call_site=f+0x1/0x2 ptr={p:x} bytes_req=64 bytes_alloc=64 "
+        "gfp_flags=GFP_KERNEL node=-1 accounted=false"
+    )
+
+
+def test_reuse_before_the_kprobes_is_a_plain_free_on_the_reusing_cpu(tmp_path: Path) -> None:
+    """A pointer allocated again, with no free between, before any lab kprobe
+    fired (a boot trace: its kfree_rcu or bulk free was not traced) is freed
+    plainly just before the reuse on the reusing CPU -- so the model hands the
+    same object out again; once the probes exist, an object live since before
+    them is freed as kfree_rcu at the row where they started."""
+    from slubsim.replay import Replayer, ReplayOptions
+    from slubsim.trace.events import F_EARLY, F_IMPLICIT
+
+    x, y = 0xFFFF888140001000, 0xFFFF888140001040
+    text = HDR + "".join(
+        [
+            line(0, 1.0, "kmalloc", _km64(x)),
+            line(0, 1.1, "kmalloc", _km64(y)),
+            line(0, 1.2, "kmalloc", _km64(x)),  # reused: freed untraced before the probes
+            line(1, 1.3, "kfree_rcu", "(kvfree_call_rcu+0x0/0x2aa) ptr=0x0 head=0x0 caller=z"),
+            line(1, 1.4, "kmalloc", _km64(y)),  # live since before the probes
+        ]
+    )
+    st = ingest(write(tmp_path, text))
+    ops, fl = st.columns["op"].tolist(), st.columns["flags"].tolist()
+    cpu, aux = st.columns["cpu"].tolist(), st.columns["aux"].tolist()
+    assert ops == [OP_ALLOC, OP_ALLOC, OP_FREE, OP_ALLOC, OP_FREE, OP_ALLOC]
+    assert (fl[2], cpu[2]) == (F_IMPLICIT, 0)
+    assert fl[4] == F_IMPLICIT | F_EARLY and aux[4] == 4  # the row the probes started at
+    assert {w["kind"]: w["count"] for w in st.warnings}["reuse_before_kprobes"] == 2
+    # replayed (6.12: a fresh slab hands out objects 0, 1, ... in order): the
+    # reuse gets the object just freed on its CPU, as the kernel's did; the
+    # object kfree_rcu'd at the probes' start is not back yet (the kernel had
+    # freed it long before)
+    r = Replayer(st, ReplayOptions(kernel="6.12", validate=False, lockstep=True)).run()
+    ls = r["caches"]["kmalloc-64"]["lockstep"]
+    assert (ls["checked"], ls["in_step_prefix"]) == (4, 3)

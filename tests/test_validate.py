@@ -108,8 +108,10 @@ def test_boot_bundle_fidelity_does_not_regress() -> None:
     assert s["counters_compared"] >= 1900
     assert s["exact"] / s["counters_compared"] >= 0.98
     k = res["summary_key_counters_busy_caches"]
-    assert k["exact"] / k["counters_compared"] >= 0.92
-    assert k["within_5pct"] / k["counters_compared"] >= 0.94
+    # 93.2 / 95.5 %: 92.6 / 94.9 % before a reuse before the lab kprobes was a
+    # plain free on the reusing CPU (maple_node alloc_slab, free_slab nearer)
+    assert k["exact"] / k["counters_compared"] >= 0.93
+    assert k["within_5pct"] / k["counters_compared"] >= 0.95
     # the busiest caches outside the kfree_rcu-heavy ones are exact
     for name in ("kmalloc-192", "filp", "vm_area_struct", "shmem_inode_cache", "anon_vma"):
         for counter in KEY_COUNTERS:

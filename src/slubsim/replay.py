@@ -25,9 +25,12 @@ Decisions (documented, tested):
   every ``gp_interval`` seconds of trace time.  ``"periodic"`` (default for
   what-if runs, and for traces without ``rcu_free_sheaf`` events) -- one full
   grace period every ``gp_interval`` seconds (default 0.03 s).
-* **Frees that happened before the lab kprobes were active** (a pointer
-  allocated again without a traced free, ingest flag ``F_EARLY``) are replayed
-  as ``kfree_rcu`` at the row where the probes became active.
+* **Frees that happened before the lab kprobes were active** (boot traces:
+  kfree_rcu and bulk frees are untraced there): a pointer allocated again
+  before the probes fired is freed plainly just before, on the reallocating
+  CPU (the reuse shows the free had completed); an object live when they
+  started and allocated again later without a traced free (ingest flag
+  ``F_EARLY``) is freed as ``kfree_rcu`` at the row where they started.
 * **kfree_rcu completions**: when the traced kernel shows the delayed free of
   a kfree_rcu'd object (``free_bulk name=(fault)`` or ``kfree`` from the
   kvfree_rcu batch) and the model put that object in its own classic batch, it

@@ -604,8 +604,12 @@ class Ingester:
         if old is not None:
             oc = old if old >= 0 else c
             if not self.kprobes_seen:
+                # its free (kfree_rcu or a bulk free) is not traced, but the
+                # reuse shows it had completed: a plain free on this CPU just
+                # before, which leaves the object where this allocation takes
+                # it (decision; the free's own path and time are unknown)
                 self.w("reuse_before_kprobes", where)
-                self.row(ts, cpu, OP_FREE, oc, ptr, flags=F_IMPLICIT | F_EARLY, aux=self.events)
+                self.row(ts, cpu, OP_FREE, oc, ptr, flags=F_IMPLICIT)
             elif ptr in self.pre_kprobe_live:
                 # freed (untraced) before the probes existed: replay frees it there
                 self.pre_kprobe_live.discard(ptr)
