@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from ..constants import KMALLOC_MAX_CACHE_SIZE, PAGE_SHIFT, ZERO_SIZE_PTR
+from ..constants import KMALLOC_MAX_CACHE_SIZE, PAGE_SHIFT, PAGE_SIZE, ZERO_SIZE_PTR
 from ..flags import GFP_RECLAIMABLE, parse_gfp
 from ..kmalloc import (
     KMALLOC_NORMAL,
@@ -244,11 +244,14 @@ class Ingester:
         self.page_cache: dict[int, int] = {}
         self.rcu_pending: dict[int, int] = {}
         self.bulk_groups: dict[int, list[list[int]]] = defaultdict(list)  # cache -> [[row, left]]
+        #: (cache, kernel slab) -> the same [row, left] lists, for the groups
+        #: whose slab is known (see :meth:`bind_bulk`)
+        self.bulk_by_slab: dict[tuple[int, int], list[list[int]]] = defaultdict(list)
         self.sheaf_cache: dict[int, int] = {}
         self.from_sheaf: dict[str, tuple[int, int]] = {}  # task -> (sheaf ptr, cache id)
         self.pending_bulk_free: dict[int, dict[str, Any]] = {}
         # kretprobe pairs are matched by task (the task may migrate in between)
-        self.pending_alloc_bulk: dict[str, tuple[int, int, int]] = {}
+        self.pending_alloc_bulk: dict[str, tuple[int, int, int, int]] = {}
         self.pending_prefill: dict[str, tuple[int, int]] = {}
         self.last_large: dict[int, tuple[int, int]] = {}  # cpu -> (ptr, bytes) of last large
         self.group = 0
@@ -358,13 +361,46 @@ class Ingester:
         if c >= 0:
             self.page_cache[ptr >> PAGE_SHIFT] = c
 
-    def bind_bulk(self, c: int) -> int:
-        """Row of an alloc_bulk of cache ``c`` with objects left, or -1."""
+    def slab_base(self, c: int, ptr: int) -> int:
+        """The kernel slab of ``ptr`` in cache ``c``: the naturally aligned
+        block of ``PAGE_SIZE << order`` bytes holding it (order from the
+        bundle's geometry, else 0)."""
+        cfg = self.cache_info[c].get("config") or {}
+        try:
+            order = int(cfg.get("order") or 0)
+        except (TypeError, ValueError):
+            order = 0
+        return ptr & ~((PAGE_SIZE << order) - 1)
+
+    def bind_bulk(self, c: int, ptr: int = 0) -> int:
+        """Row of the alloc_bulk of cache ``c`` that handed out ``ptr`` (the
+        trace names no bulk-allocated pointer), or -1: the latest call with
+        objects left whose slab is ``ptr``'s, else the latest call with
+        objects left.
+
+        A call's slab is the one its ``arr`` argument points into: the maple
+        tree, the bulk user in the traced kernels, passes the slot array of a
+        maple node it has just allocated from the same per-CPU slab or sheaf
+        (``mas_alloc_nodes``).  Decision: without that match a free, e.g. a
+        kfree_rcu completion on another CPU long after, would take an object
+        of whichever call came last -- on any CPU, so in the model another
+        CPU's cpu slab (6.12 FREE_FROZEN where the kernel had none)."""
+        same: list[list[int]] | None = None
+        if ptr:
+            same = self.bulk_by_slab[(c, self.slab_base(c, ptr))]
+            while same:
+                g = same[-1]
+                if g[1] > 0:
+                    g[1] -= 1
+                    return g[0]
+                same.pop()
         groups = self.bulk_groups.get(c)
         while groups:
             g = groups[-1]
             if g[1] > 0:
                 g[1] -= 1
+                if same is not None and g[1] > 0:
+                    same.append(g)  # the call's other objects: likely this slab too
                 return g[0]
             groups.pop()
         return -1
@@ -507,17 +543,21 @@ class Ingester:
                 self._flush_cpu_pending(cpu, where)
         elif kind == E_ALLOC_BULK:
             c = self.cid(f.get("name", "?"))
-            self.pending_alloc_bulk[task] = (c, int(f["size"]), where)
+            arr = parse_hex(f["arr"]) if "arr" in f else 0
+            self.pending_alloc_bulk[task] = (c, int(f["size"]), where, arr)
         elif kind == E_ALLOC_BULK_RET:
             pab = self.pending_alloc_bulk.pop(task, None)
             if pab is None:
                 self.w("orphan_kprobe", where)
                 return
-            c, size, _ = pab
+            c, size, _, arr = pab
             got = int(f["ret"])
             r = self.row(ts, cpu, OP_ALLOC_BULK, c, 0, got, flags=0 if got else F_FAILED)
             if got:
-                self.bulk_groups[c].append([r, got])
+                g = [r, got]
+                self.bulk_groups[c].append(g)
+                if arr:
+                    self.bulk_by_slab[(c, self.slab_base(c, arr))].append(g)
         elif kind == E_PREFILL:
             c = self.cid(f.get("name", "?"))
             self.pending_prefill[task] = (c, int(f["count"]))
@@ -706,7 +746,7 @@ class Ingester:
         self, cpu: int, ts: float, c: int, ptr: int, op: int, where: int, aux: int = 0
     ) -> None:
         """Free of a pointer with no live allocation, in a known cache."""
-        b = self.bind_bulk(c)
+        b = self.bind_bulk(c, ptr)
         if b >= 0:
             # the alloc_bulk row it binds to goes in ``size``
             self.w("bulk_bound_free", where)
@@ -798,7 +838,7 @@ class Ingester:
         if pc is None:
             self.w("unresolved_kfree", where)
             return
-        b = self.bind_bulk(pc)
+        b = self.bind_bulk(pc, ptr)
         if b >= 0:
             self.w("bulk_bound_free", where)
             self.row(ts, cpu, OP_KFREE_RCU, pc, ptr, size=b, flags=F_BULK_BOUND)
