@@ -442,8 +442,8 @@ def test_bulk_bound_frees_bind_to_the_call_of_their_slab(tmp_path: Path) -> None
     """The trace names no bulk-allocated pointer: a free of an unknown pointer
     binds to the latest alloc_bulk with objects left whose slab (that of its
     ``arr``, the maple node holding the slot array) holds the pointer, not to
-    whichever call came last; a free in no call's slab binds to the latest
-    call, which then counts as that slab's."""
+    whichever call came last; a free in no call's slab binds to the oldest
+    call with objects left; with none left it is a pre-trace free."""
     sa, sb, sc, sd = (0xFFFF888140000000 + k * 0x10000 for k in range(4))
     maple = (
         "call_site=mas+0x1/0x2 ptr={p:x} name=maple_node bytes_req=256 bytes_alloc=256 "
@@ -471,15 +471,18 @@ def test_bulk_bound_frees_bind_to_the_call_of_their_slab(tmp_path: Path) -> None
         *bulk(0, 1.1, sa, 2, "a-1"),  # row 1
         *bulk(1, 1.2, sb, 2, "b-2"),  # row 2
         free(1, 1.3, sa + 0x100),  # row 3: the call of slab A, not the latest
-        free(1, 1.4, sc + 0x100),  # row 4: no call of slab C: the latest (row 2)
+        free(1, 1.4, sc + 0x100),  # row 4: no call of slab C: the oldest, row 1
         *bulk(0, 1.5, sd, 2, "c-3"),  # row 5
-        free(0, 1.6, sc + 0x200),  # row 6: slab C is now row 2's
-        free(0, 1.7, sa + 0x200),  # row 7: row 1 again
-        free(0, 1.8, sa + 0x300),  # row 8: row 1 is used up: the latest, row 5
+        free(0, 1.6, sc + 0x200),  # row 6: row 1 is used up: row 2
+        free(0, 1.7, sb + 0x300),  # row 7: slab B
+        free(0, 1.8, sd + 0x100),  # row 8: slab D
+        free(0, 1.9, sa + 0x200),  # row 9: slab A's call used up: the oldest left, row 5
+        free(0, 2.0, sc + 0x300),  # row 10: nothing left: allocated before the trace
     ]
     text = HDR + "".join(rows)
     st = ingest(write(tmp_path, text))
     fl, size = st.columns["flags"].tolist(), st.columns["size"].tolist()
     assert st.columns["op"].tolist()[1:3] == [OP_ALLOC_BULK, OP_ALLOC_BULK]
     bound = {r: size[r] for r in range(len(fl)) if fl[r] == F_BULK_BOUND}
-    assert bound == {3: 1, 4: 2, 6: 2, 7: 1, 8: 5}
+    assert bound == {3: 1, 4: 1, 6: 2, 7: 2, 8: 5, 9: 5}
+    assert fl[10] == F_PRETRACE

@@ -280,14 +280,15 @@ def test_rebuilt_slabs_lift_the_612_bundles() -> None:
     assert k1["within_5pct"] / k1["counters_compared"] >= 0.90
     c612 = new["summary_classic_counters_busy_caches"]
     assert c612["counters_compared"] >= 280
-    assert c612["within_5pct"] / c612["counters_compared"] >= 0.915
+    assert c612["within_5pct"] / c612["counters_compared"] >= 0.92
     assert new["lockstep"]["share"] >= 0.88
     # a cpu slab left for another slab has no free tail (_refuted_tails):
     # kmalloc-rcl-192 was in step for 3,753 allocations, 22 % overall, without it
-    # frees of bulk-allocated maple nodes bound to the bulk call of their slab:
-    # the model's FREE_FROZEN was 1,559 when they took the latest call's
+    # frees of bulk-allocated maple nodes bound to the bulk call of their slab,
+    # else the oldest: the model's FREE_FROZEN was 1,559 when they took the
+    # latest call's (468 now)
     ff = new["caches"]["kmalloc-256"]["counters"]["free_frozen"]
-    assert ff["kernel"] == 77 and ff["model"] <= 700
+    assert ff["kernel"] == 77 and ff["model"] <= 500
     rcl = new["lockstep"]["caches"]["kmalloc-rcl-192"]
     assert rcl["in_step_prefix"] >= 5700 and rcl["share"] >= 0.45
     for name in ("kmalloc-16", "seq_file", "kioctx", "kmalloc-4k", "kmalloc-192", "filp"):

@@ -174,18 +174,16 @@ def test_612_boot_bundle_fidelity_does_not_regress() -> None:
     assert s["counters_compared"] >= 1700
     assert s["exact"] / s["counters_compared"] >= 0.98
     k = res["summary_key_counters_busy_caches"]
-    # 96.1 %: 97.1 % before bulk-bound frees bound by slab -- kmalloc-256's
-    # free_fastpath went from 2.9 to 6.1 % off while the sum of its counters'
-    # differences fell from 3,327 to 2,660 (free_frozen 1,061 -> 466 of 63)
-    assert k["within_5pct"] / k["counters_compared"] >= 0.96
+    assert k["within_5pct"] / k["counters_compared"] >= 0.97
     c612 = res["summary_classic_counters_busy_caches"]
     assert c612["counters_compared"] >= 300
-    assert c612["within_5pct"] / c612["counters_compared"] >= 0.96
+    # 97.5 %: 96.3 % before frees of bulk-allocated maple nodes were bound to
+    # the bulk call of their slab, else the oldest (kmalloc-256)
+    assert c612["within_5pct"] / c612["counters_compared"] >= 0.97
     assert res["lockstep"]["share"] >= 0.95
-    # frees of bulk-allocated maple nodes bound to the bulk call of their slab
-    # (not the latest call, often another CPU's): 1,061 before, kernel 63
+    # ... not the latest call, often another CPU's: FREE_FROZEN 1,061 then
     ff = res["caches"]["kmalloc-256"]["counters"]["free_frozen"]
-    assert ff["kernel"] == 63 and ff["model"] <= 600
+    assert ff["kernel"] == 63 and ff["model"] <= 350
     for name in ("kmalloc-64", "filp", "kmalloc-4k", "vm_area_struct"):
         assert res["lockstep"]["caches"][name]["share"] >= 0.97, name
 
