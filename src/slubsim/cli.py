@@ -583,6 +583,20 @@ def _print_validation(res: dict[str, Any], show_all: bool, lockstep_table: bool 
     )
     if lockstep_table:
         _print_lockstep(ls["caches"])
+    ncpu = int(res.get("cpus") or 0)
+    short = {
+        d: v["filled_by_counters"] - v["traced"]
+        for d, v in (res.get("rcu_sheaves") or {}).items()
+        if v["filled_by_counters"] - v["traced"] > max(ncpu, 1)
+    }
+    if short:
+        con.print(
+            "rcu sheaves the counters say were filled but the trace never shows completing: "
+            + ", ".join(f"{d} {n:,}" for d, n in sorted(short.items(), key=lambda kv: -kv[1]))
+            + " -- more than the sheaves in flight at a window's ends, so most likely "
+            "rcu_free_sheaf kprobe hits the recorder missed; the model cannot complete "
+            "them (its barn puts and flushes fall short by as many)"
+        )
     if res.get("kprobe_missed"):
         con.print(
             "kprobe hits missed while recording: "

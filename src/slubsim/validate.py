@@ -109,6 +109,51 @@ def per_cpu_before(
     return per, cap
 
 
+def rcu_sheaves_untraced(store: EventStore, kstats: dict[str, Any]) -> dict[str, dict[str, int]]:
+    """Per cache (sysfs dir) with sheaves: the rcu sheaves the kernel's counters
+    say were filled over the window of its ``free_rcu_sheaf`` reads
+    (``Δfree_rcu_sheaf // sheaf_capacity``: kfree_rcu hands a sheaf to
+    call_rcu when it fills) against the ``rcu_free_sheaf`` completions the
+    trace shows in that window.  The two differ by the sheaves in flight at
+    the window's ends (a few per CPU); a larger shortfall is kprobe hits the
+    recorder missed -- the probe fires in the RCU softirq, and a kprobe hit
+    while another probe's handler runs on that CPU is dropped -- each a
+    completion the replay cannot make (the sheaf stays in flight in the model:
+    later barn puts, a flush fewer)."""
+    import numpy as np
+
+    from .trace.events import OP_RCU_SHEAF
+
+    win: dict[str, list[int]] = {}
+    for mk in store.meta.get("markers", []):
+        rd = mk.get("read")
+        if rd and rd["attr"] == "free_rcu_sheaf":
+            w = win.setdefault(rd["cache"], [-1, -1])
+            w[0 if rd["when"] == "before" else 1] = int(mk["row"])
+    dir_of = {int(i["id"]): (i.get("sysfs_dir") or i["name"]) for i in store.caches}
+    traced: dict[str, int] = defaultdict(int)
+    base = 0
+    for b in store.iter_batches(("op", "cache"), 1 << 16):
+        for j in np.flatnonzero(b["op"] == OP_RCU_SHEAF).tolist():
+            d = dir_of.get(int(b["cache"][j]), "")
+            span = win.get(d)
+            if span is not None and span[0] <= base + j < span[1]:
+                traced[d] += 1
+        base += len(b["op"])
+    out: dict[str, dict[str, int]] = {}
+    for d, (lo, hi) in win.items():
+        info = kstats.get(d) or {}
+        try:
+            cap = int((info.get("config") or {}).get("sheaf_capacity") or 0)
+            delta = int(((info.get("stats") or {}).get("free_rcu_sheaf") or {})["delta"])
+        except (KeyError, TypeError, ValueError):
+            continue
+        if cap <= 0 or lo < 0 or hi < 0 or not (delta or traced.get(d)):
+            continue
+        out[d] = {"filled_by_counters": delta // cap, "traced": traced.get(d, 0)}
+    return out
+
+
 def traced_until_first_read(
     store: EventStore, dirs: set[str] | None = None
 ) -> dict[str, dict[int, tuple[int, int]]]:
@@ -569,6 +614,7 @@ def validate_bundle(
         "bundle": str(path),
         "kernel": rp.generation.name,
         "recorded_kernel": meta.kernel_version,
+        "cpus": meta.cpus,
         "caches": caches,
         "summary": summary(rows),
         "summary_key_counters_busy_caches": summary(key_busy),
@@ -582,6 +628,8 @@ def validate_bundle(
             else {}
         ),
         "kprobe_missed": kprobe_missed,
+        # rcu sheaves filled (counters) vs completions traced, per cache dir
+        "rcu_sheaves": rcu_sheaves_untraced(store, kstats),
         "lockstep": {
             "what": "allocations where the model handed out the kernel's object (slab-paired)",
             "checked": checked,
