@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -22,6 +23,19 @@ from slubsim.validate import (
 )
 
 
+def _trace_writer() -> tuple[list[str], Callable[[str], None]]:
+    """The lines of a one-CPU ftrace text and a function appending an event
+    a microsecond after the previous one."""
+    lines = ["# tracer: nop\n", "# entries-in-buffer/entries-written: 1/1   #P:1\n"]
+    ts = [1.0]
+
+    def ev(text: str) -> None:
+        ts[0] += 0.000001
+        lines.append(f"  slablab-1 [000] .....  {ts[0]:.6f}: {text}\n")
+
+    return lines, ev
+
+
 def make_bundle(tmp: Path, deltas: dict[str, int]) -> Path:
     b = tmp / "bundle"
     b.mkdir()
@@ -36,14 +50,7 @@ def make_bundle(tmp: Path, deltas: dict[str, int]) -> Path:
     (b / "slab_stats.json").write_text(
         json.dumps({":0000064": {"names": ["kmalloc-64"], "config": cfg, "stats": stats}})
     )
-    lines = ["# tracer: nop\n", "# entries-in-buffer/entries-written: 1/1   #P:1\n"]
-    ts = 1.0
-
-    def ev(text: str) -> None:
-        nonlocal ts
-        ts += 0.000001
-        lines.append(f"  slablab-1 [000] .....  {ts:.6f}: {text}\n")
-
+    lines, ev = _trace_writer()
     for k in deltas:
         ev(f"tracing_mark_write: LAB_READ before :0000064 {k}")
     ptrs = [0xFFFF888100000000 + i * 64 for i in range(100)]
@@ -66,14 +73,7 @@ def test_rcu_sheaves_filled_by_counters_against_completions_traced(tmp_path: Pat
     that window only."""
     from slubsim.trace.ingest import ingest
 
-    lines = ["# tracer: nop\n", "# entries-in-buffer/entries-written: 1/1   #P:1\n"]
-    ts = 1.0
-
-    def ev(text: str) -> None:
-        nonlocal ts
-        ts += 0.000001
-        lines.append(f"  slablab-1 [000] .....  {ts:.6f}: {text}\n")
-
+    lines, ev = _trace_writer()
     done = '(rcu_free_sheaf+0x0/0xa6) sheaf=0xffff888100e89400 size=32 name="maple_node"'
     ev(
         "kmem_cache_alloc: call_site=f+0x1/0x2 ptr=ffff888100010000 name=maple_node "
