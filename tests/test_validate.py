@@ -152,10 +152,16 @@ def test_boot_bundle_fidelity_does_not_regress() -> None:
     assert s["counters_compared"] >= 1900
     assert s["exact"] / s["counters_compared"] >= 0.98
     k = res["summary_key_counters_busy_caches"]
-    # 93.2 / 95.5 %: 92.6 / 94.9 % before a reuse before the lab kprobes was a
-    # plain free on the reusing CPU (maple_node alloc_slab, free_slab nearer)
-    assert k["exact"] / k["counters_compared"] >= 0.93
-    assert k["within_5pct"] / k["counters_compared"] >= 0.95
+    # 94.9 / 97.7 %: 92.6 / 94.9 % before a reuse before the lab kprobes was a
+    # plain free on the reusing CPU (93.2 / 95.5 %) and lost rcu_free_sheaf
+    # events were found and completed (slubsim.rcu_align)
+    assert k["exact"] / k["counters_compared"] >= 0.945
+    assert k["within_5pct"] / k["counters_compared"] >= 0.975
+    # kmalloc-96 missed one flush of 60 objects (lost completions): now its
+    # key counters are all within one count
+    for counter in KEY_COUNTERS:
+        v = res["caches"]["kmalloc-96"]["counters"][counter]
+        assert abs(v["model"] - v["kernel"]) <= 1, (counter, v)
     # the busiest caches outside the kfree_rcu-heavy ones are exact
     for name in ("kmalloc-192", "filp", "vm_area_struct", "shmem_inode_cache", "anon_vma"):
         for counter in KEY_COUNTERS:
@@ -167,7 +173,7 @@ def test_boot_bundle_fidelity_does_not_regress() -> None:
 @pytest.mark.parametrize(
     ("run", "key_floor"),
     [
-        ("mixed-4cpu", 0.95),
+        ("mixed-4cpu", 0.96),
         ("net-4cpu", 0.95),
         ("forkfiles-2cpu", 0.91),
         ("mixed-4cpu-numa2", 0.86),
@@ -188,12 +194,15 @@ def test_validate_names_rcu_completions_missing_from_the_trace() -> None:
     """forkfiles: the kernel filled 1,061 maple_node rcu sheaves (33,955
     kfree_rcu objects, 32 a sheaf, barn_put + barn_put_fail = 1,061 too) but
     the trace shows 1,033 rcu_free_sheaf completions: 28 kprobe hits missed,
-    which validate names -- and 1,033 is exactly what the model completed."""
+    which validate names.  The replay finds 26 of them by aligning the
+    submissions with the completions (slubsim.rcu_align) and completes 1,059
+    sheaves, where it completed exactly the traced 1,033 before."""
     res = validate_bundle(TRACES / "forkfiles-2cpu")
     assert res["rcu_sheaves"]["maple_node"] == {"filled_by_counters": 1061, "traced": 1033}
     c = res["caches"]["maple_node"]["counters"]
-    assert c["barn_put"]["model"] + c["barn_put_fail"]["model"] == 1033
     assert c["barn_put"]["kernel"] + c["barn_put_fail"]["kernel"] == 1061
+    assert 1055 <= c["barn_put"]["model"] + c["barn_put_fail"]["model"] <= 1061
+    assert abs(c["sheaf_alloc"]["model"] - c["sheaf_alloc"]["kernel"]) <= 3  # 32 vs 9 before
     r = CliRunner().invoke(main, ["validate", str(TRACES / "forkfiles-2cpu")])
     assert r.exit_code == 0
     assert "never shows completing: maple_node 28" in " ".join(r.stdout.split())

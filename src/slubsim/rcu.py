@@ -36,19 +36,20 @@ class Rcu:
         self.callbacks.append((cpu, fn))
         self.tags.append(tag)
 
-    def run_one(self, tag: object, cpu: int | None = None) -> bool:
+    def run_one(self, tag: object, cpu: int | None = None, strict: bool = False) -> bool:
         """Run one queued callback carrying ``tag`` now, as when a trace shows
         that such a callback ran on ``cpu``: the oldest one queued on ``cpu``
         (without callback offloading, CONFIG_RCU_NOCB_CPU, which the traced
         kernels do not set, a CPU invokes the callbacks it queued, in order),
-        else the oldest one queued anywhere.  It runs on ``cpu`` when given,
-        else on its queueing CPU.  False if there is none."""
+        else (unless ``strict``) the oldest one queued anywhere.  It runs on
+        ``cpu`` when given, else on its queueing CPU.  False if there is
+        none."""
         pick = -1
         for i, t in enumerate(self.tags):
             if t is tag and (cpu is None or self.callbacks[i][0] == cpu):
                 pick = i
                 break
-        if pick < 0 and cpu is not None:
+        if pick < 0 and cpu is not None and not strict:
             for i, t in enumerate(self.tags):
                 if t is tag:
                     pick = i

@@ -68,6 +68,7 @@ from .lockstep import CacheLockstep
 from .machine import Machine
 from .pretrace import PretracePlan
 from .pretrace import plan as plan_pretrace
+from .rcu_align import missed_completions
 from .sheaf import Sheaf
 from .sheaves import SheavesLayer
 from .slab import Slab
@@ -565,6 +566,9 @@ class Replayer:
         if mode not in ("trace", "periodic"):
             raise SlubsimUsageError("rcu_mode must be 'trace' or 'periodic'")
         self.rcu_mode = mode
+        #: traced rcu_free_sheaf row -> completions the trace lost just before
+        #: it on its CPU (-1: a sheaf from before the trace; slubsim.rcu_align)
+        self.rcu_lost: dict[int, int] = self._rcu_lost() if mode == "trace" else {}
         # the traced kernel's delayed frees of kfree_rcu'd objects drive the
         # model's classic kvfree_rcu batch when there are any
         self.drain_by_trace = facts.has_rcu_completions
@@ -683,6 +687,7 @@ class Replayer:
         warn = self.warnings
         markers = self.store.meta.get("markers", [])
         trace_rcu = self.rcu_mode == "trace"
+        rcu_lost = self.rcu_lost
         drain_by_trace = self.drain_by_trace
         gp_interval = self.opt.gp_interval
         next_gp = self.next_gp
@@ -810,8 +815,15 @@ class Replayer:
                 continue
             elif op == OP_RCU_SHEAF:
                 if trace_rcu:
-                    if tr is not None and not k.rcu.run_one(tr.model, cpu=cpu):
-                        warn["rcu_sheaf_event_without_model_sheaf"] += 1
+                    lost = rcu_lost.get(base + i, 0) if rcu_lost else 0
+                    if lost < 0:
+                        warn["rcu_sheaf_event_before_trace"] += 1
+                    elif tr is not None:
+                        for _ in range(lost):  # the completions the trace lost
+                            if k.rcu.run_one(tr.model, cpu=cpu, strict=True):
+                                warn["rcu_sheaf_lost_event_completed"] += 1
+                        if not k.rcu.run_one(tr.model, cpu=cpu):
+                            warn["rcu_sheaf_event_without_model_sheaf"] += 1
                 else:
                     k.synchronize_rcu(drain_kvfree=not drain_by_trace)
                 i += 1
@@ -994,6 +1006,54 @@ class Replayer:
         else:
             self.warnings["free_without_model_object"] += 1
         return 0
+
+    def _rcu_lost(self) -> dict[int, int]:
+        """Per traced rcu_free_sheaf row, the completions the trace lost just
+        before it on its CPU, or -1 for one of a sheaf submitted before the
+        trace (:func:`slubsim.rcu_align.missed_completions`; rows without
+        either are left out).  Single-node machines only: there every
+        ``capacity``-th kfree_rcu of a cache on a CPU submits its rcu sheaf."""
+        caps = {
+            cid: tr.model.sheaf_capacity
+            for cid, tr in self.tracks.items()
+            if tr.model.sheaf_capacity and isinstance(tr.model.layer, SheavesLayer)
+        }
+        if not caps or self.machine.nr_nodes > 1:
+            return {}
+        wanted = np.array(sorted(caps), dtype=np.int64)
+        filled: dict[tuple[int, int], int] = defaultdict(int)
+        subs: dict[tuple[int, int], list[float]] = defaultdict(list)
+        comps: dict[tuple[int, int], list[float]] = defaultdict(list)
+        rows: dict[tuple[int, int], list[int]] = defaultdict(list)
+        base = 0
+        for b in self.store.iter_batches(("ts", "cpu", "op", "cache"), self.opt.batch_rows):
+            op, cache = b["op"], b["cache"]
+            sel = np.flatnonzero(
+                ((op == OP_KFREE_RCU) | (op == OP_RCU_SHEAF)) & np.isin(cache, wanted)
+            )
+            for j, o, c, cpu, ts in zip(
+                sel.tolist(),
+                op[sel].tolist(),
+                cache[sel].tolist(),
+                b["cpu"][sel].tolist(),
+                b["ts"][sel].tolist(),
+                strict=True,
+            ):
+                key = (c, cpu)
+                if o == OP_KFREE_RCU:
+                    filled[key] += 1
+                    if filled[key] % caps[c] == 0:
+                        subs[key].append(ts)
+                else:
+                    comps[key].append(ts)
+                    rows[key].append(base + j)
+            base += len(op)
+        out: dict[int, int] = {}
+        for key, done in comps.items():
+            for r, lost in zip(rows[key], missed_completions(subs[key], done), strict=True):
+                if lost:
+                    out[r] = lost
+        return out
 
     def _plan_pretrace(self) -> PretracePlan:
         """The pre-trace slabs of every replayed non-debug cache (slubsim.pretrace)."""
@@ -1434,6 +1494,8 @@ _EXPLAINED_REPLAY = frozenset(
         "rcu_completion_skipped",
         "prefill_translated_to_plain_allocs",
         "rcu_sheaf_event_without_model_sheaf",
+        "rcu_sheaf_event_before_trace",
+        "rcu_sheaf_lost_event_completed",
         "pretrace_free_ignored",
         "traced_failed_alloc",
         "unresolved_cache_events_skipped",

@@ -148,7 +148,7 @@ def rcu_sheaves_untraced(store: EventStore, kstats: dict[str, Any]) -> dict[str,
             delta = int(((info.get("stats") or {}).get("free_rcu_sheaf") or {})["delta"])
         except (KeyError, TypeError, ValueError):
             continue
-        if cap <= 0 or lo < 0 or hi < 0 or not (delta or traced.get(d)):
+        if cap <= 0 or lo < 0 or hi < 0 or not (delta // cap or traced.get(d)):
             continue
         out[d] = {"filled_by_counters": delta // cap, "traced": traced.get(d, 0)}
     return out
