@@ -594,8 +594,9 @@ def _print_validation(res: dict[str, Any], show_all: bool, lockstep_table: bool 
             "rcu sheaves the counters say were filled but the trace never shows completing: "
             + ", ".join(f"{d} {n:,}" for d, n in sorted(short.items(), key=lambda kv: -kv[1]))
             + " -- more than the sheaves in flight at a window's ends, so most likely "
-            "rcu_free_sheaf kprobe hits the recorder missed; the model cannot complete "
-            "them (its barn puts and flushes fall short by as many)"
+            "rcu_free_sheaf kprobe hits the recorder missed (the replay finds lost "
+            "completions by aligning each CPU's submissions with them and makes them; "
+            "slubsim.rcu_align)"
         )
     if res.get("kprobe_missed"):
         con.print(

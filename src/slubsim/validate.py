@@ -116,10 +116,9 @@ def rcu_sheaves_untraced(store: EventStore, kstats: dict[str, Any]) -> dict[str,
     call_rcu when it fills) against the ``rcu_free_sheaf`` completions the
     trace shows in that window.  The two differ by the sheaves in flight at
     the window's ends (a few per CPU); a larger shortfall is kprobe hits the
-    recorder missed -- the probe fires in the RCU softirq, and a kprobe hit
-    while another probe's handler runs on that CPU is dropped -- each a
-    completion the replay cannot make (the sheaf stays in flight in the model:
-    later barn puts, a flush fewer)."""
+    recorder missed -- a kprobe hit while another probe's handler runs on
+    that CPU is dropped.  The replay infers them from the trace alone
+    (:mod:`slubsim.rcu_align`); this is the check from the counters."""
     import numpy as np
 
     from .trace.events import OP_RCU_SHEAF
