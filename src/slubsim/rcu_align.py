@@ -61,52 +61,68 @@ def _align(
     pairs submission ``i - 1`` with completion ``j - 1``, ``("s", i, j)``
     leaves submission ``i - 1`` unmatched, ``("c", i, j)`` completion
     ``j - 1``.  Submissions after the last completion are free (in flight at
-    the end)."""
+    the end).  Row ``j`` keeps the cells ``i = j + d - BAND_BEHIND`` for
+    ``0 <= d < width``."""
     n, m = len(subs), len(comps)
     inf = float("inf")
-    cost: dict[tuple[int, int], float] = {(0, 0): 0.0}
-    move: dict[tuple[int, int], str] = {}
+    width = BAND_BEHIND + BAND_AHEAD + 1
+    first = subs[0] + MIN_LATENCY if n else inf
+    prev = [inf] * width
+    moves: list[bytearray] = []
     for j in range(m + 1):
-        for i in range(max(0, j - BAND_BEHIND), min(n, j + BAND_AHEAD) + 1):
-            if i == 0 and j == 0:
+        cur = [inf] * width
+        mv = bytearray(width)  # 0 none, 1 match, 2 skip submission, 3 skip completion
+        cj = comps[j - 1] if j else 0.0
+        unmatched = 0.0 if cj < first else MISS_COST
+        for d in range(width):
+            i = j + d - BAND_BEHIND
+            if i < 0 or i > n:
                 continue
-            best, how = inf, ""
-            if i and j and (i - 1, j - 1) in cost:
-                lat = comps[j - 1] - subs[i - 1]
-                if lat >= MIN_LATENCY:
-                    v = cost[(i - 1, j - 1)] + ((lat - typical) / SIGMA) ** 2
+            if i == 0 and j == 0:
+                cur[d] = 0.0
+                continue
+            best, how = inf, 0
+            if i and j:
+                lat = cj - subs[i - 1]
+                if lat >= MIN_LATENCY and prev[d] < inf:
+                    v = prev[d] + ((lat - typical) / SIGMA) ** 2
                     if v < best:
-                        best, how = v, "m"
-            if i and (i - 1, j) in cost:
-                v = cost[(i - 1, j)] + MISS_COST
+                        best, how = v, 1
+            if i and d and cur[d - 1] < inf:
+                v = cur[d - 1] + MISS_COST
                 if v < best:
-                    best, how = v, "s"
-            if j and (i, j - 1) in cost:
+                    best, how = v, 2
+            if j and d + 1 < width and prev[d + 1] < inf:
                 # before any submission matched: a sheaf from before the trace
                 # -- free while no traced submission could be the one
                 # completing, else as dear as a lost completion
-                early = comps[j - 1] < subs[0] + MIN_LATENCY if n else True
-                v = cost[(i, j - 1)] + (UNMATCHED_COST if i else (0.0 if early else MISS_COST))
+                v = prev[d + 1] + (UNMATCHED_COST if i else unmatched)
                 if v < best:
-                    best, how = v, "c"
+                    best, how = v, 3
             if how:
-                cost[(i, j)] = best
-                move[(i, j)] = how
-    ends = [(cost[(i, m)], i) for i in range(n + 1) if (i, m) in cost]
+                cur[d] = best
+                mv[d] = how
+        moves.append(mv)
+        prev = cur
+    ends = [(prev[d], d) for d in range(width) if prev[d] < inf]
     if not ends:
         return []
-    _, i = min(ends)
+    _, d = min(ends)
     j = m
     path: list[tuple[str, int, int]] = []
-    while i or j:
-        how = move[(i, j)]
-        path.append((how, i, j))
-        if how == "m":
-            i, j = i - 1, j - 1
-        elif how == "s":
-            i -= 1
+    while True:
+        i = j + d - BAND_BEHIND
+        if i == 0 and j == 0:
+            break
+        how = moves[j][d]
+        path.append(("msc"[how - 1], i, j))
+        if how == 1:
+            j -= 1
+        elif how == 2:
+            d -= 1
         else:
             j -= 1
+            d += 1
     path.reverse()
     return path
 
