@@ -19,8 +19,10 @@ trace implies (every ``capacity``-th ``kfree_rcu`` of the cache on the CPU)
 with the traced completions, in order: each completion matches one
 submission at a cost of its latency's squared deviation from the typical
 latency (in units of ``sigma``), a submission may be left unmatched -- a
-completion the trace lost -- at a fixed cost, and the completions before the
-first match may belong to sheaves submitted before the trace.  The typical
+completion the trace lost -- at a fixed cost, and a completion may be left
+unmatched before the first match (a sheaf submitted before the trace or
+before the probes existed): free while no traced submission could be the one
+completing, at the cost of a lost completion after that.  The typical
 latency starts as the median over the first in-order pairs and is
 re-estimated from the alignment three times.  The replay then completes, at
 a traced completion preceded by ``k`` lost ones, ``k + 1`` sheaves.
@@ -31,8 +33,8 @@ assumption) and that every ``kfree_rcu`` of the cache reaches it -- so it is
 used on single-node machines only (a remote object goes to the kvfree batch
 instead, which the trace does not tell apart without the memory map).  The
 costs were set on the shared bundles against the shortfall the counters
-show (forkfiles maple_node 28 by the counters, 26 found; mixed-4cpu 10, 10;
-boot-mixed kmalloc-96 3-4, 2).
+show (forkfiles maple_node 28 by the counters, 26 found, kmalloc-96 2, 2;
+mixed-4cpu maple_node 10, 9; boot-mixed maple_node 2, 4, kmalloc-96 3-4, 2).
 """
 
 from __future__ import annotations
