@@ -408,7 +408,7 @@ def test_reuse_before_the_kprobes_is_a_plain_free_on_the_reusing_cpu(tmp_path: P
     fired (a boot trace: its kfree_rcu or bulk free was not traced) is freed
     plainly just before the reuse on the reusing CPU -- so the model hands the
     same object out again; once the probes exist, an object live since before
-    them is freed as kfree_rcu at the row where they started."""
+    them is freed (plainly, on the reusing CPU) at the row where they started."""
     from slubsim.replay import Replayer, ReplayOptions
     from slubsim.trace.events import F_EARLY, F_IMPLICIT
 
@@ -431,11 +431,17 @@ def test_reuse_before_the_kprobes_is_a_plain_free_on_the_reusing_cpu(tmp_path: P
     assert {w["kind"]: w["count"] for w in st.warnings}["reuse_before_kprobes"] == 2
     # replayed (6.12: a fresh slab hands out objects 0, 1, ... in order): the
     # reuse gets the object just freed on its CPU, as the kernel's did; the
-    # object kfree_rcu'd at the probes' start is not back yet (the kernel had
-    # freed it long before)
+    # object freed at the probes' start went back to CPU 0's cpu slab (a
+    # remote free), so CPU 1 starts a slab of its own
     r = Replayer(st, ReplayOptions(kernel="6.12", validate=False, lockstep=True)).run()
     ls = r["caches"]["kmalloc-64"]["lockstep"]
     assert (ls["checked"], ls["in_step_prefix"]) == (4, 3)
+    # 7.3: the early free is a sheaf free on CPU 1, not a kfree_rcu (whose rcu
+    # sheaf no traced rcu_free_sheaf would ever complete)
+    per = Replayer(st, ReplayOptions(kernel="7.3", validate=False)).run()["caches"]["kmalloc-64"][
+        "counters_per_cpu"
+    ]
+    assert per["free_rcu_sheaf"] == {} and per["free_fastpath"] == {"0": 1, "1": 1}
 
 
 def test_bulk_bound_frees_bind_to_the_call_of_their_slab(tmp_path: Path) -> None:

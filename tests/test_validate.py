@@ -152,11 +152,22 @@ def test_boot_bundle_fidelity_does_not_regress() -> None:
     assert s["counters_compared"] >= 1900
     assert s["exact"] / s["counters_compared"] >= 0.98
     k = res["summary_key_counters_busy_caches"]
-    # 94.9 / 97.7 %: 92.6 / 94.9 % before a reuse before the lab kprobes was a
-    # plain free on the reusing CPU (93.2 / 95.5 %) and lost rcu_free_sheaf
-    # events were found and completed (slubsim.rcu_align)
-    assert k["exact"] / k["counters_compared"] >= 0.945
-    assert k["within_5pct"] / k["counters_compared"] >= 0.975
+    # 95.5 / 98.3 %: 92.6 / 94.9 % before a reuse before the lab kprobes was a
+    # plain free on the reusing CPU (93.2 / 95.5 %), lost rcu_free_sheaf
+    # events were found and completed (slubsim.rcu_align; 94.9 / 97.7 %) and an
+    # object live at the probes' start and reused later was freed plainly
+    # there rather than as kfree_rcu (F_EARLY)
+    assert k["exact"] / k["counters_compared"] >= 0.95
+    assert k["within_5pct"] / k["counters_compared"] >= 0.98
+    # maple_node: those early frees as kfree_rcu kept 11 rcu sheaves in flight
+    # for the whole trace (no traced completion matched them): alloc_slab 86
+    # of 77, barn_get_fail 2 of 0; now within 2 % and exact
+    mn = res["caches"]["maple_node"]["counters"]
+    assert (
+        abs(mn["alloc_slab"]["model"] - mn["alloc_slab"]["kernel"])
+        <= 0.02 * mn["alloc_slab"]["kernel"]
+    )
+    assert mn["barn_get_fail"]["model"] == mn["barn_get_fail"]["kernel"]
     # kmalloc-96 missed one flush of 60 objects (lost completions): now its
     # key counters are all within one count
     for counter in KEY_COUNTERS:

@@ -30,7 +30,9 @@ Decisions (documented, tested):
   before the probes fired is freed plainly just before, on the reallocating
   CPU (the reuse shows the free had completed); an object live when they
   started and allocated again later without a traced free (ingest flag
-  ``F_EARLY``) is freed as ``kfree_rcu`` at the row where they started.
+  ``F_EARLY``) is freed plainly, on the reallocating CPU, at the row where they
+  started (not as ``kfree_rcu``: its rcu sheaf would wait for a completion the
+  trace never shows).
 * **kfree_rcu completions**: when the traced kernel shows the delayed free of
   a kfree_rcu'd object (``free_bulk name=(fault)`` or ``kfree`` from the
   kvfree_rcu batch) and the model put that object in its own classic batch, it
@@ -261,7 +263,7 @@ class TraceFacts:
         self.ts_last = 0.0
         self.has_rcu_sheaf_events = False
         self.has_rcu_completions = False
-        #: row -> (cache, obj, cpu) of frees replayed as kfree_rcu at that row
+        #: row -> (cache, obj, cpu) of early frees replayed (plainly) at that row
         self.early: dict[int, list[tuple[int, int, int]]] = {}
         #: (cache, obj, cpu) of every row freeing a pre-trace object, in order
         self.pretrace: list[tuple[int, int, int]] = []
@@ -752,9 +754,13 @@ class Replayer:
             if early and base + i in early:
                 for e_cache, e_obj, e_cpu in early.pop(base + i):
                     a = addr[e_obj]
-                    if a and 0 <= e_cache < ntracks and track_of[e_cache] is not None:
+                    et = track_of[e_cache] if 0 <= e_cache < ntracks else None
+                    if a and et is not None:
                         addr[e_obj] = 0
-                        k.kfree_rcu(a, cpu=cpu_of[e_cpu])
+                        # a plain free on the reusing CPU, not a kfree_rcu: its
+                        # rcu sheaf would wait for a completion the trace never
+                        # shows (see F_EARLY)
+                        et.model.replay_free(a, cpu_of[e_cpu])
             tr = track_of[c] if 0 <= c < ntracks else None
             if op <= OP_FREE:  # OP_ALLOC (0) or OP_FREE (1): the bulk of every trace
                 if tr is None:
@@ -988,7 +994,7 @@ class Replayer:
             self.warnings["rcu_completion_skipped"] += 1
             return 0
         if fl & F_EARLY:
-            return 0  # freed (as kfree_rcu) at the row where the kprobes started
+            return 0  # freed already, at the row where the kprobes started
         if fl & F_BULK_BOUND:
             pool = self.bulk_pool.get(size)
             if pool:
