@@ -492,3 +492,125 @@ def test_bulk_bound_frees_bind_to_the_call_of_their_slab(tmp_path: Path) -> None
     bound = {r: size[r] for r in range(len(fl)) if fl[r] == F_BULK_BOUND}
     assert bound == {3: 1, 4: 1, 6: 2, 7: 2, 8: 5, 9: 5}
     assert fl[10] == F_PRETRACE
+
+
+def _prefill_session(cpu: int, ts: float, sheaf: int, ptrs: list[int], task: str) -> list[str]:
+    """One traced kmem_cache_prefill_sheaf (count 5) / alloc_from_sheaf /
+    kmem_cache_return_sheaf session of maple_node at call site dst_setup."""
+    out = [
+        line(
+            cpu,
+            ts,
+            "prefill_sheaf",
+            '(kmem_cache_prefill_sheaf+0x0/0x1c2) gfp=0xcc0 count=5 name="maple_node" caller=y',
+            task=task,
+        ),
+        line(cpu, ts, "prefill_sheaf_ret", f"(m+0xa9/0xc3 <- p) sheaf=0x{sheaf:x}", task=task),
+    ]
+    for k, p in enumerate(ptrs):
+        t = ts + 1e-5 * (k + 1)
+        out += [
+            line(
+                cpu,
+                t,
+                "alloc_from_sheaf",
+                f"(kmem_cache_alloc_from_sheaf_noprof+0x0/0x6f) sheaf=0x{sheaf:x} size=9 "
+                'name="maple_node"',
+                task=task,
+            ),
+            line(cpu, t, "kmem_cache_alloc", _dst(p), task=task),
+        ]
+    out.append(
+        line(
+            cpu,
+            ts + 1e-4,
+            "return_sheaf",
+            f'(kmem_cache_return_sheaf+0x0/0xdd) sheaf=0x{sheaf:x} size=6 name="maple_node"',
+            task=task,
+        )
+    )
+    return out
+
+
+def _dst(p: int, site: str = "dst_setup+0x168/0x190") -> str:
+    return (
+        f"call_site={site} ptr={p:x} name=maple_node bytes_req=256 bytes_alloc=256 "
+        "gfp_flags=GFP_NOWAIT node=-1 accounted=false"
+    )
+
+
+def _blind_trace(tmp_path: Path, with_kprobe_defs: bool) -> Path:
+    """Maple-node allocations before the first lab kprobe event: six at the
+    call site later seen allocating from prefilled sheaves (two bursts of
+    three, 1 ms apart; then, 1 ms later, a burst of two and one more 1 ms
+    after) and one at another call site; then a traced session."""
+    base = 0xFFFF888140010000
+    blind = [
+        (0.0010, "dst_setup+0x168/0x190"),
+        (0.00101, "dst_setup+0x168/0x190"),
+        (0.00102, "dst_setup+0x168/0x190"),
+        (0.0020, "dst_setup+0x168/0x190"),
+        (0.00201, "dst_setup+0x168/0x190"),
+        (0.00202, "dst_setup+0x168/0x190"),
+        (0.0030, "dst_setup+0x168/0x190"),
+        (0.00301, "dst_setup+0x168/0x190"),
+        (0.0040, "dst_setup+0x168/0x190"),
+        (0.0050, "mas_alloc_nodes+0x39/0xc3"),
+    ]
+    rows = [
+        line(0, 1.0 + t, "kmem_cache_alloc", _dst(base + 0x100 * k, site))
+        for k, (t, site) in enumerate(blind)
+    ]
+    rows += _prefill_session(0, 2.0, 0xFFFF888100800000, [base + 0x1000, base + 0x1100], "cp-3")
+    d = tmp_path / "bundle"
+    d.mkdir()
+    if with_kprobe_defs:
+        (d / "kprobe_events.txt").write_text("p:lab/prefill_sheaf kmem_cache_prefill_sheaf\n")
+    return write(d, HDR + "".join(rows))
+
+
+def test_allocations_before_the_kprobes_at_a_prefilled_sheaf_call_site(tmp_path: Path) -> None:
+    """Before the lab kprobes exist the trace cannot show prefilled sheaves:
+    an allocation there at a call site that, once they run, allocates from
+    prefilled sheaves (the same instruction always calls the same API) is
+    flagged F_PREFILLED; the store records the sessions' usual shape (prefill
+    count, allocations per sheaf) and the row the probes started at.  A
+    trace without kprobe definitions beside it is left alone."""
+    from slubsim.trace.events import F_PREFILLED
+
+    st = ingest(_blind_trace(tmp_path, with_kprobe_defs=True))
+    fl = st.columns["flags"].tolist()
+    assert [f & F_PREFILLED for f in fl[:10]] == [F_PREFILLED] * 9 + [0]
+    assert not any(f & F_PREFILLED for f in fl[10:])
+    cid = next(c["id"] for c in st.caches if c["name"] == "maple_node")
+    assert st.meta["prefill_sessions"] == {str(cid): {"count": 5, "allocs": 2}}
+    assert st.meta["kprobe_row"] == 10
+    assert st.meta["header"]["allocations_from_inferred_prefilled_sheaves"] == 9
+
+    other = tmp_path / "no-defs"
+    other.mkdir()
+    plain = ingest(_blind_trace(other, with_kprobe_defs=False))
+    assert not any(f & F_PREFILLED for f in plain.columns["flags"].tolist())
+
+
+def test_inferred_prefilled_sessions_replay(tmp_path: Path) -> None:
+    """7.3 replays each burst of F_PREFILLED allocations as a prefilled-sheaf
+    session of the probed shape (count 5, two allocations per sheaf): a new
+    session after two allocations or a gap over PREFILL_GAP -- here 5
+    sessions (2 + 1, 2 + 1, 2, 1) and the traced one, each prefilled and
+    returned -- and none counts alloc_fastpath; 6.12 has no prefill API and
+    allocates them plainly."""
+    from slubsim.replay import Replayer, ReplayOptions
+
+    st = ingest(_blind_trace(tmp_path, with_kprobe_defs=True))
+    c = Replayer(st, ReplayOptions(kernel="7.3", validate=True)).run()["caches"]["maple_node"][
+        "counters"
+    ]
+    assert c["sheaf_prefill_fast"] + c["sheaf_prefill_slow"] == 7
+    assert c["sheaf_return_fast"] + c["sheaf_return_slow"] == 7
+    assert c["alloc_fastpath"] == 1  # the one at the other call site
+    r = Replayer(st, ReplayOptions(kernel="6.12", validate=True)).run()
+    c612 = r["caches"]["maple_node"]["counters"]
+    assert c612["alloc_fastpath"] + c612["alloc_slowpath"] == 12
+    warned = {w["kind"]: w["count"] for w in r["warnings"]}
+    assert warned["prefill_translated_to_plain_allocs"] >= 9

@@ -152,17 +152,26 @@ def test_boot_bundle_fidelity_does_not_regress() -> None:
     assert s["counters_compared"] >= 1900
     assert s["exact"] / s["counters_compared"] >= 0.98
     k = res["summary_key_counters_busy_caches"]
-    # 95.5 / 98.3 %: 92.6 / 94.9 % before a reuse before the lab kprobes was a
-    # plain free on the reusing CPU (93.2 / 95.5 %), lost rcu_free_sheaf
-    # events were found and completed (slubsim.rcu_align; 94.9 / 97.7 %) and an
-    # object live at the probes' start and reused later was freed plainly
-    # there rather than as kfree_rcu (F_EARLY)
+    # exact 95.5 %, within 1 % 97.7 %, within 5 % 99.4 %: exact / within 5 %
+    # 92.6 / 94.9 % before a reuse before the lab kprobes was a plain free on
+    # the reusing CPU (93.2 / 95.5 %), lost rcu_free_sheaf events were found
+    # and completed (slubsim.rcu_align; 94.9 / 97.7 %), an object live at the
+    # probes' start and reused later was freed plainly there rather than as
+    # kfree_rcu (F_EARLY; 95.5 / 98.3 %) and allocations before the probes at
+    # a prefilled-sheaf call site came from inferred sessions (F_PREFILLED)
     assert k["exact"] / k["counters_compared"] >= 0.95
-    assert k["within_5pct"] / k["counters_compared"] >= 0.98
+    assert k["within_1pct"] / k["counters_compared"] >= 0.975
+    assert k["within_5pct"] / k["counters_compared"] >= 0.99
     # maple_node: those early frees as kfree_rcu kept 11 rcu sheaves in flight
     # for the whole trace (no traced completion matched them): alloc_slab 86
-    # of 77, barn_get_fail 2 of 0; now within 2 % and exact
+    # of 77, barn_get_fail 2 of 0; now within 2 % and exact.  Its 518
+    # dst_setup allocations before the probes as plain allocations left its
+    # sheaves and barn off for the whole window (barn_put 118 of 105,
+    # sheaf_flush -3.4 %); as sessions, the sheaf traffic is within 1 %
     mn = res["caches"]["maple_node"]["counters"]
+    for counter in ("sheaf_refill", "sheaf_flush", "barn_get", "barn_put", "barn_put_fail"):
+        v = mn[counter]
+        assert abs(v["model"] - v["kernel"]) <= 0.01 * v["kernel"], (counter, v)
     assert (
         abs(mn["alloc_slab"]["model"] - mn["alloc_slab"]["kernel"])
         <= 0.02 * mn["alloc_slab"]["kernel"]

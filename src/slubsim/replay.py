@@ -61,7 +61,7 @@ import numpy as np
 
 from .bundle import pointer_node
 from .cache import KmemCache
-from .constants import PAGE_SIZE, PRETRACE_POLICIES
+from .constants import NUMA_NO_NODE, PAGE_SIZE, PRETRACE_POLICIES
 from .errors import SlabError, SlubsimUsageError
 from .geometry import sheaf_struct_size
 from .kernel import Kernel, KernelConfig, resolve_version
@@ -80,6 +80,7 @@ from .trace.events import (
     F_EARLY,
     F_FAILED,
     F_IMPLICIT,
+    F_PREFILLED,
     F_PRETRACE,
     F_RCU_COMPLETION,
     OP_ALLOC,
@@ -97,6 +98,7 @@ from .trace.events import (
     OP_RCU_SHEAF,
     OP_REFILL_SHEAF,
     OP_RETURN_SHEAF,
+    PREFILL_GAP,
 )
 from .trace.store import EventStore
 
@@ -247,6 +249,11 @@ _HIT_DTYPES: dict[str, Any] = {
 }
 
 
+#: prefill count and allocations per sheaf of an inferred session when the
+#: probes never showed the cache's own (see Replayer._prefilled_alloc)
+PREFILL_DEFAULT: Final = 3
+
+
 class TraceFacts:
     """What the replay needs to know about the whole trace before its first
     event, gathered in one streaming pass over the store (vectorised, one
@@ -263,6 +270,7 @@ class TraceFacts:
         self.ts_last = 0.0
         self.has_rcu_sheaf_events = False
         self.has_rcu_completions = False
+        self.has_prefilled_guess = False  # F_PREFILLED rows (inferred prefilled sheaves)
         #: row -> (cache, obj, cpu) of early frees replayed (plainly) at that row
         self.early: dict[int, list[tuple[int, int, int]]] = {}
         #: (cache, obj, cpu) of every row freeing a pre-trace object, in order
@@ -293,6 +301,7 @@ class TraceFacts:
             op, cache, flags = b["op"], b["cache"], b["flags"]
             f.has_rcu_sheaf_events |= bool((op == OP_RCU_SHEAF).any())
             f.has_rcu_completions |= bool((flags & F_RCU_COMPLETION).any())
+            f.has_prefilled_guess |= bool((flags & F_PREFILLED).any())
             for j in np.flatnonzero(flags & F_EARLY).tolist():
                 f.early.setdefault(int(b["aux"][j]), []).append(
                     (int(cache[j]), int(b["obj"][j]), int(b["cpu"][j]))
@@ -576,6 +585,18 @@ class Replayer:
         self.drain_by_trace = facts.has_rcu_completions
         self.rcu_addr: dict[int, int] = {}
         self.has_prefill = all(tr.model.layer.has_prefill for tr in self.tracks.values())
+        #: sessions inferred for F_PREFILLED allocations (before the lab
+        #: kprobes): (cache, cpu) -> [sheaf, allocations, last ts]; each
+        #: cache's (prefill count, allocations per sheaf) as the probes showed
+        self.pf_sessions: dict[tuple[int, int], list[Any]] = {}
+        self.pf_shape: dict[int, tuple[int, int]] = {
+            int(c): (int(v["count"]), int(v["allocs"]))
+            for c, v in (self.store.meta.get("prefill_sessions") or {}).items()
+        }
+        self.kprobe_row = int(self.store.meta.get("kprobe_row", -1))
+        if facts.has_prefilled_guess and self.kprobe_row >= 0:
+            # the hit path stops there: the last inferred sessions end
+            facts.early.setdefault(self.kprobe_row, [])
         self.next_gp = facts.ts_first + self.opt.gp_interval
         self.bulk_pool: dict[int, list[int]] = {}
         self.sheaves: dict[int, Sheaf] = {}
@@ -630,6 +651,7 @@ class Replayer:
             self.hit_rows = int(hp.handled())
             self.hit_stops = {OP_NAMES.get(o, str(o)): n for o, n in hp.stop_counts().items()}
             self.hit_exchanges = dict(hp.exchanges())
+        self._end_prefilled_sessions()
         for sh in self.sheaves.values():  # prefilled sheaves still out at the end
             self.warnings["sheaves_out_at_end"] += 1
             del sh
@@ -761,6 +783,8 @@ class Replayer:
                         # rcu sheaf would wait for a completion the trace never
                         # shows (see F_EARLY)
                         et.model.replay_free(a, cpu_of[e_cpu])
+                if base + i == self.kprobe_row:
+                    self._end_prefilled_sessions()
             tr = track_of[c] if 0 <= c < ntracks else None
             if op <= OP_FREE:  # OP_ALLOC (0) or OP_FREE (1): the bulk of every trace
                 if tr is None:
@@ -774,6 +798,12 @@ class Replayer:
                 if op == OP_ALLOC:
                     if fl & F_FAILED:
                         warn["traced_failed_alloc"] += 1
+                    elif fl & F_PREFILLED:
+                        a = self._prefilled_alloc(s, c, cpu, ts)
+                        if a:
+                            addr[obj_l[i]] = a
+                        else:
+                            warn["model_alloc_failed"] += 1
                     else:
                         a = s.replay_alloc(cpu, node_l[i])
                         if a:
@@ -1012,6 +1042,55 @@ class Replayer:
         else:
             self.warnings["free_without_model_object"] += 1
         return 0
+
+    def _prefilled_alloc(self, s: KmemCache, c: int, cpu: int, ts: float) -> int:
+        """An allocation the ingester inferred came from a prefilled sheaf
+        (``F_PREFILLED``: before the lab kprobes, at a call site that used
+        prefilled sheaves once they ran).  Models the caller's
+        kmem_cache_prefill_sheaf / kmem_cache_alloc_from_sheaf /
+        kmem_cache_return_sheaf session, whose calls the trace does not show:
+        a session of ``cpu`` takes a sheaf with the cache's usual prefill
+        count and gives it back after its usual number of allocations, or at
+        the next such allocation more than PREFILL_GAP later (decision: on
+        the lab bundles a session's allocations are at most 37 us apart at
+        p99 once the probes show them, one task's sessions milliseconds).  A
+        generation without the prefill API allocates plainly, as for a
+        traced prefill."""
+        key = (c, cpu)
+        count, allocs = self.pf_shape.get(c, (PREFILL_DEFAULT, PREFILL_DEFAULT))
+        sess = self.pf_sessions.get(key)
+        if sess is not None and (ts - float(sess[2]) > PREFILL_GAP or int(sess[1]) >= allocs):
+            del self.pf_sessions[key]
+            s.return_sheaf(sess[0], cpu)
+            sess = None
+        if not self.has_prefill:
+            self.warnings["prefill_translated_to_plain_allocs"] += 1
+            return s.replay_alloc(cpu, NUMA_NO_NODE)
+        if sess is None:
+            sh = s.prefill_sheaf(count, cpu)
+            if sh is None:
+                self.warnings["model_prefill_failed"] += 1
+                return s.replay_alloc(cpu, NUMA_NO_NODE)
+            sess = self.pf_sessions[key] = [sh, 0, ts]
+        a = s.alloc_from_sheaf(sess[0], cpu)
+        sess[1] = int(sess[1]) + 1
+        sess[2] = ts
+        if int(sess[1]) >= allocs:
+            del self.pf_sessions[key]
+            s.return_sheaf(sess[0], cpu)
+        if not a:
+            self.warnings["model_sheaf_empty"] += 1
+            a = s.replay_alloc(cpu, NUMA_NO_NODE)
+        return a
+
+    def _end_prefilled_sessions(self) -> None:
+        """Give back every inferred prefilled sheaf still out (the lab kprobes
+        start here: from now on the trace shows the sessions)."""
+        for (c, cpu), sess in self.pf_sessions.items():
+            tr = self.track_of[c]
+            if tr is not None:
+                tr.model.return_sheaf(sess[0], cpu)
+        self.pf_sessions.clear()
 
     def _rcu_lost(self) -> dict[int, int]:
         """Per traced rcu_free_sheaf row, the completions the trace lost just

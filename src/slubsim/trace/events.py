@@ -53,3 +53,13 @@ F_FAILED: Final = 16  # the allocation returned NULL
 #: traced rcu_free_sheaf supplies, and boot-mixed-4cpu's maple_node kept 11
 #: sheaves, 352 objects, in flight for the whole trace)
 F_EARLY: Final = 32
+#: an allocation before the lab kprobes were active, at a call site that once
+#: they were allocated only from prefilled sheaves (the same instruction calls
+#: the same API): replay takes it from a prefilled sheaf it infers (a session
+#: of at most the usual allocations per sheaf, gaps under PREFILL_GAP)
+F_PREFILLED: Final = 64
+
+#: longest gap (s) between the allocations of one inferred prefilled-sheaf
+#: session (after the probes: p99 27-37 us on the lab bundles; sessions of one
+#: task are milliseconds apart)
+PREFILL_GAP: Final = 100e-6
