@@ -32,7 +32,9 @@ Decisions (documented, tested):
   started and allocated again later without a traced free (ingest flag
   ``F_EARLY``) is freed plainly, on the reallocating CPU, at the row where they
   started (not as ``kfree_rcu``: its rcu sheaf would wait for a completion the
-  trace never shows).
+  trace never shows).  An allocation before them at a call site that, once
+  they run, allocates from prefilled sheaves (ingest flag ``F_PREFILLED``)
+  comes from a prefilled sheaf of an inferred session (``_prefilled_alloc``).
 * **kfree_rcu completions**: when the traced kernel shows the delayed free of
   a kfree_rcu'd object (``free_bulk name=(fault)`` or ``kfree`` from the
   kvfree_rcu batch) and the model put that object in its own classic batch, it
