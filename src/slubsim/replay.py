@@ -256,6 +256,18 @@ _HIT_DTYPES: dict[str, Any] = {
 PREFILL_DEFAULT: Final = 3
 
 
+class PrefilledSession:
+    """A prefilled sheaf the replay took for ``F_PREFILLED`` allocations of
+    one cache on one CPU (Replayer._prefilled_alloc)."""
+
+    __slots__ = ("allocs", "last", "sheaf")
+
+    def __init__(self, sheaf: Sheaf, ts: float) -> None:
+        self.sheaf = sheaf
+        self.allocs = 0
+        self.last = ts
+
+
 class TraceFacts:
     """What the replay needs to know about the whole trace before its first
     event, gathered in one streaming pass over the store (vectorised, one
@@ -588,9 +600,9 @@ class Replayer:
         self.rcu_addr: dict[int, int] = {}
         self.has_prefill = all(tr.model.layer.has_prefill for tr in self.tracks.values())
         #: sessions inferred for F_PREFILLED allocations (before the lab
-        #: kprobes): (cache, cpu) -> [sheaf, allocations, last ts]; each
-        #: cache's (prefill count, allocations per sheaf) as the probes showed
-        self.pf_sessions: dict[tuple[int, int], list[Any]] = {}
+        #: kprobes) by (cache, cpu); each cache's (prefill count, allocations
+        #: per sheaf) as the probes showed
+        self.pf_sessions: dict[tuple[int, int], PrefilledSession] = {}
         self.pf_shape: dict[int, tuple[int, int]] = {
             int(c): (int(v["count"]), int(v["allocs"]))
             for c, v in (self.store.meta.get("prefill_sessions") or {}).items()
@@ -1061,9 +1073,9 @@ class Replayer:
         key = (c, cpu)
         count, allocs = self.pf_shape.get(c, (PREFILL_DEFAULT, PREFILL_DEFAULT))
         sess = self.pf_sessions.get(key)
-        if sess is not None and (ts - float(sess[2]) > PREFILL_GAP or int(sess[1]) >= allocs):
+        if sess is not None and (ts - sess.last > PREFILL_GAP or sess.allocs >= allocs):
             del self.pf_sessions[key]
-            s.return_sheaf(sess[0], cpu)
+            s.return_sheaf(sess.sheaf, cpu)
             sess = None
         if not self.has_prefill:
             self.warnings["prefill_translated_to_plain_allocs"] += 1
@@ -1073,13 +1085,13 @@ class Replayer:
             if sh is None:
                 self.warnings["model_prefill_failed"] += 1
                 return s.replay_alloc(cpu, NUMA_NO_NODE)
-            sess = self.pf_sessions[key] = [sh, 0, ts]
-        a = s.alloc_from_sheaf(sess[0], cpu)
-        sess[1] = int(sess[1]) + 1
-        sess[2] = ts
-        if int(sess[1]) >= allocs:
+            sess = self.pf_sessions[key] = PrefilledSession(sh, ts)
+        a = s.alloc_from_sheaf(sess.sheaf, cpu)
+        sess.allocs += 1
+        sess.last = ts
+        if sess.allocs >= allocs:
             del self.pf_sessions[key]
-            s.return_sheaf(sess[0], cpu)
+            s.return_sheaf(sess.sheaf, cpu)
         if not a:
             self.warnings["model_sheaf_empty"] += 1
             a = s.replay_alloc(cpu, NUMA_NO_NODE)
@@ -1091,7 +1103,7 @@ class Replayer:
         for (c, cpu), sess in self.pf_sessions.items():
             tr = self.track_of[c]
             if tr is not None:
-                tr.model.return_sheaf(sess[0], cpu)
+                tr.model.return_sheaf(sess.sheaf, cpu)
         self.pf_sessions.clear()
 
     def _rcu_lost(self) -> dict[int, int]:
