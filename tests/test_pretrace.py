@@ -214,6 +214,52 @@ def test_cpu_partial_slabs_from_sysfs_counts(tmp_path: Path) -> None:
     assert on_cpu["counters"]["alloc_slab"] == 0
 
 
+def test_cpu_partial_slabs_the_trace_never_touches(tmp_path: Path) -> None:
+    """sysfs counted 2 slabs on CPU 0's partial list; the trace shows CPU 0
+    using its cpu slab K1 and then one pre-trace slab, K2: the other one never
+    met a traced pointer.  Read when tracing began, the count makes it up with
+    a half-full placeholder; a count read later (a trace from boot) does not,
+    nor does one of a CPU that also took a slab not shown to be pre-trace."""
+    ev = [(0, "alloc", K1 + 64 * i) for i in range(60, 64)]
+    ev += [(0, "alloc", K2 + 64 * i) for i in range(10, 13)]
+    st = _store(tmp_path, ev, "6.12")
+    geom = {_cid(st): (0, 64, 64)}
+    p = plan(st, geom, cpus_before={_cid(st): {0}}, cpu_partial_before={_cid(st): {0: 2}})
+    assert p.cpu_partial[_cid(st)] == {0: [K2]}
+    p = plan(
+        st,
+        geom,
+        cpus_before={_cid(st): {0}},
+        cpu_partial_before={_cid(st): {0: 2}},
+        unseen_cpu_partial=True,
+    )
+    chain = p.cpu_partial[_cid(st)][0]
+    assert chain[0] == K2 and len(chain) == 2 and chain[1] < 0
+    ph = next(ps for ps in p.slabs[_cid(st)] if ps.unseen)
+    assert (len(ph.allocated), len(ph.free_order)) == (32, 32)
+    opts = {
+        "pretrace_cpus": {"kmalloc-64": {0}},
+        "pretrace_cpu_partial": {"kmalloc-64": {0: 2}},
+        "pretrace_cpu_partial_unseen": True,
+    }
+    res = _replay(st, "reconstruct", **opts)
+    c = res["counters"]
+    # K2 from the list head; the placeholder stays behind it, made by no one
+    assert (c["cpu_partial_alloc"], c["alloc_slab"]) == (1, 0)
+    assert res["lockstep"]["same_object"] == 7
+    # a CPU that took a fresh slab (K3 from object 0) gets no placeholder
+    ev2 = ev + [(0, "alloc", K3 + 64 * i) for i in range(3)]
+    st2 = _store(tmp_path, ev2, "6.12")
+    p2 = plan(
+        st2,
+        {_cid(st2): (0, 64, 64)},
+        cpus_before={_cid(st2): {0}},
+        cpu_partial_before={_cid(st2): {0: 2}},
+        unseen_cpu_partial=True,
+    )
+    assert p2.cpu_partial[_cid(st2)] == {0: [K2]}
+
+
 def test_rebuilt_slabs_under_sheaves_go_to_the_partial_list(tmp_path: Path) -> None:
     # a 7.3 trace: CPU 0 allocates from K3 and K1, then frees two pre-trace
     # objects of K3
@@ -280,7 +326,13 @@ def test_rebuilt_slabs_lift_the_612_bundles() -> None:
     assert k1["within_5pct"] / k1["counters_compared"] >= 0.90
     c612 = new["summary_classic_counters_busy_caches"]
     assert c612["counters_compared"] >= 280
-    assert c612["within_5pct"] / c612["counters_compared"] >= 0.92
+    assert c612["within_5pct"] / c612["counters_compared"] >= 0.935
+    # CPU 3 had 2 vm_area_struct slabs on its partial list, the trace touches
+    # one: the other, made up untouched, fills the list to cpu_partial_slabs
+    # and the kernel's one drain (8 slabs to the node list, 2 discarded) follows
+    vma = new["caches"]["vm_area_struct"]["counters"]
+    for item in ("cpu_partial_drain", "free_add_partial", "deactivate_empty", "free_slab"):
+        assert vma[item]["model"] == vma[item]["kernel"] > 0, item
     assert new["lockstep"]["share"] >= 0.88
     # a cpu slab left for another slab has no free tail (_refuted_tails):
     # kmalloc-rcl-192 was in step for 3,753 allocations, 22 % overall, without it

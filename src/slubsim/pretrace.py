@@ -115,6 +115,9 @@ class PretraceSlab:
     #: the slab's own freelist (remote frees since it was frozen), not on
     #: ``c->freelist``
     slab_keep: int = 0
+    #: a slab the trace never touches, known only from the kernel's count of
+    #: a CPU's cpu partial slabs (``kbase`` is then a negative placeholder)
+    unseen: bool = False
 
 
 @dataclass
@@ -158,6 +161,7 @@ def plan(
     cpus_before: dict[int, set[int]] | None = None,
     cpu_partial_before: dict[int, dict[int, int]] | None = None,
     sheaves_before: dict[int, dict[int, tuple[int, int]]] | None = None,
+    unseen_cpu_partial: bool = False,
 ) -> PretracePlan:
     """Find the pre-trace slabs of the caches in ``geometry`` (store cache id
     -> (order, object stride, objects per slab) of the model) in one streaming
@@ -174,7 +178,10 @@ def plan(
     (cache id -> trace CPU -> slabs on its cpu partial list, sysfs
     ``slabs_cpu_partial``) puts that many of the partial pre-trace slabs
     first allocated by the CPU, in order of first use, on its cpu partial list
-    (only the CPU can take from it, after its cpu slab).  ``sheaves_before``
+    (only the CPU can take from it, after its cpu slab); with
+    ``unseen_cpu_partial`` (those counts were read when tracing began) a list
+    short of its count is made up with slabs no traced pointer touches.
+    ``sheaves_before``
     (cache id -> trace CPU -> objects in its (main, spare) sheaves, e.g. from
     the kernel's counters) has the sheaves' objects found by
     :func:`discover_sheaves` and their slabs rebuilt around them."""
@@ -326,6 +333,13 @@ def plan(
                 if k in pre and (allowed is None or cpu in allowed)
             }
             taken = set(out.cpu_slab[c].values())
+            # CPUs that first allocated from a slab not shown to be pre-trace
+            # (a fresh one -- or one of their list's, indistinguishable)
+            fresh = {
+                slab_alloc_cpu[(c, kb)]
+                for kb in slabs
+                if kb not in pre and (c, kb) in slab_alloc_cpu
+            }
             for cpu, want in sorted((cpu_partial_before or {}).get(c, {}).items()):
                 chain = [
                     ps.kbase
@@ -333,6 +347,34 @@ def plan(
                     if ps.cpu == cpu and ps.free_order and ps.kbase not in taken
                 ][: max(want, 0)]
                 taken.update(chain)
+                # the rest of the CPU's list: slabs no traced pointer touches
+                # (e.g. v612-mixed vm_area_struct: CPU 3 had 2, the trace
+                # shows it using one; the other waited on the list for the
+                # drain that put_cpu_partial did when the list reached
+                # cpu_partial_slabs) -- when every slab the CPU was first to
+                # allocate from is pre-trace, so none of them can be the
+                # missing one, and the cache has no alloc_bulk (whose objects
+                # the trace does not name).  Decision: such a slab is half
+                # full -- the kernel's own estimate for cpu partial slabs
+                # (slabs_cpu_partial_show) -- with its free objects last.
+                short = max(want, 0) - len(chain)
+                if not unseen_cpu_partial or c in bulk or cpu in fresh:
+                    short = 0
+                for _ in range(short):
+                    kb = -1 - sum(1 for ps in found if ps.unseen)
+                    half = objects // 2
+                    found.append(
+                        PretraceSlab(
+                            kbase=kb,
+                            first_row=-1,
+                            cpu=cpu,
+                            free_order=list(range(half, objects)),
+                            free_rows=[-1] * (objects - half),
+                            allocated=list(range(half)),
+                            unseen=True,
+                        )
+                    )
+                    chain.append(kb)
                 if chain:
                     out.cpu_partial.setdefault(c, {})[cpu] = chain
     if per_cpu_slab:

@@ -186,6 +186,10 @@ class ReplayOptions:
     #: pretrace="reconstruct": cache -> trace CPU -> slabs on its cpu partial
     #: list when tracing began (sysfs ``slabs_cpu_partial``)
     pretrace_cpu_partial: dict[str, dict[int, int]] = field(default_factory=dict)
+    #: pretrace="reconstruct": those counts were read when tracing began (not
+    #: later, as in a trace from boot), so slabs on a CPU's list that no traced
+    #: pointer touches are made up to them (slubsim.pretrace.plan)
+    pretrace_cpu_partial_unseen: bool = False
     #: pretrace="reconstruct": cache -> trace CPU -> objects its main + spare
     #: sheaves held when tracing began (7.x; which ones: slubsim.pretrace)
     pretrace_sheaves: dict[str, dict[int, int]] = field(default_factory=dict)
@@ -1194,6 +1198,7 @@ class Replayer:
             per_cpu_slab=recorded in CPU_SLAB_GENERATIONS,
             cpus_before=before,
             cpu_partial_before=partial,
+            unseen_cpu_partial=self.opt.pretrace_cpu_partial_unseen,
             sheaves_before=sheaves,
         )
 
@@ -1213,13 +1218,17 @@ class Replayer:
             by_kbase: dict[int, Slab] = {}
             for ps in slabs:
                 cpu = self.cpu_of[ps.cpu]
-                nid = self._pretrace_node(ps.kbase, cpu)
+                nid = (
+                    self.machine.cpu_mem_node[cpu]
+                    if ps.unseen
+                    else self._pretrace_node(ps.kbase, cpu)
+                )
                 slab = s.adopt_slab(cpu, nid, ps.free_order, ps.in_sheaf)
                 if slab is None:
                     self.warnings["pretrace_slab_without_memory"] += 1
                     continue
                 by_kbase[ps.kbase] = slab
-                if ls is not None:
+                if ls is not None and not ps.unseen:
                     ls.pair(slab, ps.kbase)
                 for i, o in ps.bound:
                     if i < slab.objects and not self.addr[o]:

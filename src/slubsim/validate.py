@@ -363,6 +363,7 @@ def _collect(
     warm_partial: dict[str, dict[int, tuple[int, int]]] | None = None,
     pretrace_cpus: dict[str, set[int]] | None = None,
     pretrace_cpu_partial: dict[str, dict[int, int]] | None = None,
+    pretrace_cpu_partial_unseen: bool = False,
     pretrace_sheaves: dict[str, dict[int, int]] | None = None,
     hit_path: bool | None = None,
     warm_sheaf_count: dict[str, int] | None = None,
@@ -425,6 +426,7 @@ def _collect(
             lockstep=lockstep,
             pretrace_cpus=pretrace_cpus or {},
             pretrace_cpu_partial=pretrace_cpu_partial or {},
+            pretrace_cpu_partial_unseen=pretrace_cpu_partial_unseen,
             pretrace_sheaves=pretrace_sheaves or {},
             hit_path=hit_path,
         ),
@@ -518,6 +520,7 @@ def validate_bundle(
         pretrace_cpu_partial={
             d: cpu_partial_before(info.get("state_before") or {}) for d, info in kstats.items()
         },
+        pretrace_cpu_partial_unseen=not meta.traced_from_boot,
         pretrace_sheaves=(
             sheaves_at_start(occupancy, traced_until_first_read(store, set(occupancy)))
             if pretrace == "reconstruct" and sheaves_from_pointers
