@@ -193,10 +193,10 @@ def test_boot_bundle_fidelity_does_not_regress() -> None:
 @pytest.mark.parametrize(
     ("run", "key_floor"),
     [
-        ("mixed-4cpu", 0.96),
+        ("mixed-4cpu", 0.965),
         ("net-4cpu", 0.95),
-        ("forkfiles-2cpu", 0.91),
-        ("mixed-4cpu-numa2", 0.86),
+        ("forkfiles-2cpu", 0.92),
+        ("mixed-4cpu-numa2", 0.875),
     ],
 )
 def test_traced_after_boot_fidelity_floor(run: str, key_floor: float) -> None:
@@ -226,6 +226,20 @@ def test_validate_names_rcu_completions_missing_from_the_trace() -> None:
     r = CliRunner().invoke(main, ["validate", str(TRACES / "forkfiles-2cpu")])
     assert r.exit_code == 0
     assert "never shows completing: maple_node 28" in " ".join(r.stdout.split())
+
+
+@needs_shared
+def test_barn_counted_for_a_cache_with_rcu_and_prefilled_sheaves() -> None:
+    """forkfiles maple_node: kfree_rcu and prefilled sheaves hide what each
+    CPU's sheaves held, but its barn held 10 full sheaves by the counters.
+    Without them the model refilled from slabs and made 141 slabs where the
+    kernel made 96 (barn_get_fail 3 where the kernel had none)."""
+    res = validate_bundle(TRACES / "forkfiles-2cpu")
+    c = res["caches"]["maple_node"]["counters"]
+    assert c["alloc_slab"]["kernel"] == 96 and c["alloc_slab"]["model"] <= 106
+    assert c["barn_get_fail"]["model"] == c["barn_get_fail"]["kernel"] == 0
+    for item in ("barn_get", "barn_put", "sheaf_refill", "sheaf_flush"):
+        assert rel_error(c[item]["model"], c[item]["kernel"]) <= 0.01, item
 
 
 @needs_shared
@@ -279,7 +293,9 @@ def test_612_boot_bundle_fidelity_does_not_regress() -> None:
 
 def test_sheaf_occupancy_from_per_cpu_counters(tmp_path: Path) -> None:
     """refilled + freed to sheaves + barn gets - allocated - flushed - barn puts,
-    per CPU; an inconsistent balance (rcu/prefilled sheaves) leaves the cache out."""
+    per CPU; an inconsistent balance (rcu/prefilled sheaves) leaves the CPUs
+    out -- and the barns too where the counters, rcu sheaves counted in, do
+    not close."""
     rows = [
         "@alias\tkmalloc-192\t:0000192",
         "filp\tsheaf_capacity\t60",
@@ -290,14 +306,34 @@ def test_sheaf_occupancy_from_per_cpu_counters(tmp_path: Path) -> None:
         "filp\tbarn_put\t1 C0=1",
         "filp\tsheaf_flush\t0",
         "filp\tctor\t",
+        "kmalloc-64\tsheaf_capacity\t32",
+        "kmalloc-64\tsheaf_refill\t32 C0=32",
+        "kmalloc-64\talloc_fastpath\t90 C0=90",
+        # kfree_rcu and prefilled sheaves: the CPUs' sheaves unknown, the barn
+        # counted (rcu sheaves put 3 full sheaves in, a prefill took one)
         "maple_node\tsheaf_capacity\t32",
-        "maple_node\tsheaf_refill\t32 C0=32",
-        "maple_node\talloc_fastpath\t90 C0=90",
+        "maple_node\tsheaf_refill\t64 C0=64",
+        "maple_node\talloc_fastpath\t10 C0=10",
+        "maple_node\tfree_rcu_sheaf\t100 C0=100",
+        "maple_node\tbarn_put\t3 C0=3",
+        "maple_node\tbarn_get\t1 C0=1",
+        "maple_node\tsheaf_prefill_slow\t1 C0=1",
+        # kfree_rcu without prefills whose counters do not close: 547 objects
+        # went to rcu sheaves, one sheaf reached the barn (a booted 7.3
+        # kmalloc-96): left out
+        "kmalloc-96\tsheaf_capacity\t60",
+        "kmalloc-96\tsheaf_refill\t60 C0=60",
+        "kmalloc-96\talloc_fastpath\t60 C0=60",
+        "kmalloc-96\tfree_rcu_sheaf\t547 C0=547",
+        "kmalloc-96\tbarn_put\t1 C0=1",
     ]
     (tmp_path / "slab_before.tsv").write_text("\n".join(rows) + "\n")
     occ = sheaf_occupancy_before(tmp_path)
     # CPU 0 put a full sheaf into the barn, CPU 1 took one: none left (key -1: node 0)
-    assert occ == {"filp": {0: 120 + 90 - 100 - 60, 1: 60 + 10 + 60 - 50, -1: 0}}
+    assert occ == {
+        "filp": {0: 120 + 90 - 100 - 60, 1: 60 + 10 + 60 - 50, -1: 0},
+        "maple_node": {-1: 2},
+    }
     two_nodes = sheaf_occupancy_before(tmp_path, {0: 0, 1: 1})
     assert two_nodes["filp"][-1] == 1 and two_nodes["filp"][-2] == -1
     assert sheaf_occupancy_before(tmp_path / "missing") == {}
