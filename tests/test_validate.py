@@ -20,6 +20,7 @@ from slubsim.validate import (
     rel_error,
     sheaf_occupancy_before,
     sheaves_before,
+    traced_during_reads,
     validate_bundle,
 )
 
@@ -96,6 +97,47 @@ def test_rcu_sheaves_filled_by_counters_against_completions_traced(tmp_path: Pat
     kstats["maple_node"]["config"]["sheaf_capacity"] = "0"
     assert rcu_sheaves_untraced(st, kstats) == {}
     assert rcu_sheaves_untraced(st, {"maple_node": {"config": {"sheaf_capacity": "32"}}}) == {}
+
+
+def test_counters_taken_back_to_the_first_read(tmp_path: Path) -> None:
+    """The lab reads a cache's attributes one after another and each read
+    allocates and frees (a seq_file page): the counters read after the first
+    have moved by the traced events in between, which the balance takes
+    back out."""
+    from slubsim.trace.ingest import ingest
+
+    lines, ev = _trace_writer()
+
+    def page(i: int) -> None:
+        p = 0xFFFF888100200000 + i * 0x1000
+        ev(
+            f"kmalloc: call_site=f+0x1/0x2 ptr={p:x} bytes_req=4096 bytes_alloc=4096 "
+            "gfp_flags=GFP_KERNEL node=-1 accounted=false"
+        )
+        ev(f"kfree: call_site=g+0x1/0x2 ptr={p:x}")
+
+    ev("tracing_mark_write: LAB_READ before kmalloc-4k aliases")
+    page(0)
+    ev("tracing_mark_write: LAB_READ before kmalloc-4k alloc_fastpath")
+    for i in range(1, 4):
+        page(i)
+    ev("tracing_mark_write: LAB_READ before kmalloc-4k free_fastpath")
+    page(4)
+    ev("tracing_mark_write: LAB_READ before kmalloc-4k sheaf_refill")
+    st = ingest(write_trace(tmp_path, "".join(lines)))
+    during = traced_during_reads(st)
+    assert during == {"kmalloc-4k": {"alloc_fastpath": {0: 1}, "free_fastpath": {0: 4}}}
+    rows = [
+        "kmalloc-4k\tsheaf_capacity\t4",
+        "kmalloc-4k\tsheaf_refill\t8 C0=8",
+        "kmalloc-4k\talloc_fastpath\t100 C0=100",
+        "kmalloc-4k\tfree_fastpath\t102 C0=102",
+    ]
+    (tmp_path / "slab_before.tsv").write_text("\n".join(rows) + "\n")
+    # read as they are, 8 + 102 - 100 = 10 objects in two sheaves of 4: left out
+    assert sheaf_occupancy_before(tmp_path) == {}
+    # at the first read, 8 + (102 - 4) - (100 - 1) = 7
+    assert sheaf_occupancy_before(tmp_path, None, during)["kmalloc-4k"] == {0: 7, -1: 0}
 
 
 def write_trace(tmp: Path, text: str) -> Path:
@@ -194,10 +236,10 @@ def test_boot_bundle_fidelity_does_not_regress() -> None:
 @pytest.mark.parametrize(
     ("run", "key_floor"),
     [
-        ("mixed-4cpu", 0.965),
-        ("net-4cpu", 0.95),
-        ("forkfiles-2cpu", 0.935),
-        ("mixed-4cpu-numa2", 0.87),
+        ("mixed-4cpu", 0.98),
+        ("net-4cpu", 0.99),
+        ("forkfiles-2cpu", 0.96),
+        ("mixed-4cpu-numa2", 0.92),
     ],
 )
 def test_traced_after_boot_fidelity_floor(run: str, key_floor: float) -> None:
@@ -274,6 +316,21 @@ def test_rcu_balance_counts_the_rcu_sheaves_in(tmp_path: Path) -> None:
             -1: 0,
         }
     }
+
+
+@needs_shared
+def test_the_reads_own_allocations_are_taken_out_of_the_warm_up() -> None:
+    """net-4cpu: each sysfs read allocates and frees a seq_file page on the
+    reading CPU, so kmalloc-4k's free_fastpath, read 16 attributes after its
+    first read, said 17 objects sat in that CPU's two sheaves of 4; taken back
+    to the first read, 1.  Left out as inconsistent, the cold model refilled
+    12 objects where the kernel refilled 4."""
+    res = validate_bundle(TRACES / "net-4cpu")
+    c = res["caches"]["kmalloc-4k"]["counters"]
+    for item in ("sheaf_refill", "barn_get_fail", "alloc_slab", "barn_get", "barn_put"):
+        assert c[item]["model"] == c[item]["kernel"], item
+    k = res["summary_key_counters_busy_caches"]
+    assert k["exact"] / k["counters_compared"] >= 0.99
 
 
 @needs_shared
@@ -456,7 +513,7 @@ def test_sheaf_count_from_counters_fixes_sheaf_alloc() -> None:
         )
 
     assert exact_sheaf_alloc(on) >= exact_sheaf_alloc(off) + 8
-    assert on["summary"]["exact"] >= 1857
+    assert on["summary"]["exact"] >= 1864
 
 
 @needs_shared

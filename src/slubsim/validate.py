@@ -220,6 +220,100 @@ def traced_until_first_read(
     return out
 
 
+#: per-CPU counters of the sheaf balance moved by one traced event each: the
+#: ops that move them (fast paths; a kfree_rcu to the rcu sheaf)
+_TRACED_ITEMS = {
+    "alloc_fastpath": "alloc",
+    "free_fastpath": "free",
+    "free_rcu_sheaf": "kfree_rcu",
+}
+
+
+def traced_during_reads(store: EventStore) -> dict[str, dict[str, dict[int, int]]]:
+    """Per cache (sysfs dir) and per counter of :data:`_TRACED_ITEMS`: the
+    traced events of the cache on each CPU from its first "before" read to
+    that counter's own "before" read.  The lab reads a cache's attributes one
+    after another, and the reads themselves allocate and free (a seq_file
+    page from kmalloc-4k and a kmalloc-96 object freed by kfree_rcu, on the
+    reading CPU, per read): counters read later have moved since the first
+    read, where the warm-up sets the model's sheaves."""
+    import numpy as np
+
+    from .trace.events import OP_ALLOC, OP_FREE, OP_KFREE_RCU
+
+    first: dict[str, int] = {}
+    at: dict[str, dict[str, int]] = defaultdict(dict)
+    for mk in store.meta.get("markers", []):
+        rd = mk.get("read")
+        if not rd or rd["when"] != "before":
+            continue
+        first.setdefault(rd["cache"], int(mk["row"]))
+        if rd["attr"] in _TRACED_ITEMS:
+            at[rd["cache"]].setdefault(rd["attr"], int(mk["row"]))
+    ids: dict[str, int] = {}
+    for info in store.caches:
+        for n in (info.get("sysfs_dir"), info["name"]):
+            if n:
+                ids.setdefault(n, int(info["id"]))
+    # (cache id, kind) -> list of (first row, read row, dir, attr)
+    spans: dict[tuple[int, str], list[tuple[int, int, str, str]]] = defaultdict(list)
+    for d, attrs in at.items():
+        if d not in ids:
+            continue
+        for attr, row in attrs.items():
+            if row > first[d]:
+                spans[(ids[d], _TRACED_ITEMS[attr])].append((first[d], row, d, attr))
+    if not spans:
+        return {}
+    lo = min(a for v in spans.values() for a, _, _, _ in v)
+    hi = max(b for v in spans.values() for _, b, _, _ in v)
+    ops = {"alloc": OP_ALLOC, "free": OP_FREE, "kfree_rcu": OP_KFREE_RCU}
+    out: dict[str, dict[str, dict[int, int]]] = defaultdict(lambda: defaultdict(dict))
+    base = 0
+    for b in store.iter_batches(("cpu", "op", "cache", "flags"), 1 << 16):
+        m = len(b["op"])
+        if base >= hi:
+            break
+        if base + m > lo:
+            rows = np.arange(base, base + m)
+            for (cid, kind), lst in spans.items():
+                sel = (b["cache"] == cid) & (b["op"] == ops[kind]) & (b["flags"] == 0)
+                if not sel.any():
+                    continue
+                for a, z, d, attr in lst:
+                    w = sel & (rows >= a) & (rows < z)
+                    if w.any():
+                        cpus, counts = np.unique(b["cpu"][w], return_counts=True)
+                        row_out = out[d][attr]
+                        for cpu, k in zip(cpus.tolist(), counts.tolist(), strict=True):
+                            row_out[cpu] = row_out.get(cpu, 0) + k
+        base += m
+    return {d: dict(v) for d, v in out.items()}
+
+
+def _at_first_read(
+    per: dict[str, dict[str, dict[int, int]]],
+    traced: dict[str, dict[str, dict[int, int]]] | None,
+) -> dict[str, dict[str, dict[int, int]]]:
+    """``per`` with the counters of :data:`_TRACED_ITEMS` taken back to the
+    cache's first read by the traced events in between
+    (:func:`traced_during_reads`)."""
+    if not traced:
+        return per
+    out: dict[str, dict[str, dict[int, int]]] = {}
+    for cache, st in per.items():
+        tr = traced.get(cache)
+        if not tr:
+            out[cache] = st
+            continue
+        st2 = dict(st)
+        for attr, by_cpu in tr.items():
+            if attr in st2:
+                st2[attr] = {u: v - by_cpu.get(u, 0) for u, v in st2[attr].items()}
+        out[cache] = st2
+    return out
+
+
 def cpus_allocating_before(bundle: str | Path, store: EventStore) -> dict[str, set[int]]:
     """CPUs that had allocated from each cache before tracing began: the
     kernel's cumulative alloc_fastpath + alloc_slowpath of the CPU at the
@@ -245,7 +339,9 @@ def cpus_allocating_before(bundle: str | Path, store: EventStore) -> dict[str, s
 
 
 def sheaf_occupancy_before(
-    bundle: str | Path, cpu_node: dict[int, int] | None = None
+    bundle: str | Path,
+    cpu_node: dict[int, int] | None = None,
+    traced: dict[str, dict[str, dict[int, int]]] | None = None,
 ) -> dict[str, dict[int, int]]:
     """Objects each CPU's main + spare sheaves held when tracing began, per
     cache directory, from the kernel's cumulative per-CPU SLUB_STATS read
@@ -255,17 +351,21 @@ def sheaf_occupancy_before(
       - alloc_fastpath - sheaf_flush - capacity * barn_put
 
     (objects into a CPU's sheaves minus objects out; a barn transfer moves a
-    full sheaf).  kfree_rcu sheaves and prefilled sheaves move objects no
-    counter sees, so a cache whose balance is negative or above two sheaves
-    on some CPU has no CPU keys.  Keys ``-1 - nid`` hold the full sheaves in
-    node ``nid``'s barn (barn_put - barn_get of its CPUs; ``cpu_node`` maps
-    CPUs to nodes, default node 0) -- for a cache without CPU keys only when
-    its counters close with the rcu sheaves counted in (:func:`_counters_close`;
-    forkfiles maple_node: 10 full sheaves, without which the model made 141
-    slabs in the window where the kernel made 96).  Empty when the bundle has
-    no per-CPU reads."""
+    full sheaf), with the fast-path counters taken back to the cache's first
+    read by ``traced`` (:func:`traced_during_reads`: the reads of its other
+    attributes allocate and free; read unadjusted, kmalloc-4k's reading CPU
+    held 14-17 objects in sheaves of 4 and was left out). kfree_rcu sheaves and
+    prefilled sheaves move objects no counter sees, so a cache whose balance is
+    negative or above two sheaves on some CPU has no CPU keys. Keys
+    ``-1 - nid`` hold the full sheaves in node ``nid``'s barn (barn_put - barn_get of
+    its CPUs; ``cpu_node`` maps CPUs to nodes, default node 0) -- for a cache
+    without CPU keys only when its counters close with the rcu sheaves counted
+    in (:func:`_counters_close`; forkfiles maple_node: 10 full sheaves, without
+    which the model made 141 slabs in the window where the kernel made 96).
+    Empty when the bundle has no per-CPU reads."""
     cpu_node = cpu_node or {}
     per, cap = per_cpu_before(bundle)
+    per = _at_first_read(per, traced)
     out: dict[str, dict[int, int]] = {}
     for cache, st in per.items():
         c = cap.get(cache, 0)
@@ -300,7 +400,9 @@ def sheaf_occupancy_before(
 
 
 def rcu_balance_before(
-    bundle: str | Path, cpu_node: dict[int, int] | None = None
+    bundle: str | Path,
+    cpu_node: dict[int, int] | None = None,
+    traced: dict[str, dict[str, dict[int, int]]] | None = None,
 ) -> dict[str, dict[int, int]]:
     """For a cache :func:`sheaf_occupancy_before` gives no CPU keys because
     kfree_rcu sheaves hide them (some CPU freed by kfree_rcu; no prefilled
@@ -322,7 +424,8 @@ def rcu_balance_before(
     one sheaf completed)."""
     cpu_node = cpu_node or {}
     per, cap = per_cpu_before(bundle)
-    have = sheaf_occupancy_before(bundle, cpu_node)
+    per = _at_first_read(per, traced)
+    have = sheaf_occupancy_before(bundle, cpu_node, traced)
     out: dict[str, dict[int, int]] = {}
     for cache, st in per.items():
         c = cap.get(cache, 0)
@@ -642,11 +745,17 @@ def validate_bundle(
         store = ingest(path)
     if warm_from_counters is None:
         warm_from_counters = not meta.traced_from_boot
+    # (the lab's reads move counters between a cache's first read and theirs)
+    during = traced_during_reads(store) if warm_from_counters else None
     occupancy = (
-        sheaf_occupancy_before(path, dict(enumerate(meta.cpu_nodes))) if warm_from_counters else {}
+        sheaf_occupancy_before(path, dict(enumerate(meta.cpu_nodes)), during)
+        if warm_from_counters
+        else {}
     )
     warm_rcu = (
-        rcu_balance_before(path, dict(enumerate(meta.cpu_nodes))) if warm_from_counters else {}
+        rcu_balance_before(path, dict(enumerate(meta.cpu_nodes)), during)
+        if warm_from_counters
+        else {}
     )
     sheaf_count = sheaves_before(path) if warm_from_counters and sheaf_count_from_counters else {}
     adopted: dict[str, int] = {}
