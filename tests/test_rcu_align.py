@@ -42,6 +42,42 @@ def test_completions_of_sheaves_from_before_the_trace_match_nothing() -> None:
     assert out[:2] == [-1, -1] and out[2:] == [0] * len(comps)
 
 
+def _batched(n: int) -> tuple[list[float], list[float]]:
+    """Submissions every 3.3 ms; grace periods of 10-20 ms back to back,
+    each ending with the callbacks queued before it began, run 5 us apart
+    (as rcu_free_sheaf runs in batches)."""
+    rnd = random.Random(3)
+    subs = [1.0 + 0.0033 * i for i in range(n)]
+    comps: list[float] = []
+    k = 0
+    begin = 1.0
+    while k < n:
+        end = begin + rnd.uniform(0.010, 0.020)
+        batch = [s for s in subs[k:] if s < begin]
+        comps += [end + 5e-6 * b for b in range(len(batch))]
+        k += len(batch)
+        begin = end
+    return subs, comps
+
+
+def test_a_completion_lost_in_the_last_batch_is_found() -> None:
+    subs, comps = _batched(120)
+    assert missed_completions(subs, comps) == [0] * len(comps)
+    # the kprobe missed the last callback of the last batch: that sheaf was
+    # due long before the batch, so it completed there, not after the trace
+    out = missed_completions(subs, comps[:-1])
+    assert out[-1] == 1 and sum(out) == 1
+    # a sheaf submitted after the last batch's grace period began is in
+    # flight at the end
+    out = missed_completions([*subs, comps[-1] - 0.001], comps)
+    assert sum(out) == 0
+    # one that was queued before it began was lost in the last batch
+    first_of_last = max(c for k, c in enumerate(comps) if k == 0 or c - comps[k - 1] > 0.001)
+    prev = max(c for k, c in enumerate(comps) if c < first_of_last - 0.001)
+    out = missed_completions([*subs, prev - 0.0005], comps)
+    assert out[-1] == 1 and sum(out) == 1
+
+
 def test_too_little_to_align() -> None:
     assert missed_completions([1.0, 1.01], [1.02]) == [0]
     assert missed_completions([], []) == []

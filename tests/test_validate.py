@@ -202,9 +202,28 @@ def test_boot_bundle_fidelity_does_not_regress() -> None:
     # probes' start and reused later was freed plainly there rather than as
     # kfree_rcu (F_EARLY; 95.5 / 98.3 %) and allocations before the probes at
     # a prefilled-sheaf call site came from inferred sessions (F_PREFILLED)
-    assert k["exact"] / k["counters_compared"] >= 0.95
-    assert k["within_1pct"] / k["counters_compared"] >= 0.975
+    # (95.5 / 97.7 % within 1 %); a second pass from the counters taken back
+    # to each cache's first read and the lost completion of the last batch
+    # found: 96.6 / 98.9 % -- only maple_node alloc_slab and free_slab left
+    assert k["exact"] / k["counters_compared"] >= 0.965
+    assert k["within_1pct"] / k["counters_compared"] >= 0.985
     assert k["within_5pct"] / k["counters_compared"] >= 0.99
+    misses = {
+        (name, item)
+        for name, cache in res["caches"].items()
+        if cache["events"] >= 5000
+        for item, v in cache["counters"].items()
+        if item in KEY_COUNTERS and rel_error(v["model"], v["kernel"]) > 0.01
+    }
+    assert misses <= {("maple_node", "alloc_slab"), ("maple_node", "free_slab")}, misses
+    # kmalloc-96: 28 objects in CPU 0's sheaves at its first read by the
+    # counters, 32 replayed; with 28 CPU 0 takes the kernel's 53rd barn sheaf,
+    # and the 65th rcu sheaf's completion, lost in the last batch, reaches the
+    # barn as the kernel's did
+    kc = res["caches"]["kmalloc-96"]["counters"]
+    for item in ("barn_get", "barn_put", "barn_put_fail", "sheaf_flush"):
+        assert kc[item]["model"] == kc[item]["kernel"], item
+    assert res["warmup"]["second_pass"][":0000096"]["0"] == 28
     # maple_node: those early frees as kfree_rcu kept 11 rcu sheaves in flight
     # for the whole trace (no traced completion matched them): alloc_slab 86
     # of 77, barn_get_fail 2 of 0; now within 2 % and exact.  Its 518
@@ -237,7 +256,7 @@ def test_boot_bundle_fidelity_does_not_regress() -> None:
     ("run", "key_floor"),
     [
         ("mixed-4cpu", 0.98),
-        ("net-4cpu", 0.99),
+        ("net-4cpu", 1.0),
         ("forkfiles-2cpu", 0.96),
         ("mixed-4cpu-numa2", 0.92),
     ],
@@ -331,6 +350,30 @@ def test_the_reads_own_allocations_are_taken_out_of_the_warm_up() -> None:
         assert c[item]["model"] == c[item]["kernel"], item
     k = res["summary_key_counters_busy_caches"]
     assert k["exact"] / k["counters_compared"] >= 0.99
+
+
+@needs_shared
+def test_second_pass_from_the_counters_taken_back_by_the_replay() -> None:
+    """net-4cpu: kmalloc-96's and inode_cache's refills and barn exchanges
+    during the lab's reads are not traced; a first replay measures its own,
+    takes the kernel's counters back to each cache's first read by them and
+    replays again where the sheaves differ there: every key counter of the
+    busy caches exact (one pass: inode_cache 840 refilled objects, the
+    kernel 728)."""
+    runner = CliRunner()
+    one = runner.invoke(main, ["validate", str(TRACES / "net-4cpu"), "--one-pass", "--json", "-"])
+    two = runner.invoke(main, ["validate", str(TRACES / "net-4cpu"), "--json", "-"])
+    assert one.exit_code == 0 and two.exit_code == 0
+    r1, r2 = json.loads(one.stdout), json.loads(two.stdout)
+    assert r1["warmup"]["second_pass"] == {}
+    assert set(r2["warmup"]["second_pass"]) == {":0000096", "inode_cache"}
+    ic1 = r1["caches"]["inode_cache"]["counters"]["sheaf_refill"]
+    ic2 = r2["caches"]["inode_cache"]["counters"]["sheaf_refill"]
+    assert (ic1["kernel"], ic1["model"], ic2["model"]) == (728, 840, 728)
+    k = r2["summary_key_counters_busy_caches"]
+    assert k["exact"] == k["counters_compared"]
+    text = runner.invoke(main, ["validate", str(TRACES / "net-4cpu")])
+    assert "replayed again with the sheaves of 2 caches" in " ".join(text.stdout.split())
 
 
 @needs_shared

@@ -434,6 +434,13 @@ def _print_replay(result: dict[str, Any], top: int) -> None:
     "kernel's cumulative counters imply (default: on unless traced from boot)",
 )
 @click.option(
+    "--second-pass/--one-pass",
+    default=None,
+    help="replay again where the kernel's counters, taken back to each cache's "
+    "first read by the first replay's own movement, give other sheaves there "
+    "(default: on unless --no-warm-from-counters)",
+)
+@click.option(
     "--pretrace",
     type=click.Choice(PRETRACE_POLICIES),
     default="reconstruct",
@@ -455,6 +462,7 @@ def validate(
     warm_sheaves: float,
     warm_first_use: bool,
     warm_from_counters: bool | None,
+    second_pass: bool | None,
     pretrace: str,
     lockstep_table: bool,
 ) -> None:
@@ -488,6 +496,7 @@ def validate(
             warm_sheaves=warm_sheaves,
             warm_first_use=warm_first_use,
             warm_from_counters=warm_from_counters,
+            second_pass=second_pass,
             pretrace=pretrace,
         )
         if json_out:
@@ -571,6 +580,12 @@ def _print_validation(res: dict[str, Any], show_all: bool, lockstep_table: bool 
             )
             if w["warm_from_counters"] and w["caches_warmed_from_counters"]
             else "sheaves not set from counters"
+        )
+        + (
+            f"; replayed again with the sheaves of {len(w['second_pass'])} caches from the "
+            "counters taken back to their first read by the first replay"
+            if w.get("second_pass")
+            else ""
         )
     )
     ls = res["lockstep"]

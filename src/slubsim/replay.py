@@ -1385,6 +1385,14 @@ class Replayer:
             return 0
         return layer.rcu_pending(cpu)
 
+    def cpu_sheaf_objects(self, s: KmemCache, cpu: int) -> int:
+        """Objects in ``cpu``'s main and spare sheaves of ``s``; -1 without
+        sheaves."""
+        layer = s.layer
+        if not isinstance(layer, SheavesLayer) or not layer.has_sheaves:
+            return -1
+        return layer.cpu_sheaf_objects(cpu)
+
     def top_up_rcu_free(self, s: KmemCache, cpu: int, n: int) -> int:
         """Put ``n`` objects into ``cpu``'s ``rcu_free`` sheaf of ``s``; see
         :meth:`SheavesLayer.top_up_rcu_free`.  0 without sheaves."""

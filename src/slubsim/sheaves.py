@@ -1148,6 +1148,11 @@ class SheavesLayer(PerCpuLayer):
                 n += self.capacity
         return n
 
+    def cpu_sheaf_objects(self, cpu: int) -> int:
+        """Objects in ``cpu``'s main and spare sheaves."""
+        pcs = self.pcs[cpu]
+        return len(pcs.main.objects) + (len(pcs.spare.objects) if pcs.spare is not None else 0)
+
     def top_up_rcu_free(self, cpu: int, n: int) -> int:
         """Free ``n`` objects taken from the slabs by kfree_rcu on ``cpu`` (a
         full ``rcu_free`` sheaf goes to ``call_rcu``): the objects the kernel's

@@ -17,7 +17,11 @@ structs, ``sheaf_alloc - sheaf_free``: the missing ones become empty spares,
 then empty barn sheaves; where kfree_rcu sheaves hide the CPUs' sheaves,
 from the balance with them counted in, less what the replay has waiting for a
 grace period; where prefilled sheaves do, barns and node partial lists only),
-and compares deltas only.  To show how
+and compares deltas only.  The lab reads a cache's counters one after another
+and they move in between (the reads allocate and free): the fast paths are
+taken back to the cache's first read by the traced events, and a second
+replay starts the sheaves from all of them taken back by the first replay's
+own movement -- on boot-traced bundles too (``second_pass``).  To show how
 much of the remaining difference comes from the warm-up, the validation is
 also run with ``pretrace="ignore"``: counters whose agreement changes between
 the two runs are warm-up sensitive.
@@ -594,6 +598,89 @@ def _warm_with_rcu(
     return True
 
 
+#: the per-CPU counters of the sheaf balance (:func:`sheaf_occupancy_before`)
+_BALANCE_ITEMS = (
+    "alloc_fastpath",
+    "free_fastpath",
+    "free_rcu_sheaf",
+    "sheaf_refill",
+    "sheaf_flush",
+    "barn_get",
+    "barn_put",
+)
+
+
+def _probe(probe: dict[str, dict[str, Any]], rp: Replayer, s: Any, d: str, attr: str) -> None:
+    """At a "before" read of cache dir ``d``: at its first, the model's raw
+    balance counters, sheaf fill and rcu objects waiting, per CPU; at the read
+    of a balance counter, that counter's raw value per CPU."""
+    cpus = rp.machine.online_cpus()
+    items = s.stat_items
+    if d not in probe:
+        if rp.cpu_sheaf_objects(s, cpus[0]) < 0:
+            return
+        probe[d] = {
+            "first": {c: {i: s.stat[c][items.index(i)] for i in _BALANCE_ITEMS} for c in cpus},
+            "sheaves": {c: rp.cpu_sheaf_objects(s, c) for c in cpus},
+            "pending": {c: rp.rcu_pending(s, c) for c in cpus},
+            "read": {},
+        }
+    rec = probe[d]["read"]
+    if attr in _BALANCE_ITEMS and attr not in rec:
+        rec[attr] = {c: s.stat[c][items.index(attr)] for c in cpus}
+
+
+def occupancy_at_first_read(
+    bundle: str | Path, probe: dict[str, dict[str, Any]]
+) -> dict[str, dict[int, int]]:
+    """Each CPU's main + spare sheaves at its cache's first read, from the
+    kernel's counters each taken back to that read by the model's own
+    movement of it between the two reads (``probe``, filled by a first
+    replay): refills, flushes and barn exchanges move during the lab's reads
+    too, and no event shows them.  The plain balance where it lies within two
+    sheaves on every CPU, else (a cache with kfree_rcu and no prefilled
+    sheaves) the one with the rcu sheaves counted in less the objects the
+    model had waiting for a grace period.  Only caches where this differs
+    from the sheaves the first replay had there."""
+    per, cap = per_cpu_before(bundle)
+    out: dict[str, dict[int, int]] = {}
+    for d, pr in probe.items():
+        st = per.get(d)
+        c = cap.get(d, 0)
+        if not st or not c:
+            continue
+
+        def k(item: str, cpu: int, st: dict[str, dict[int, int]] = st, pr: Any = pr) -> int:
+            first = int(pr["first"][cpu][item])
+            moved = int(pr["read"].get(item, {}).get(cpu, first))
+            return st.get(item, {}).get(cpu, 0) - (moved - first)
+
+        plain: dict[int, int] = {}
+        rcu: dict[int, int] = {}
+        for cpu in pr["first"]:
+            plain[cpu] = (
+                k("sheaf_refill", cpu)
+                + k("free_fastpath", cpu)
+                + c * k("barn_get", cpu)
+                - k("alloc_fastpath", cpu)
+                - k("sheaf_flush", cpu)
+                - c * k("barn_put", cpu)
+            )
+            rcu[cpu] = plain[cpu] + k("free_rcu_sheaf", cpu) - pr["pending"][cpu]
+        prefill = any(
+            any(st.get(i, {}).values()) for i in ("sheaf_prefill_fast", "sheaf_prefill_slow")
+        )
+        if all(0 <= n <= 2 * c for n in plain.values()):
+            occ = plain
+        elif not prefill and all(0 <= n <= 2 * c for n in rcu.values()):
+            occ = rcu
+        else:
+            continue
+        if occ != pr["sheaves"]:
+            out[d] = occ
+    return out
+
+
 def _collect(
     store: EventStore,
     pretrace: str,
@@ -612,6 +699,7 @@ def _collect(
     warm_sheaf_count: dict[str, int] | None = None,
     sheaves_adopted: dict[str, int] | None = None,
     warm_rcu: dict[str, dict[int, int]] | None = None,
+    probe: dict[str, dict[str, Any]] | None = None,
 ) -> tuple[
     dict[tuple[str, str], dict[str, int]], dict[str, int], Replayer, dict[str, dict[str, Any]]
 ]:
@@ -652,6 +740,8 @@ def _collect(
                 n = rp.sync_sheaf_count(track.model, warm_sheaf_count[d])
                 if n and sheaves_adopted is not None:
                     sheaves_adopted[d] = n
+        if probe is not None and track is not None and rd["when"] == "before":
+            _probe(probe, rp, track.model, d, attr)
         if track is None:
             value = 0
         else:
@@ -698,8 +788,23 @@ def validate_bundle(
     sheaves_from_pointers: bool = True,
     hit_path: bool | None = None,
     sheaf_count_from_counters: bool = True,
+    second_pass: bool | None = None,
 ) -> dict[str, Any]:
     """Validate one bundle; the JSON-ready result of ``slubsim validate``.
+
+    ``second_pass``: the lab reads a cache's counters one after another, and
+    between its first read and a counter's own read the counter moves --
+    by the reads themselves, which allocate and free, and by the refills,
+    flushes and barn exchanges that follow.  A first replay measures its own
+    movement of each counter between the two reads; when the kernel's
+    counters taken back so (:func:`occupancy_at_first_read`) give other
+    sheaves at a cache's first read than the first replay had there, the
+    bundle is replayed again from those -- on boot-traced bundles too, where
+    the first replay starts no cache from the counters (boot-mixed
+    kmalloc-96: 28 objects in CPU 0's sheaves by the counters, 32 replayed;
+    with 28, CPU 0 takes the kernel's 53rd barn sheaf and its rcu sheaves
+    reach the barn as the kernel's did).  Default (None): on unless
+    ``warm_from_counters`` is False.
 
     ``hit_path``: :attr:`slubsim.replay.ReplayOptions.hit_path` (results do
     not depend on it).
@@ -743,6 +848,8 @@ def validate_bundle(
     kstats: dict[str, Any] = json.loads(stats_file.read_text())
     if store is None:
         store = ingest(path)
+    if second_pass is None:
+        second_pass = warm_from_counters is not False  # no counters asked for: none
     if warm_from_counters is None:
         warm_from_counters = not meta.traced_from_boot
     # (the lab's reads move counters between a cache's first read and theirs)
@@ -764,31 +871,61 @@ def validate_bundle(
         for d, info in kstats.items()
         if (d in occupancy or d in warm_rcu) and (info.get("config") or {}).get("objs_per_slab")
     }
-    samples, events, rp, steps = _collect(
-        store,
-        pretrace,
-        version,
-        rcu_mode,
-        warm_sheaves,
-        warm_first_use,
-        lockstep=True,
-        warm_occupancy=occupancy,
-        warm_partial=partial,
-        pretrace_cpus=cpus_allocating_before(path, store) if pretrace == "reconstruct" else None,
-        pretrace_cpu_partial={
-            d: cpu_partial_before(info.get("state_before") or {}) for d, info in kstats.items()
-        },
-        pretrace_cpu_partial_unseen=not meta.traced_from_boot,
-        pretrace_sheaves=(
-            sheaves_at_start(occupancy, traced_until_first_read(store, set(occupancy)))
-            if pretrace == "reconstruct" and sheaves_from_pointers
-            else None
-        ),
-        hit_path=hit_path,
-        warm_sheaf_count=sheaf_count,
-        sheaves_adopted=adopted,
-        warm_rcu=warm_rcu,
+    pretrace_cpus = cpus_allocating_before(path, store) if pretrace == "reconstruct" else None
+    pretrace_sheaves = (
+        sheaves_at_start(occupancy, traced_until_first_read(store, set(occupancy)))
+        if pretrace == "reconstruct" and sheaves_from_pointers
+        else None
     )
+
+    def replay(
+        occ: dict[str, dict[int, int]],
+        part: dict[str, dict[int, tuple[int, int]]],
+        probe: dict[str, dict[str, Any]] | None,
+    ) -> tuple[dict[tuple[str, str], dict[str, int]], dict[str, int], Replayer, dict[str, Any]]:
+        adopted.clear()
+        return _collect(
+            store,
+            pretrace,
+            version,
+            rcu_mode,
+            warm_sheaves,
+            warm_first_use,
+            lockstep=True,
+            warm_occupancy=occ,
+            warm_partial=part,
+            pretrace_cpus=pretrace_cpus,
+            pretrace_cpu_partial={
+                d: cpu_partial_before(info.get("state_before") or {}) for d, info in kstats.items()
+            },
+            pretrace_cpu_partial_unseen=not meta.traced_from_boot,
+            pretrace_sheaves=pretrace_sheaves,
+            hit_path=hit_path,
+            warm_sheaf_count=sheaf_count,
+            sheaves_adopted=adopted,
+            warm_rcu=warm_rcu,
+            probe=probe,
+        )
+
+    probe: dict[str, dict[str, Any]] = {}
+    samples, events, rp, steps = replay(occupancy, partial, probe if second_pass else None)
+    corrected = occupancy_at_first_read(path, probe) if second_pass else {}
+    if corrected:
+        # the kernel's counters taken back to each cache's first read by the
+        # first replay's own movement: replay again from those sheaves (the
+        # barns, node partial lists and sheaf counts as before)
+        for d, occ in corrected.items():
+            occupancy[d] = {k: n for k, n in occupancy.get(d, {}).items() if k < 0} | occ
+            info = kstats.get(d) or {}
+            if (
+                warm_from_counters
+                and d not in partial
+                and (info.get("config") or {}).get("objs_per_slab")
+            ):
+                partial[d] = partial_before(
+                    info.get("state_before") or {}, int(info["config"]["objs_per_slab"])
+                )
+        samples, events, rp, steps = replay(occupancy, partial, None)
     samples_ign, _, _, _ = _collect(
         store,
         "ignore",
@@ -919,6 +1056,9 @@ def validate_bundle(
             "warm_first_use": warm_first_use,
             "warm_from_counters": warm_from_counters,
             "caches_warmed_from_counters": sorted(occupancy),
+            # sheaves at the first read from the counters taken back to it by
+            # a first replay, where they differed (cache dir -> CPU -> objects)
+            "second_pass": {d: {str(c): n for c, n in o.items()} for d, o in corrected.items()},
             # empty spare / barn sheaves the kernel's sheaf_alloc - sheaf_free
             # says existed and the model had not made (cache dir -> sheaves)
             "sheaves_adopted_from_counters": adopted,
