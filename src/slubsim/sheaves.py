@@ -1139,7 +1139,9 @@ class SheavesLayer(PerCpuLayer):
     # -- state at the start of a validation window ---------------------------
     def rcu_pending(self, cpu: int) -> int:
         """Objects ``cpu`` has freed by kfree_rcu that wait in its ``rcu_free``
-        sheaf or in the sheaves it handed to ``call_rcu`` (not yet run)."""
+        sheaf or in the sheaves it handed to ``call_rcu`` (not yet run; full
+        ones -- the partial ones flush_all_rcu_sheaves submits are not told
+        apart, the traced workloads have none)."""
         pcs = self.pcs[cpu]
         n = len(pcs.rcu_free.objects) if pcs.rcu_free is not None else 0
         rcu = self.cache.kernel.rcu
