@@ -161,6 +161,39 @@ def rcu_sheaves_untraced(store: EventStore, kstats: dict[str, Any]) -> dict[str,
     return out
 
 
+def _cache_ids(store: EventStore) -> dict[str, int]:
+    """Store cache id by sysfs dir and by name (the markers use either)."""
+    ids: dict[str, int] = {}
+    for info in store.caches:
+        for n in (info.get("sysfs_dir"), info["name"]):
+            if n:
+                ids.setdefault(n, int(info["id"]))
+    return ids
+
+
+def _has_prefills(st: dict[str, dict[int, int]]) -> bool:
+    """Whether a cache's per-CPU counters show prefilled sheaves (whose
+    allocations no counter sees)."""
+    return any(any(st.get(i, {}).values()) for i in ("sheaf_prefill_fast", "sheaf_prefill_slow"))
+
+
+def _barn_full(
+    st: dict[str, dict[int, int]], cpus: set[int], cpu_node: dict[int, int]
+) -> dict[int, int]:
+    """Full sheaves in each node's barn by the counters: each barn_put put
+    one in, each barn_get took one out (by the CPUs of that node; key
+    ``-1 - nid``)."""
+    barn: dict[int, int] = {}
+    for cpu in cpus:
+        key = -1 - cpu_node.get(cpu, 0)
+        barn[key] = (
+            barn.get(key, 0)
+            + st.get("barn_put", {}).get(cpu, 0)
+            - st.get("barn_get", {}).get(cpu, 0)
+        )
+    return barn
+
+
 def traced_until_first_read(
     store: EventStore, dirs: set[str] | None = None
 ) -> dict[str, dict[int, tuple[int, int]]]:
@@ -184,11 +217,7 @@ def traced_until_first_read(
         rd = mk.get("read")
         if rd and rd["when"] == "before" and rd["cache"] not in first_read:
             first_read[rd["cache"]] = int(mk["row"])
-    ids: dict[str, int] = {}
-    for info in store.caches:
-        for n in (info.get("sysfs_dir"), info["name"]):
-            if n:
-                ids.setdefault(n, int(info["id"]))
+    ids = _cache_ids(store)
     wanted = {
         d: (ids[d], row)
         for d, row in first_read.items()
@@ -255,11 +284,7 @@ def traced_during_reads(store: EventStore) -> dict[str, dict[str, dict[int, int]
         first.setdefault(rd["cache"], int(mk["row"]))
         if rd["attr"] in _TRACED_ITEMS:
             at[rd["cache"]].setdefault(rd["attr"], int(mk["row"]))
-    ids: dict[str, int] = {}
-    for info in store.caches:
-        for n in (info.get("sysfs_dir"), info["name"]):
-            if n:
-                ids.setdefault(n, int(info["id"]))
+    ids = _cache_ids(store)
     # (cache id, kind) -> list of (first row, read row, dir, attr)
     spans: dict[tuple[int, str], list[tuple[int, int, str, str]]] = defaultdict(list)
     for d, attrs in at.items():
@@ -399,12 +424,7 @@ def sheaf_occupancy_before(
 
         cpus = set().union(*(v.keys() for v in st.values()))
         occ = {cpu: _balance(g, c, cpu) for cpu in cpus}
-        # full sheaves in the barns: each put one in, each get took one out
-        # (per node, by the CPUs of that node: key -1 - nid)
-        barn: dict[int, int] = {}
-        for cpu in cpus:
-            key = -1 - cpu_node.get(cpu, 0)
-            barn[key] = barn.get(key, 0) + g("barn_put", cpu) - g("barn_get", cpu)
+        barn = _barn_full(st, cpus, cpu_node)
         if occ and all(0 <= n <= 2 * c for n in occ.values()):
             out[cache] = occ | barn
         elif barn and all(n >= 0 for n in barn.values()) and _counters_close(st, cpus, c):
@@ -417,8 +437,10 @@ def rcu_balance_before(
     bundle: str | Path,
     cpu_node: dict[int, int] | None = None,
     traced: dict[str, dict[str, dict[int, int]]] | None = None,
+    occupancy: dict[str, dict[int, int]] | None = None,
 ) -> dict[str, dict[int, int]]:
-    """For a cache :func:`sheaf_occupancy_before` gives no CPU keys because
+    """For a cache :func:`sheaf_occupancy_before` (its result ``occupancy``,
+    computed here when not given) gives no CPU keys because
     kfree_rcu sheaves hide them (some CPU freed by kfree_rcu; no prefilled
     sheaves, whose allocations no counter sees): per CPU, the objects its
     sheaves held with the rcu ones counted in --
@@ -439,7 +461,7 @@ def rcu_balance_before(
     cpu_node = cpu_node or {}
     per, cap = per_cpu_before(bundle)
     per = _at_first_read(per, traced)
-    have = sheaf_occupancy_before(bundle, cpu_node, traced)
+    have = occupancy if occupancy is not None else sheaf_occupancy_before(bundle, cpu_node, traced)
     out: dict[str, dict[int, int]] = {}
     for cache, st in per.items():
         c = cap.get(cache, 0)
@@ -452,14 +474,12 @@ def rcu_balance_before(
         cpus = set().union(*(v.keys() for v in st.values()))
         if not any(g("free_rcu_sheaf", u) for u in cpus):
             continue
-        if any(g("sheaf_prefill_fast", u) + g("sheaf_prefill_slow", u) for u in cpus):
+        if _has_prefills(st):
             continue
-        occ: dict[int, int] = {}
+        occ: dict[int, int] = _barn_full(st, cpus, cpu_node)
         for u in cpus:
             occ[u] = _balance(g, c, u, rcu=True)
             occ[-1000 - u] = g("free_rcu_sheaf", u)
-            key = -1 - cpu_node.get(u, 0)
-            occ[key] = occ.get(key, 0) + g("barn_put", u) - g("barn_get", u)
         out[cache] = occ
     return out
 
@@ -481,7 +501,7 @@ def _counters_close(st: dict[str, dict[int, int]], cpus: set[int], cap: int) -> 
     def g(item: str, cpu: int) -> int:
         return st.get(item, {}).get(cpu, 0)
 
-    if any(g("sheaf_prefill_fast", u) + g("sheaf_prefill_slow", u) for u in cpus):
+    if _has_prefills(st):
         return True
     for u in cpus:
         held = _balance(g, cap, u, rcu=True)
@@ -655,12 +675,9 @@ def occupancy_at_first_read(
         for cpu in pr["first"]:
             plain[cpu] = _balance(k, c, cpu)
             rcu[cpu] = _balance(k, c, cpu, rcu=True) - pr["pending"][cpu]
-        prefill = any(
-            any(st.get(i, {}).values()) for i in ("sheaf_prefill_fast", "sheaf_prefill_slow")
-        )
         if all(0 <= n <= 2 * c for n in plain.values()):
             occ = plain
-        elif not prefill and all(0 <= n <= 2 * c for n in rcu.values()):
+        elif not _has_prefills(st) and all(0 <= n <= 2 * c for n in rcu.values()):
             occ = rcu
         else:
             continue
@@ -848,7 +865,7 @@ def validate_bundle(
         else {}
     )
     warm_rcu = (
-        rcu_balance_before(path, dict(enumerate(meta.cpu_nodes)), during)
+        rcu_balance_before(path, dict(enumerate(meta.cpu_nodes)), during, occupancy)
         if warm_from_counters
         else {}
     )
