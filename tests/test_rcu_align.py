@@ -128,3 +128,76 @@ def test_replay_completes_the_lost_ones(tmp_path: Path) -> None:
     assert warn.get("rcu_sheaf_lost_event_completed") == 2
     assert "rcu_sheaf_event_without_model_sheaf" not in warn
     assert rp.kernel.rcu.pending() == 0
+
+
+def test_overdue_bounds_count_batches_back() -> None:
+    from slubsim.rcu_align import OVERDUE_BATCHES, overdue_bounds
+
+    assert OVERDUE_BATCHES == 3
+    # grace periods ending at 1.0 (completions 2 ms apart), 1.1, 1.2, 1.3, 1.4
+    comps = [1.0, 1.002, 1.1, 1.2, 1.3, 1.3001, 1.4]
+    assert overdue_bounds(comps) == [None, None, None, None, 1.0, 1.0, 1.1]
+    assert overdue_bounds([]) == []
+
+
+def test_rcu_run_overdue_runs_only_that_cpus_old_callbacks_in_order() -> None:
+    from slubsim.rcu import Rcu
+
+    rcu = Rcu()
+    ran: list[tuple[str, int]] = []
+    a, b = object(), object()
+    for now, cpu, tag, name in [
+        (1.00, 0, a, "a0"),
+        (1.01, 1, a, "a1-other-cpu"),
+        (1.02, 0, b, "b0-other-tag"),
+        (1.03, 0, a, "a0-second"),
+        (1.20, 0, a, "a0-late"),
+    ]:
+        rcu.now = now
+        rcu.call_rcu(cpu, lambda run_cpu, name=name: ran.append((name, run_cpu)), tag=tag)
+    assert rcu.run_overdue(a, 0, before=1.10) == 2
+    assert ran == [("a0", 0), ("a0-second", 0)]
+    assert rcu.pending() == 3 and rcu.queued_at == [1.01, 1.02, 1.20]
+    assert rcu.run_overdue(a, 0, before=1.10) == 0
+
+
+def test_replay_runs_sheaves_the_trace_never_completes(tmp_path: Path) -> None:
+    """Seven maple_node rcu sheaves filled on CPU 0 within 70 ms, and only four
+    completions traced, 100 ms apart (too few to align): at the fourth, the
+    three sheaves submitted before the first had long run in the kernel, so
+    the replay runs them there -- without the rule they stayed in flight to
+    the end, their 84 objects held (what stranded 15 sheaves on numa2)."""
+    cap = 28  # the model's maple_node sheaf capacity (256-byte objects)
+    nsheaves = 7
+    objs = [0xFFFF888140000000 + 256 * i for i in range(cap * nsheaves)]
+    ev: list[tuple[float, str]] = []
+    for i, p in enumerate(objs):
+        ev.append(
+            (
+                0.5 + i * 1e-5,
+                f"kmem_cache_alloc: call_site=f+0x1/0x2 ptr={p:x} name=maple_node "
+                "bytes_req=256 bytes_alloc=256 gfp_flags=GFP_KERNEL node=-1 accounted=false",
+            )
+        )
+        ev.append(
+            (
+                1.0 + i * 0.010 / cap,
+                f"kfree_rcu: (kvfree_call_rcu+0x0/0x2aa) ptr=0x{p:x} head=0x0 caller=z",
+            )
+        )
+    done_ev = f'rcu_free_sheaf: (rcu_free_sheaf+0x0/0xa6) sheaf=0x1 size={cap} name="maple_node"'
+    ev += [(1.1 + 0.1 * k, done_ev) for k in range(4)]
+    ev.sort()
+    text = "# tracer: nop\n# entries-in-buffer/entries-written: 1/1   #P:1\n" + "".join(
+        f"  w-1 [000] .....  {ts:.6f}: {e}\n" for ts, e in ev
+    )
+    trace = tmp_path / "t.txt"
+    trace.write_text(text)
+    rp = Replayer(ingest(trace), ReplayOptions(validate=False))
+    r = rp.run()
+    assert rp.rcu_mode == "trace" and rp.rcu_lost == {}  # (nothing aligned)
+    warn = {w["kind"]: w["count"] for w in r["warnings"]}
+    assert warn.get("rcu_sheaf_overdue_completed") == 1
+    assert rp.kernel.rcu.pending() == 0
+    model = next(iter(t.model for t in rp.tracks.values() if t.model.name == "maple_node"))
+    assert model.stats()["free_rcu_sheaf"] == cap * nsheaves

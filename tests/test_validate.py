@@ -258,7 +258,7 @@ def test_boot_bundle_fidelity_does_not_regress() -> None:
         ("mixed-4cpu", 0.98),
         ("net-4cpu", 1.0),
         ("forkfiles-2cpu", 0.96),
-        ("mixed-4cpu-numa2", 0.92),
+        ("mixed-4cpu-numa2", 0.93),
     ],
 )
 def test_traced_after_boot_fidelity_floor(run: str, key_floor: float) -> None:
@@ -269,6 +269,19 @@ def test_traced_after_boot_fidelity_floor(run: str, key_floor: float) -> None:
     assert s["within_5pct"] / s["counters_compared"] >= 0.96
     k = res["summary_key_counters_busy_caches"]
     assert k["within_5pct"] / k["counters_compared"] >= key_floor
+
+
+@needs_shared
+def test_numa_rcu_sheaves_the_kernel_never_submitted_are_run() -> None:
+    """numa2 maple_node: the model fills more rcu sheaves than the kernel
+    (fewer of its objects are remote); run one per traced completion, 15 of
+    them never ran and their objects made 151 new slabs where the kernel made
+    127, 37 sheaf structs where it made 19 (slubsim.rcu_align.overdue_bounds)."""
+    res = validate_bundle(TRACES / "mixed-4cpu-numa2")
+    c = res["caches"]["maple_node"]["counters"]
+    assert rel_error(c["alloc_slab"]["model"], c["alloc_slab"]["kernel"]) <= 0.05
+    assert abs(c["sheaf_alloc"]["model"] - c["sheaf_alloc"]["kernel"]) <= 5
+    assert rel_error(c["free_rcu_sheaf"]["model"], c["free_rcu_sheaf"]["kernel"]) <= 0.01
 
 
 @needs_shared

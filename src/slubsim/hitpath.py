@@ -1206,6 +1206,7 @@ class HitPath:
                         pcs.rcu_free = None
                         layer = self.layers[c]
                         sh.node = layer.machine.cpu_node[k]
+                        layer.cache.kernel.rcu.now = t  # Rcu.queued_at
                         layer._submit_rcu_sheaf(k, sh, True)
                         rcus[j] = None
                         self.taken[X_RCU_SUBMIT] += 1

@@ -25,6 +25,11 @@ class Rcu:
     def __init__(self) -> None:
         self.callbacks: list[tuple[int, Callable[[int], None]]] = []
         self.tags: list[object] = []
+        #: when each callback was queued (:attr:`now` then)
+        self.queued_at: list[float] = []
+        #: the time of the event being replayed (seconds, trace clock); a
+        #: trace replay keeps it current, 0.0 otherwise
+        self.now = 0.0
         self.gp_seq = 0
         self.completed_callbacks = 0
         #: hooks run after the callbacks of each grace period (kvfree_rcu drain)
@@ -35,6 +40,7 @@ class Rcu:
         trace-driven caller complete one specific callback (:meth:`run_one`)."""
         self.callbacks.append((cpu, fn))
         self.tags.append(tag)
+        self.queued_at.append(self.now)
 
     def run_one(self, tag: object, cpu: int | None = None, strict: bool = False) -> bool:
         """Run one queued callback carrying ``tag`` now, as when a trace shows
@@ -56,11 +62,34 @@ class Rcu:
                     break
         if pick < 0:
             return False
+        self._run(pick, cpu)
+        return True
+
+    def _run(self, pick: int, cpu: int | None) -> None:
         qcpu, fn = self.callbacks.pop(pick)
         del self.tags[pick]
+        del self.queued_at[pick]
         fn(qcpu if cpu is None else cpu)
         self.completed_callbacks += 1
-        return True
+
+    def run_overdue(self, tag: object, cpu: int, before: float) -> int:
+        """Run, in queue order, every callback carrying ``tag`` that ``cpu``
+        queued before ``before``; returns how many ran.
+
+        A trace replay calls it where the trace shows a grace period ended on
+        ``cpu`` late enough that the real kernel had run every callback queued
+        before ``before`` (see :func:`slubsim.rcu_align.overdue_bounds`): the
+        model queued more callbacks there than the kernel did, and without
+        this they would wait for completions the trace never shows."""
+        ran = 0
+        i = 0
+        while i < len(self.callbacks):
+            if self.tags[i] is tag and self.callbacks[i][0] == cpu and self.queued_at[i] < before:
+                self._run(i, cpu)  # (a callback may queue more: they are newer)
+                ran += 1
+            else:
+                i += 1
+        return ran
 
     def pending(self) -> int:
         return len(self.callbacks)
@@ -69,6 +98,7 @@ class Rcu:
         """End one grace period; returns how many callbacks ran."""
         cbs, self.callbacks = self.callbacks, []
         self.tags = []
+        self.queued_at = []
         for cpu, fn in cbs:
             fn(cpu)
         self.gp_seq += 1

@@ -38,6 +38,11 @@ instead, which the trace does not tell apart without the memory map).  The
 costs were set on the shared bundles against the shortfall the counters
 show (forkfiles maple_node 28 by the counters, 26 found, kmalloc-96 2, 2;
 mixed-4cpu maple_node 10, 9; boot-mixed maple_node 2, 4, kmalloc-96 3-4, 2).
+
+:func:`overdue_bounds` is the other direction, on every machine: sheaves the
+model submitted that the kernel never did (it fills more rcu sheaves where
+it sends fewer objects to the kvfree batch) are run once the trace's own
+completions show the kernel had run everything submitted by then.
 """
 
 from __future__ import annotations
@@ -183,4 +188,51 @@ def missed_completions(subs: Sequence[float], comps: Sequence[float]) -> list[in
     starts = [c for k, c in enumerate(comps) if k == 0 or c - comps[k - 1] > BATCH_GAP]
     if len(starts) >= 2 and out[-1] >= 0:
         out[-1] += sum(1 for t in subs[done:] if t < starts[-2])
+    return out
+
+
+#: how many grace periods back a sheaf must have been submitted for the kernel
+#: to have run it by the current one (see :func:`overdue_bounds`)
+OVERDUE_BATCHES = 3
+#: completions closer than this (s) are taken to end one grace period: its
+#: callbacks may run in several softirq passes (forkfiles maple_node CPU 1:
+#: 5.6660 and 5.6672 s, 5.6780 and 5.6795 s), where grace periods end 6-16 ms
+#: apart there (one tick is 4 ms at the traced kernels' HZ=250)
+GP_GAP = 0.003
+
+
+def overdue_bounds(comps: Sequence[float]) -> list[float | None]:
+    """For each traced completion of one cache on one CPU, a time before
+    which every sheaf that CPU submitted had run in the real kernel by then:
+    the first completion of the grace period (completions ``GP_GAP`` apart)
+    ``OVERDUE_BATCHES`` grace periods back; None before there are that many.
+
+    The replay completes the oldest sheaf it has in flight at each traced
+    completion.  Where the model fills more rcu sheaves than the kernel did,
+    the extra ones would wait for completions the trace never shows: on a
+    NUMA machine the model sends fewer objects to the classic kvfree_rcu
+    batch than the kernel (its objects sit on other nodes than the kernel's;
+    the alignment above is not used there), and mixed-4cpu-numa2 maple_node
+    ended with 15 sheaves (480 objects) stranded, the pairing latency growing
+    from 77 to 133 ms on CPU 0 and 134 to 229 ms on CPU 1 where it stays near
+    20-60 ms elsewhere; the objects held made it take 151 new slabs where the
+    kernel took 127, and allocate 37 sheaf structs for 19.  So the replay
+    also runs, at a traced completion, every sheaf of that cache the CPU
+    submitted before this bound (Rcu.run_overdue).
+
+    Decision: three grace periods back.  Callbacks queued before a grace
+    period began run when it ends, so two would do if a CPU always noticed a
+    grace period's end at once; it does not (boot-mixed maple_node CPU 3:
+    sheaves submitted at 7.02-7.05 s ran at 7.1002 s, after completions at
+    7.0605 and 7.0722 s), and two back ran sheaves early on every bundle
+    (boot key counters exact 96.6 -> 93.2 %).  Three back runs 19 sheaves
+    on mixed-4cpu-numa2 (alloc_slab 151 -> 130 of 127, sheaf_alloc 37 -> 23
+    of 19) and none on the single-node bundles, whose surplus the alignment
+    already accounts for."""
+    out: list[float | None] = []
+    starts: list[float] = []
+    for k, c in enumerate(comps):
+        if k == 0 or c - comps[k - 1] > GP_GAP:
+            starts.append(c)
+        out.append(starts[-1 - OVERDUE_BATCHES] if len(starts) > OVERDUE_BATCHES else None)
     return out

@@ -72,7 +72,7 @@ from .lockstep import CacheLockstep
 from .machine import Machine
 from .pretrace import PretracePlan
 from .pretrace import plan as plan_pretrace
-from .rcu_align import missed_completions
+from .rcu_align import missed_completions, overdue_bounds
 from .sheaf import Sheaf
 from .sheaves import SheavesLayer
 from .slab import Slab
@@ -597,7 +597,12 @@ class Replayer:
         self.rcu_mode = mode
         #: traced rcu_free_sheaf row -> completions the trace lost just before
         #: it on its CPU (-1: a sheaf from before the trace; slubsim.rcu_align)
-        self.rcu_lost: dict[int, int] = self._rcu_lost() if mode == "trace" else {}
+        self.rcu_lost: dict[int, int] = {}
+        #: traced rcu_free_sheaf row -> the time before which the kernel had
+        #: run every sheaf its CPU submitted (slubsim.rcu_align.overdue_bounds)
+        self.rcu_overdue: dict[int, float] = {}
+        if mode == "trace":
+            self.rcu_lost, self.rcu_overdue = self._rcu_completions()
         # the traced kernel's delayed frees of kfree_rcu'd objects drive the
         # model's classic kvfree_rcu batch when there are any
         self.drain_by_trace = facts.has_rcu_completions
@@ -730,6 +735,8 @@ class Replayer:
         markers = self.store.meta.get("markers", [])
         trace_rcu = self.rcu_mode == "trace"
         rcu_lost = self.rcu_lost
+        rcu_overdue = self.rcu_overdue
+        rcu = k.rcu
         drain_by_trace = self.drain_by_trace
         gp_interval = self.opt.gp_interval
         next_gp = self.next_gp
@@ -784,6 +791,7 @@ class Replayer:
             c = cache_l[i]
             cpu = cpu_of[cpu_l[i]]
             ts = ts_l[i]
+            rcu.now = ts
             if ts >= next_gp:
                 if trace_rcu:
                     if not drain_by_trace:
@@ -878,6 +886,10 @@ class Replayer:
                                 warn["rcu_sheaf_lost_event_completed"] += 1
                         if not k.rcu.run_one(tr.model, cpu=cpu):
                             warn["rcu_sheaf_event_without_model_sheaf"] += 1
+                        if rcu_overdue:
+                            bound = rcu_overdue.get(base + i)
+                            if bound is not None and rcu.run_overdue(tr.model, cpu, bound):
+                                warn["rcu_sheaf_overdue_completed"] += 1
                 else:
                     k.synchronize_rcu(drain_kvfree=not drain_by_trace)
                 i += 1
@@ -1110,19 +1122,21 @@ class Replayer:
                 tr.model.return_sheaf(sess.sheaf, cpu)
         self.pf_sessions.clear()
 
-    def _rcu_lost(self) -> dict[int, int]:
+    def _rcu_completions(self) -> tuple[dict[int, int], dict[int, float]]:
         """Per traced rcu_free_sheaf row, the completions the trace lost just
         before it on its CPU, or -1 for one of a sheaf submitted before the
         trace (:func:`slubsim.rcu_align.missed_completions`; rows without
-        either are left out).  Single-node machines only: there every
-        ``capacity``-th kfree_rcu of a cache on a CPU submits its rcu sheaf."""
+        either are left out) -- single-node machines only: there every
+        ``capacity``-th kfree_rcu of a cache on a CPU submits its rcu sheaf;
+        and the time before which every sheaf of its CPU had run
+        (:func:`slubsim.rcu_align.overdue_bounds`; rows without one left out)."""
         caps = {
             cid: tr.model.sheaf_capacity
             for cid, tr in self.tracks.items()
             if tr.model.sheaf_capacity and isinstance(tr.model.layer, SheavesLayer)
         }
-        if not caps or self.machine.nr_nodes > 1:
-            return {}
+        if not caps:
+            return {}, {}
         wanted = np.array(sorted(caps), dtype=np.int64)
         filled: dict[tuple[int, int], int] = defaultdict(int)
         subs: dict[tuple[int, int], list[float]] = defaultdict(list)
@@ -1152,11 +1166,17 @@ class Replayer:
                     rows[key].append(base + j)
             base += len(op)
         out: dict[int, int] = {}
+        overdue: dict[int, float] = {}
         for key, done in comps.items():
+            for r, bound in zip(rows[key], overdue_bounds(done), strict=True):
+                if bound is not None:
+                    overdue[r] = bound
+            if self.machine.nr_nodes > 1:
+                continue
             for r, lost in zip(rows[key], missed_completions(subs[key], done), strict=True):
                 if lost:
                     out[r] = lost
-        return out
+        return out, overdue
 
     def _plan_pretrace(self) -> PretracePlan:
         """The pre-trace slabs of every replayed non-debug cache (slubsim.pretrace)."""
@@ -1628,6 +1648,7 @@ _EXPLAINED_REPLAY = frozenset(
         "rcu_sheaf_event_without_model_sheaf",
         "rcu_sheaf_event_before_trace",
         "rcu_sheaf_lost_event_completed",
+        "rcu_sheaf_overdue_completed",
         "pretrace_free_ignored",
         "traced_failed_alloc",
         "unresolved_cache_events_skipped",
