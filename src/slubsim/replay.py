@@ -791,7 +791,6 @@ class Replayer:
             c = cache_l[i]
             cpu = cpu_of[cpu_l[i]]
             ts = ts_l[i]
-            rcu.now = ts
             if ts >= next_gp:
                 if trace_rcu:
                     if not drain_by_trace:
@@ -857,6 +856,7 @@ class Replayer:
             elif op == OP_MARKER:
                 if self.opt.on_marker is not None:
                     self.next_gp = next_gp
+                    rcu.now = ts  # (Rcu.queued_at of sheaves a hook submits)
                     self.opt.on_marker(markers[aux_l[i]], self)
                 i += 1
                 continue
@@ -905,6 +905,7 @@ class Replayer:
                     # hit path forgot only this cache on this CPU
                     hp.invalidate(-1, -1)
                 if a:
+                    rcu.now = ts  # (Rcu.queued_at of the sheaf it may submit)
                     k.kfree_rcu(a, cpu=cpu)
                     self.rcu_addr[obj_l[i]] = a
             elif op in (OP_FREE_BULK, OP_KFREE_BULK):
@@ -1138,6 +1139,8 @@ class Replayer:
         if not caps:
             return {}, {}
         wanted = np.array(sorted(caps), dtype=np.int64)
+        # the submissions only feed the alignment, which is single-node only
+        align = self.machine.nr_nodes == 1
         filled: dict[tuple[int, int], int] = defaultdict(int)
         subs: dict[tuple[int, int], list[float]] = defaultdict(list)
         comps: dict[tuple[int, int], list[float]] = defaultdict(list)
@@ -1145,9 +1148,8 @@ class Replayer:
         base = 0
         for b in self.store.iter_batches(("ts", "cpu", "op", "cache"), self.opt.batch_rows):
             op, cache = b["op"], b["cache"]
-            sel = np.flatnonzero(
-                ((op == OP_KFREE_RCU) | (op == OP_RCU_SHEAF)) & np.isin(cache, wanted)
-            )
+            ops = ((op == OP_KFREE_RCU) | (op == OP_RCU_SHEAF)) if align else (op == OP_RCU_SHEAF)
+            sel = np.flatnonzero(ops & np.isin(cache, wanted))
             for j, o, c, cpu, ts in zip(
                 sel.tolist(),
                 op[sel].tolist(),
@@ -1171,7 +1173,7 @@ class Replayer:
             for r, bound in zip(rows[key], overdue_bounds(done), strict=True):
                 if bound is not None:
                     overdue[r] = bound
-            if self.machine.nr_nodes > 1:
+            if not align:
                 continue
             for r, lost in zip(rows[key], missed_completions(subs[key], done), strict=True):
                 if lost:
