@@ -1391,9 +1391,10 @@ class Replayer:
             return 0
         return layer.sync_sheaf_count(want)
 
-    def sync_node_partial(self, s: KmemCache, want: dict[int, tuple[int, int]]) -> int:
-        """Shape ``s``'s node partial lists (node -> (slabs, free objects));
-        see :meth:`SheavesLayer.sync_node_partial`.  0 without sheaves."""
+    def sync_node_partial(self, s: KmemCache, want: dict[int, tuple[int, int, int]]) -> int:
+        """Shape ``s``'s node partial lists (node -> (partial slabs, free
+        objects, all slabs)); see :meth:`SheavesLayer.sync_node_partial`.
+        0 without sheaves."""
         layer = s.layer
         if not isinstance(layer, SheavesLayer):
             return 0

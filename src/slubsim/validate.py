@@ -557,10 +557,10 @@ def sheaves_at_start(
     return out
 
 
-def partial_before(state: dict[str, Any], objs_per_slab: int) -> dict[int, tuple[int, int]]:
+def partial_before(state: dict[str, Any], objs_per_slab: int) -> dict[int, tuple[int, int, int]]:
     """Node partial lists before the trace, from a cache's sysfs ``state_before``
-    (``partial`` and ``objects_partial``, ``"8 N0=5 N1=3"``): node -> (partial
-    slabs, free objects in them)."""
+    (``partial``, ``objects_partial`` and ``slabs``, ``"8 N0=5 N1=3"``): node ->
+    (partial slabs, free objects in them, all its slabs; -1 when not read)."""
 
     def per_node(v: Any) -> dict[int, int]:
         f = str(v or "").split()
@@ -570,14 +570,18 @@ def partial_before(state: dict[str, Any], objs_per_slab: int) -> dict[int, tuple
         return nodes
 
     slabs, used = per_node(state.get("partial")), per_node(state.get("objects_partial"))
-    return {nid: (k, k * objs_per_slab - used.get(nid, 0)) for nid, k in slabs.items()}
+    total = per_node(state.get("slabs"))
+    return {
+        nid: (k, k * objs_per_slab - used.get(nid, 0), total.get(nid, -1))
+        for nid, k in slabs.items()
+    }
 
 
 def _warm_with_rcu(
     rp: Replayer,
     s: Any,
     bal: dict[int, int],
-    partial: dict[int, tuple[int, int]] | None,
+    partial: dict[int, tuple[int, int, int]] | None,
 ) -> bool:
     """At a cache's first read: from :func:`rcu_balance_before`'s per-CPU
     balance, less what the model has waiting for a grace period and the
@@ -695,7 +699,7 @@ def _collect(
     warm_first_use: bool = False,
     lockstep: bool = False,
     warm_occupancy: dict[str, dict[int, int]] | None = None,
-    warm_partial: dict[str, dict[int, tuple[int, int]]] | None = None,
+    warm_partial: dict[str, dict[int, tuple[int, int, int]]] | None = None,
     pretrace_cpus: dict[str, set[int]] | None = None,
     pretrace_cpu_partial: dict[str, dict[int, int]] | None = None,
     pretrace_cpu_partial_unseen: bool = False,
@@ -885,7 +889,7 @@ def validate_bundle(
 
     def replay(
         occ: dict[str, dict[int, int]],
-        part: dict[str, dict[int, tuple[int, int]]],
+        part: dict[str, dict[int, tuple[int, int, int]]],
         probe: dict[str, dict[str, Any]] | None,
     ) -> tuple[dict[tuple[str, str], dict[str, int]], dict[str, int], Replayer, dict[str, Any]]:
         adopted.clear()
