@@ -1298,8 +1298,9 @@ class SheavesLayer(PerCpuLayer):
             if n.nr_slabs <= total:
                 break
             free = set(slab.freelist)
-            used = [x for x in range(base, base + slab.objects * slab.size, slab.size)]
-            used = [x for x in used if x not in free]
+            used = [
+                x for x in range(base, base + slab.objects * slab.size, slab.size) if x not in free
+            ]
             if any(x not in where and x not in pool for x in used):
                 continue
             mine = [x for x in used if x in pool]
@@ -1322,7 +1323,6 @@ class SheavesLayer(PerCpuLayer):
             slab.freelist = []
             s.discard_slab(slab)
             s.discarded_without_stat += 1
-        handed[:] = [x for x in handed if x in pool]
 
     def sync_barn_full(self, full: dict[int, int]) -> int:
         """Make node ``nid``'s barn hold ``full[nid]`` full sheaves
