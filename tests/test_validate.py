@@ -295,6 +295,13 @@ def test_numa_warm_up_counts_the_sheaves_objects_once() -> None:
     c = res["caches"]["vm_area_struct"]["counters"]
     for item in ("sheaf_refill", "free_fastpath", "free_slowpath", "barn_get_fail"):
         assert c[item]["model"] == c[item]["kernel"], (item, c[item])
+    assert res["warmup"]["slabs_given_back"].get("vm_area_struct", 0) >= 1
+    assert res["warmup"]["rcu_sheaves_run_overdue"] >= 10
+    r = CliRunner().invoke(main, ["validate", str(TRACES / "mixed-4cpu-numa2")])
+    assert r.exit_code == 0
+    out = " ".join(r.stdout.split())
+    assert "given back where the sheaves' objects were counted twice" in out
+    assert "rcu sheaves the trace never shows completing run where the kernel had" in out
 
 
 @needs_shared

@@ -587,6 +587,19 @@ def _print_validation(res: dict[str, Any], show_all: bool, lockstep_table: bool 
             if w.get("second_pass")
             else ""
         )
+        + (
+            f"; {sum(w['slabs_given_back'].values())} slabs of "
+            f"{len(w['slabs_given_back'])} caches given back where the sheaves' objects were "
+            "counted twice beside the partial slabs (more slabs than the kernel's)"
+            if w.get("slabs_given_back")
+            else ""
+        )
+        + (
+            f"; {w['rcu_sheaves_run_overdue']} rcu sheaves the trace never shows completing run "
+            "where the kernel had run them (three grace periods after their submission)"
+            if w.get("rcu_sheaves_run_overdue")
+            else ""
+        )
     )
     ls = res["lockstep"]
     con.print(

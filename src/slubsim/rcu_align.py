@@ -213,10 +213,10 @@ def overdue_bounds(comps: Sequence[float]) -> list[float | None]:
     NUMA machine the model sends fewer objects to the classic kvfree_rcu
     batch than the kernel (its objects sit on other nodes than the kernel's;
     the alignment above is not used there), and mixed-4cpu-numa2 maple_node
-    ended with 15 sheaves (480 objects) stranded, the pairing latency growing
-    from 77 to 133 ms on CPU 0 and 134 to 229 ms on CPU 1 where it stays near
-    20-60 ms elsewhere; the objects held made it take 151 new slabs where the
-    kernel took 127, and allocate 37 sheaf structs for 19.  So the replay
+    ended with 15 sheaves (480 objects) stranded, the pairing latency at
+    76-144 ms on CPU 0 and 125-264 ms on CPU 1 where CPUs 2 and 3 stayed at
+    25-83 ms; the objects held made it take 151 new slabs where the kernel
+    took 127, and allocate 37 sheaf structs for 19.  So the replay
     also runs, at a traced completion, every sheaf of that cache the CPU
     submitted before this bound (Rcu.run_overdue).
 
@@ -225,10 +225,10 @@ def overdue_bounds(comps: Sequence[float]) -> list[float | None]:
     grace period's end at once; it does not (boot-mixed maple_node CPU 3:
     sheaves submitted at 7.02-7.05 s ran at 7.1002 s, after completions at
     7.0605 and 7.0722 s), and two back ran sheaves early on every bundle
-    (boot key counters exact 96.6 -> 93.2 %).  Three back runs 19 sheaves
+    (boot key counters exact 96.6 -> 93.2 %).  Three back runs 10 sheaves
     on mixed-4cpu-numa2 (alloc_slab 151 -> 130 of 127, sheaf_alloc 37 -> 23
-    of 19) and none on the single-node bundles, whose surplus the alignment
-    already accounts for."""
+    of 19, none left in flight at the end) and none on the single-node
+    bundles, whose surplus the alignment already accounts for."""
     out: list[float | None] = []
     starts: list[float] = []
     for k, c in enumerate(comps):

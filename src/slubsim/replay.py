@@ -888,8 +888,10 @@ class Replayer:
                             warn["rcu_sheaf_event_without_model_sheaf"] += 1
                         if rcu_overdue:
                             bound = rcu_overdue.get(base + i)
-                            if bound is not None and rcu.run_overdue(tr.model, cpu, bound):
-                                warn["rcu_sheaf_overdue_completed"] += 1
+                            if bound is not None:
+                                ran = rcu.run_overdue(tr.model, cpu, bound)
+                                if ran:  # (sheaves, like the lost ones above)
+                                    warn["rcu_sheaf_overdue_completed"] += ran
                 else:
                     k.synchronize_rcu(drain_kvfree=not drain_by_trace)
                 i += 1

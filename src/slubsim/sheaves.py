@@ -111,6 +111,8 @@ class SheavesLayer(PerCpuLayer):
         #: objects sync_cpu_occupancy took from the slabs for the CPU sheaves
         #: (sync_node_partial may give their slabs back, see _trim_warm_slabs)
         self.warm_taken: set[int] = set()
+        #: slabs _trim_warm_slabs gave back (validate reports them)
+        self.warm_slabs_given_back = 0
         for _ in range(m.nr_cpus):
             if self.has_sheaves:
                 sh = self._alloc_empty_sheaf(creating_cpu, force=True)
@@ -1323,6 +1325,7 @@ class SheavesLayer(PerCpuLayer):
             slab.freelist = []
             s.discard_slab(slab)
             s.discarded_without_stat += 1
+            self.warm_slabs_given_back += 1
 
     def sync_barn_full(self, full: dict[int, int]) -> int:
         """Make node ``nid``'s barn hold ``full[nid]`` full sheaves

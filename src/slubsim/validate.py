@@ -1071,6 +1071,17 @@ def validate_bundle(
             # empty spare / barn sheaves the kernel's sheaf_alloc - sheaf_free
             # says existed and the model had not made (cache dir -> sheaves)
             "sheaves_adopted_from_counters": adopted,
+            # slabs given back where the sheaves' objects were counted twice
+            # beside the partial slabs made up from sysfs (cache dir -> slabs;
+            # SheavesLayer._trim_warm_slabs)
+            "slabs_given_back": {
+                (rp.store.caches[cid].get("sysfs_dir") or rp.store.caches[cid]["name"]): n
+                for cid, t in sorted(rp.tracks.items())
+                if (n := getattr(t.model.layer, "warm_slabs_given_back", 0))
+            },
+            # rcu sheaves run at a traced completion because the kernel had run
+            # them by then (slubsim.rcu_align.overdue_bounds)
+            "rcu_sheaves_run_overdue": int(rp.warnings.get("rcu_sheaf_overdue_completed", 0)),
             "pretrace_objects": rp.pretrace_objects,
             "counters_sensitive_to_warmup": sum(r["warmup_sensitive"] for r in rows),
             "summary_with_pretrace_ignored": summary(
