@@ -215,6 +215,30 @@ def test_kfree_rcu_remote_and_kfree_bulk_are_slow_frees() -> None:
     k.validate()
 
 
+def test_kvfree_rcu_take_oldest_takes_the_cache_s_longest_queued_object() -> None:
+    """What a trace-driven replay frees when the traced kernel's batch frees
+    an object the model put in an rcu sheaf: the cache's longest-queued
+    batched object, the freeing CPU's batch first."""
+    k, s = cache(cpus=2, nodes=2)
+    t = k.kmem_cache_create("u", size=64, flags={"SLAB_NO_MERGE"})
+    p1, p2 = s.alloc(cpu=1), s.alloc(cpu=1)  # node-1 objects: remote for CPU 0
+    q = t.alloc(cpu=1)
+    r = s.alloc(cpu=0)  # node-0 object: remote for CPU 1
+    k.kfree_rcu(q, cpu=0)
+    k.kfree_rcu(p1, cpu=0)
+    k.kfree_rcu(p2, cpu=0)
+    k.kfree_rcu(r, cpu=1)
+    assert k.kvfree_rcu_take_oldest(s, cpu=1) == r  # CPU 1's batch first
+    assert k.kvfree_rcu_take_oldest(s, cpu=1) == p1  # then CPU 0's, oldest first
+    assert k.kvfree_rcu_take_oldest(s, cpu=0) == p2
+    assert k.kvfree_rcu_take_oldest(s, cpu=0) == 0  # only t's object is left
+    assert not k.kvfree_rcu_take(p1) and k.kvfree_rcu_take(q)
+    for p in (r, p1, p2):
+        k.kfree_unchecked(p, cpu=0)
+    k.kfree_unchecked(q, cpu=0)
+    k.validate()
+
+
 @pytest.mark.parametrize("pfmemalloc", [False, True])
 def test_rcu_free_sheaf_flushes_a_sheaf_with_pfmemalloc_objects(pfmemalloc: bool) -> None:
     # rcu_free_sheaf puts a full rcu sheaf into the barn -- unless an object

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from conftest import DATA, needs_shared, shared_bundles
 from slubsim import SlubsimUsageError
 from slubsim.cli import sample_trace
-from slubsim.replay import OVERRIDE_KEYS, ReplayOptions, parse_overrides, replay
+from slubsim.replay import OVERRIDE_KEYS, Replayer, ReplayOptions, parse_overrides, replay
+from slubsim.trace.events import F_RCU_COMPLETION
 from slubsim.trace.ingest import ingest
 
 
@@ -220,3 +222,86 @@ def test_open_rejects_what_is_not_a_store(tmp_path: Path) -> None:
     bad.write_bytes(b"PAR1 but not really")
     with pytest.raises(StoreError, match="not a slubsim event store"):
         EventStore.open(bad)
+
+
+# two kmalloc-64 objects on a two-node machine (CPU 0 on node 0, CPU 1 on
+# node 1): P0 allocated on CPU 1 (a node-1 object in the model), P1 on CPU 0
+_P0 = 0xFFFF888100001000
+_P1 = 0xFFFF888100001040
+
+
+def _rcu_line(cpu: int, ts: float, ev: str, fields: str) -> str:
+    return f"  t-1 [{cpu:03d}] .....  {ts:.6f}: {ev}: {fields}\n"
+
+
+def _rcu_trace(tmp_path: Path, completed: int, with_p0: bool = True) -> Any:
+    """kfree_rcu of P0 and P1 on CPU 0, then the traced kernel's delayed
+    kfree_bulk of ``completed`` (its classic batch: the lab's free_bulk
+    kprobe, ``name=(fault)``)."""
+    lines = ["# tracer: nop\n"]
+    evs = [(1, _P0), (0, _P1)] if with_p0 else [(0, _P1)]
+    t = 1.0
+    for cpu, p in evs:
+        lines.append(
+            _rcu_line(
+                cpu,
+                t,
+                "kmalloc",
+                f"call_site=f+0x1/0x2 ptr={p:x} bytes_req=64 bytes_alloc=64 "
+                "gfp_flags=GFP_KERNEL node=-1 accounted=false",
+            )
+        )
+        lines.append(
+            _rcu_line(
+                0,
+                t + 0.1,
+                "kfree_rcu",
+                f"(kvfree_call_rcu+0x0/0x2aa) ptr=0x{p:x} head=0x0 caller=z",
+            )
+        )
+        t += 0.2
+    lines.append(
+        _rcu_line(
+            1,
+            t,
+            "free_bulk",
+            "(kmem_cache_free_bulk+0x0/0x3fa) size=1 name=(fault) "
+            f"caller=kvfree_rcu_bulk objs={{0x{completed:x}}}",
+        )
+    )
+    f = tmp_path / "t.txt"
+    f.write_text("".join(lines))
+    st = ingest(f)
+    st.meta["kernel_version"] = "7.3"
+    st.meta["machine"] = {"cpus": 2, "nodes": 2, "cpu_nodes": [0, 1]}
+    return st
+
+
+@pytest.mark.parametrize(
+    ("completed", "with_p0", "expect"),
+    [
+        (_P0, True, {}),  # the model batched P0 too: freed there
+        (_P1, True, {"rcu_completion_substituted": 1}),  # P1 is in an rcu sheaf: P0 goes
+        (_P1, False, {"rcu_completion_skipped": 1}),  # nothing batched: nothing to free
+    ],
+)
+@pytest.mark.parametrize("hit", [False, True])
+def test_traced_batch_frees_drain_the_model_batch(
+    tmp_path: Path, completed: int, with_p0: bool, expect: dict[str, int], hit: bool
+) -> None:
+    """P0 is remote for CPU 0 (the model's classic kvfree_rcu batch), P1
+    local (its rcu_free sheaf).  The traced kernel's batch free of an object
+    (on CPU 1) frees the model's batched object of that cache: the same one
+    when the model batched it, else the longest-queued one (the kernel put
+    objects on other nodes than the model), else nothing.  P0 freed there
+    counts on CPU 1 (kfree_bulk: FREE_SLOWPATH); left to the end of the
+    replay it would be drained on CPU 0, the CPU that batched it."""
+    st = _rcu_trace(tmp_path, completed, with_p0)
+    assert st.columns["flags"].tolist()[-1] == F_RCU_COMPLETION
+    rp = Replayer(st, ReplayOptions(validate=True, gp_interval=10.0, hit_path=hit))
+    res = rp.run()
+    assert {k: v for k, v in rp.warnings.items() if v} == expect
+    c = res["caches"]["kmalloc-64"]["counters"]
+    assert c["free_rcu_sheaf"] == 1  # P1
+    slow = res["caches"]["kmalloc-64"]["counters_per_cpu"]["free_slowpath"]
+    assert slow == ({"1": 1} if with_p0 else {})

@@ -286,6 +286,22 @@ def test_numa_rcu_sheaves_the_kernel_never_submitted_are_run() -> None:
 
 
 @needs_shared
+def test_numa_kernel_batch_frees_drain_the_model_batch() -> None:
+    """numa2 maple_node: the kernel batched 515 kfree_rcu'd objects (remote
+    ones) that the model mostly kept in rcu sheaves, and the model batched
+    others; freeing only the objects both batched left the model's batch
+    holding its own until the end (free_slowpath 465 of the kernel's 727,
+    free_slab 18 of 33).  Each traced batch free the model cannot match now
+    frees its longest-queued batched object of the cache."""
+    res = validate_bundle(TRACES / "mixed-4cpu-numa2")
+    c = res["caches"]["maple_node"]["counters"]
+    assert rel_error(c["free_slowpath"]["model"], c["free_slowpath"]["kernel"]) <= 0.06
+    assert c["free_slab"]["model"] >= 25 and c["free_remove_partial"]["model"] >= 25
+    assert res["rcu_batch_frees"]["substituted"] >= 500
+    assert res["rcu_batch_frees"]["skipped"] <= 10
+
+
+@needs_shared
 def test_numa_warm_up_counts_the_sheaves_objects_once() -> None:
     """numa2 vm_area_struct: at its first read the warm-up left 18 slabs where
     the kernel had 10 (its sheaves' 88 objects in slabs of their own beside

@@ -626,6 +626,13 @@ def _print_validation(res: dict[str, Any], show_all: bool, lockstep_table: bool 
             "completions by aligning each CPU's submissions with them and makes them; "
             "slubsim.rcu_align)"
         )
+    bf = res.get("rcu_batch_frees") or {}
+    if bf.get("substituted") or bf.get("skipped"):
+        con.print(
+            f"kfree_rcu batch frees of the kernel whose object the model kept in an rcu sheaf "
+            f"(it placed the object on another node): {bf['substituted']:,} freed another of "
+            f"the model's batched objects instead, {bf['skipped']:,} found none left"
+        )
     if res.get("kprobe_missed"):
         con.print(
             "kprobe hits missed while recording: "

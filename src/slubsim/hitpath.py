@@ -519,7 +519,8 @@ class HitPath:
         (or None) the replayer's lists of the same columns, into which
         :meth:`run` copies each row it leaves to the replayer; ``addr`` the
         replayer's trace object -> model address list, ``rcu_addr`` its
-        dict of kfree_rcu'd trace objects -> model addresses, ``sheaves`` its
+        dict of trace objects kfree_rcu'd into the classic kvfree_rcu batch ->
+        model addresses (:meth:`slubsim.replay.Replayer._kfree_rcu`), ``sheaves`` its
         prefilled sheaves by traced pointer."""
         self.op = cols["op"]
         self.cache = cols["cache"]
@@ -1182,10 +1183,10 @@ class HitPath:
                         rcus[j] = rcu
                         self.taken[X_RCU_SPARE if take == 1 else X_RCU_BARN] += 1
                 _set_item(addr, ob, 0)
-                rcu_addr[ob] = a
                 self.sstate[g] = 2  # FREED (Kernel.kfree_rcu's mark_freed)
                 nl = nlive[c] - 1
                 if remote:
+                    rcu_addr[ob] = a  # for the traced kernel's later kfree_bulk
                     # the classic batch is freed after a grace period: at the
                     # replayer's next tick (this run stops there from now on),
                     # unless the trace's own delayed frees drain the batches
@@ -1195,6 +1196,8 @@ class HitPath:
                         gp_step = 0.0
                     self.taken[X_RCU_REMOTE] += 1
                 else:
+                    if rcu_addr:
+                        rcu_addr.pop(ob, None)  # an earlier lifetime's, taken back
                     rcu.append(a)
                     d_rcu[j] += 1
                     if len(rcu) == capacity[c]:

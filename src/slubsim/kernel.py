@@ -586,6 +586,22 @@ class Kernel:
         del self.kvfree_rcu_pending[cpu][p]
         return True
 
+    def kvfree_rcu_take_oldest(self, cache: KmemCache, cpu: int) -> int:
+        """Remove the longest-queued object of ``cache`` from the classic
+        kvfree_rcu batches -- ``cpu``'s first, then the other CPUs' in order --
+        and return it (0: none there).  A trace-driven replay frees it in
+        place of an object the traced kernel batched and the model did not."""
+        nr = len(self.kvfree_rcu_pending)
+        for n in range(nr):
+            c = (cpu + n) % nr
+            for p in self.kvfree_rcu_pending[c]:
+                slab = self.pfn_to_slab.get(p >> PAGE_SHIFT)
+                if slab is not None and slab.cache is cache:
+                    del self.kvfree_rcu_pending[c][p]
+                    del self.kvfree_rcu_cpu[p]
+                    return p
+        return 0
+
     def kfree_unchecked(self, p: int, cpu: int) -> None:
         """``kfree()`` of an object whose user-side free was already recorded
         (the delayed free of a kfree_rcu'd object)."""

@@ -606,6 +606,10 @@ class Replayer:
         # the traced kernel's delayed frees of kfree_rcu'd objects drive the
         # model's classic kvfree_rcu batch when there are any
         self.drain_by_trace = facts.has_rcu_completions
+        #: trace objects the model kfree_rcu'd into a classic kvfree_rcu batch
+        #: -> their model addresses, until the traced kernel frees them (only
+        #: those: the rest go to rcu sheaves, whose completions are traced by
+        #: sheaf, so the dict follows the batches, not the trace's length)
         self.rcu_addr: dict[int, int] = {}
         self.has_prefill = all(tr.model.layer.has_prefill for tr in self.tracks.values())
         #: sessions inferred for F_PREFILLED allocations (before the lab
@@ -847,7 +851,7 @@ class Replayer:
                         else:
                             warn["free_without_model_object"] += 1
                     else:
-                        a = self._resolve(obj_l[i], fl, size_l[i])
+                        a = self._resolve(obj_l[i], fl, size_l[i], cpu, s)
                         if a:
                             if fl & F_RCU_COMPLETION:
                                 k.kfree_unchecked(a, cpu)
@@ -909,7 +913,12 @@ class Replayer:
                 if a:
                     rcu.now = ts  # (Rcu.queued_at of the sheaf it may submit)
                     k.kfree_rcu(a, cpu=cpu)
-                    self.rcu_addr[obj_l[i]] = a
+                    if a in k.kvfree_rcu_cpu:
+                        # in the classic batch: the traced kernel's later
+                        # kfree_bulk of it (F_RCU_COMPLETION) frees it there
+                        self.rcu_addr[obj_l[i]] = a
+                    elif self.rcu_addr:
+                        self.rcu_addr.pop(obj_l[i], None)  # an earlier lifetime's
             elif op in (OP_FREE_BULK, OP_KFREE_BULK):
                 s = tr.model
                 group = aux_l[i]
@@ -918,9 +927,10 @@ class Replayer:
                 done: list[int] = []  # delayed frees of kfree_rcu'd objects
                 while j < n and op_l[j] == op and aux_l[j] == group:
                     cj = cache_l[j]
-                    if 0 <= cj < ntracks and track_of[cj] is not None:
+                    tj = track_of[cj] if 0 <= cj < ntracks else None
+                    if tj is not None:
                         fj = flags_l[j]
-                        a = self._resolve(obj_l[j], fj, size_l[j])
+                        a = self._resolve(obj_l[j], fj, size_l[j], cpu, tj.model)
                         if a:
                             (done if fj & F_RCU_COMPLETION else objs).append(a)
                     j += 1
@@ -1044,16 +1054,30 @@ class Replayer:
             ls = self.lockstep[c] = CacheLockstep()
         ls.check(s.slab_of(a), a, k, ts, cpu, what)
 
-    def _resolve(self, o: int, fl: int, size: int) -> int:
-        """Model address for the object ``o`` freed with ingest flags ``fl``
-        (0 = nothing to free); ``size`` is the bound alloc_bulk row for
-        ``F_BULK_BOUND``."""
+    def _resolve(
+        self, o: int, fl: int, size: int, cpu: int = 0, cache: KmemCache | None = None
+    ) -> int:
+        """Model address for the object ``o`` of ``cache`` freed on ``cpu``
+        with ingest flags ``fl`` (0 = nothing to free); ``size`` is the bound
+        alloc_bulk row for ``F_BULK_BOUND``."""
         if fl & F_RCU_COMPLETION:
-            # the traced kernel freed a kfree_rcu'd object now: if the model
-            # put it in its classic batch, free it here too
+            # the traced kernel freed a kfree_rcu'd object from its classic
+            # batch now: if the model put it in its own batch, free it here too
             a = self.rcu_addr.pop(o, 0)
             if a and self.kernel.kvfree_rcu_take(a):
                 return a
+            # Decision: the model put this one in an rcu sheaf (it placed the
+            # object on another node than the kernel did, or the object's
+            # model address was batched under another trace object), so one
+            # of the model's own batched objects of the cache goes instead,
+            # the longest-queued first: the model's batches drain when the
+            # kernel's do, rather than keeping objects the kernel never batched
+            # until the end of the trace
+            if cache is not None:
+                a = self.kernel.kvfree_rcu_take_oldest(cache, cpu)
+                if a:
+                    self.warnings["rcu_completion_substituted"] += 1
+                    return a
             self.warnings["rcu_completion_skipped"] += 1
             return 0
         if fl & F_EARLY:
@@ -1649,6 +1673,7 @@ class Replayer:
 _EXPLAINED_REPLAY = frozenset(
     {
         "rcu_completion_skipped",
+        "rcu_completion_substituted",
         "prefill_translated_to_plain_allocs",
         "rcu_sheaf_event_without_model_sheaf",
         "rcu_sheaf_event_before_trace",

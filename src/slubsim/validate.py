@@ -1037,6 +1037,14 @@ def validate_bundle(
         "kprobe_missed": kprobe_missed,
         # rcu sheaves filled (counters) vs completions traced, per cache dir
         "rcu_sheaves": rcu_sheaves_untraced(store, kstats),
+        # the traced kernel's delayed frees out of its classic kvfree_rcu
+        # batch whose object the model had put in an rcu sheaf (it placed the
+        # object on the other node): one of the model's own batched objects
+        # freed instead, or none left to free (Replayer._resolve)
+        "rcu_batch_frees": {
+            "substituted": int(rp.warnings.get("rcu_completion_substituted", 0)),
+            "skipped": int(rp.warnings.get("rcu_completion_skipped", 0)),
+        },
         "lockstep": {
             "what": "allocations where the model handed out the kernel's object (slab-paired)",
             "checked": checked,
