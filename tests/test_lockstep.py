@@ -98,6 +98,7 @@ def test_a_trace_of_the_models_own_objects_is_in_step(tmp_path: Path) -> None:
         "share": 1.0,
         "in_step_prefix": 300,
         "first_divergence": None,
+        "sheaf_returns": {"checked": 0, "same_size": 0, "share": 1.0, "first_divergence": None},
     }
     swapped = list(model_ptrs)
     swapped[10], swapped[11] = swapped[11], swapped[10]
@@ -115,6 +116,67 @@ def test_a_trace_of_the_models_own_objects_is_in_step(tmp_path: Path) -> None:
     assert (
         "lockstep" not in Replayer(own, ReplayOptions(validate=False)).run()["caches"]["kmalloc-64"]
     )
+
+
+def _prefill_trace(path: Path, sizes: list[int | None]) -> Path:
+    """One prefill session of 3 maple_node objects per entry of ``sizes``
+    on CPU 0, each returned with the kprobe's ``size=`` (None: not recorded)."""
+    sheaf = 0xFFFF888100200000
+    lines = ["# tracer: nop\n"]
+    t = 1.0
+    p = 0xFFFF888100400000
+
+    def line(ev: str, fields: str) -> None:
+        nonlocal t
+        lines.append(f"  mt-1 [000] .....  {t:.6f}: {ev}: {fields}\n")
+        t += 1e-5
+
+    for size in sizes:
+        line(
+            "prefill_sheaf",
+            '(kmem_cache_prefill_sheaf+0x0/0x1c2) gfp=0xcc0 count=3 name="maple_node" caller=x',
+        )
+        line("prefill_sheaf_ret", f"(mas+0xa9/0xc3 <- kmem_cache_prefill_sheaf) sheaf=0x{sheaf:x}")
+        for _ in range(3):
+            line(
+                "alloc_from_sheaf",
+                "(kmem_cache_alloc_from_sheaf_noprof+0x0/0x6f) "
+                f'sheaf=0x{sheaf:x} name="maple_node"',
+            )
+            line(
+                "kmem_cache_alloc",
+                f"call_site=mas+0x1/0x2 ptr={p:x} name=maple_node bytes_req=256 "
+                "bytes_alloc=256 gfp_flags=GFP_NOWAIT node=-1 accounted=false",
+            )
+            p += 256
+        tail = "" if size is None else f"size={size} "
+        line(
+            "return_sheaf",
+            f'(kmem_cache_return_sheaf+0x0/0xdd) sheaf=0x{sheaf:x} {tail}name="maple_node"',
+        )
+    path.write_text("".join(lines))
+    return path
+
+
+def test_prefilled_sheaf_sizes_at_return(tmp_path: Path) -> None:
+    """At each traced return of a prefilled sheaf the kprobe's ``size=`` is
+    the kernel's sheaf's count: the model's (a fresh sheaf refilled to the
+    capacity -- 28 for 256-byte objects without a bundle's sysfs -- less the 3
+    taken: 25, then 22) is compared with it; a return without the size is
+    not counted."""
+    store = ingest(_prefill_trace(tmp_path / "p.txt", [25, 20, None]))
+    r = Replayer(store, ReplayOptions(validate=True, lockstep=True)).run()
+    assert r["caches"]["maple_node"]["geometry"]["sheaf_capacity"] == 28
+    sr = r["caches"]["maple_node"]["lockstep"]["sheaf_returns"]
+    assert (sr["checked"], sr["same_size"]) == (2, 1)
+    fd = sr["first_divergence"]
+    assert (fd["cpu"], fd["kernel_size"], fd["model_size"]) == (0, 20, 22)
+    # not a check without --lockstep
+    r = Replayer(store, ReplayOptions(validate=False)).run()
+    assert "lockstep" not in r["caches"]["maple_node"]
+    out = CliRunner().invoke(main, ["replay", str(tmp_path / "p.txt"), "--lockstep"])
+    assert out.exit_code == 0, out.output
+    assert "sheaf returns" in out.stdout and "50.0%" in out.stdout
 
 
 def test_validate_reports_lockstep(tmp_path: Path) -> None:

@@ -240,6 +240,13 @@ def test_boot_bundle_fidelity_does_not_regress() -> None:
         <= 0.02 * mn["alloc_slab"]["kernel"]
     )
     assert mn["barn_get_fail"]["model"] == mn["barn_get_fail"]["kernel"]
+    # the return_sheaf kprobe's size: at 68.5 % of the 3,544 traced returns
+    # the model's prefilled sheaf held the kernel's count (the first differs
+    # 3 ms after the lab kprobes start: the spare's blind-phase history)
+    sr = res["lockstep"]["sheaf_returns"]
+    assert sr["checked"] == 3544 and sr["share"] >= 0.68
+    fd = res["lockstep"]["caches"]["maple_node"]["sheaf_returns"]["first_divergence"]
+    assert fd is not None and fd["ts"] < 6.0
     # kmalloc-96 missed one flush of 60 objects (lost completions): now its
     # key counters are all within one count
     for counter in KEY_COUNTERS:

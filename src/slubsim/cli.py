@@ -607,6 +607,12 @@ def _print_validation(res: dict[str, Any], show_all: bool, lockstep_table: bool 
         f"own object; {ls['caches_fully_in_step']} of {ls['caches_checked']} caches in step "
         f"throughout; the {ls['caches_started_in_step']} caches in step at their first "
         f"allocation got it {ls['share_in_caches_started_in_step']:.1%}"
+        + (
+            f"; at {sr['checked']:,} traced returns of prefilled sheaves the model's held "
+            f"the kernel's count {sr['share']:.1%} of the time"
+            if (sr := ls.get("sheaf_returns") or {}).get("checked")
+            else ""
+        )
         + ("" if lockstep_table else " (--lockstep: per cache)")
     )
     if lockstep_table:
@@ -649,7 +655,9 @@ def _print_lockstep(steps: dict[str, dict[str, Any]]) -> None:
         title="lockstep: allocations that got the kernel's own object",
         title_justify="left",
     )
-    for col in ("cache", "checked", "same object", "in step until", "first divergence"):
+    cols = ("cache", "checked", "same object", "in step until", "first divergence")
+    sheaves = any(v.get("sheaf_returns", {}).get("checked") for v in steps.values())
+    for col in cols + (("sheaf returns", "same size") if sheaves else ()):
         t.add_column(col, justify="left" if col in ("cache", "first divergence") else "right")
     items = [(n, v) for n, v in steps.items() if v["checked"]]
     for name, ls in sorted(items, key=lambda kv: (-kv[1]["checked"], kv[0])):
@@ -660,12 +668,18 @@ def _print_lockstep(steps: dict[str, dict[str, Any]]) -> None:
             if fd
             else "-"
         )
+        sr = ls.get("sheaf_returns") or {}
         t.add_row(
             name,
             f"{ls['checked']:,}",
             f"{ls['share']:.1%}",
             f"{ls['in_step_prefix']:,}",
             where,
+            *(
+                (f"{sr['checked']:,}", f"{sr['share']:.1%}" if sr.get("checked") else "-")
+                if sheaves
+                else ()
+            ),
         )
     _console().print(t)
 

@@ -219,8 +219,8 @@ def _prefill_migrate(w: _Writer, rng: random.Random, p: dict[str, float], cpus: 
             live.append((w.alloc(use, task), use))
         w._line(
             use,
-            f"return_sheaf: (kmem_cache_return_sheaf+0x0/0xdd) sheaf=0x{sheaf:x} "
-            f'size=0 name="{w.cache}"',
+            # (no size=: the generator does not know what the sheaf holds)
+            f'return_sheaf: (kmem_cache_return_sheaf+0x0/0xdd) sheaf=0x{sheaf:x} name="{w.cache}"',
             task,
         )
         while len(live) > 48:

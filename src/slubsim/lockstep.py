@@ -22,6 +22,13 @@ objects), say where the model's per-CPU layer, rcu sheaf timing or slab
 selection first parts from the kernel's -- a far sharper probe than the
 counters, which can agree by compensation.  Allocations from bulk calls are
 not checked (the trace does not order their objects).
+
+Prefilled sheaves give a second probe, of the per-CPU layer's state rather
+than of single objects: the lab's ``kmem_cache_return_sheaf`` kprobe records
+the sheaf's size, so at every traced return the model's sheaf (the one it
+handed out for that traced sheaf pointer) either holds as many objects as the
+kernel's or not -- it holds more when the model refilled it where the kernel
+did not, or swapped it into a CPU's main sheaf at another time.
 """
 
 from __future__ import annotations
@@ -35,7 +42,17 @@ from .slab import Slab
 class CacheLockstep:
     """Pairing state and tallies of one cache."""
 
-    __slots__ = ("checked", "first", "k2m", "m2k", "prefix", "same")
+    __slots__ = (
+        "checked",
+        "first",
+        "k2m",
+        "m2k",
+        "prefix",
+        "same",
+        "sheaf_checked",
+        "sheaf_first",
+        "sheaf_same",
+    )
 
     def __init__(self) -> None:
         self.checked = 0
@@ -46,6 +63,9 @@ class CacheLockstep:
         self.k2m: dict[int, Slab] = {}  # kernel slab address -> model slab
         self.first: dict[str, Any] | None = None
         self.prefix = 0  # allocations in step before the first divergence
+        self.sheaf_checked = 0  # traced kmem_cache_return_sheaf calls
+        self.sheaf_same = 0  # ... where the model's sheaf held the kernel's count
+        self.sheaf_first: dict[str, Any] | None = None
 
     def pair(self, slab: Slab, kbase: int) -> None:
         """Pair a model slab with a kernel slab known to be its counterpart
@@ -88,6 +108,22 @@ class CacheLockstep:
             }
         return ok
 
+    def check_sheaf(self, model_size: int, kernel_size: int, ts: float, cpu: int) -> bool:
+        """Tally one traced return of a prefilled sheaf: the model's sheaf
+        holds ``model_size`` objects, the kernel's ``kernel_size``."""
+        self.sheaf_checked += 1
+        ok = model_size == kernel_size
+        if ok:
+            self.sheaf_same += 1
+        elif self.sheaf_first is None:
+            self.sheaf_first = {
+                "ts": ts,
+                "cpu": cpu,
+                "kernel_size": kernel_size,
+                "model_size": model_size,
+            }
+        return ok
+
     def result(self) -> dict[str, Any]:
         return {
             "checked": self.checked,
@@ -95,4 +131,10 @@ class CacheLockstep:
             "share": self.same / self.checked if self.checked else 1.0,
             "in_step_prefix": self.prefix if self.first is not None else self.checked,
             "first_divergence": self.first,
+            "sheaf_returns": {
+                "checked": self.sheaf_checked,
+                "same_size": self.sheaf_same,
+                "share": self.sheaf_same / self.sheaf_checked if self.sheaf_checked else 1.0,
+                "first_divergence": self.sheaf_first,
+            },
         }

@@ -987,6 +987,11 @@ class Replayer:
             elif op == OP_RETURN_SHEAF:
                 sh2 = sheaves.pop(aux_l[i], None)
                 if sh2 is not None:
+                    if lockstep and size_l[i] >= 0:  # the kprobe's size: the kernel's sheaf's
+                        ls = self.lockstep.get(c)
+                        if ls is None:
+                            ls = self.lockstep[c] = CacheLockstep()
+                        ls.check_sheaf(len(sh2.objects), size_l[i], ts, cpu)
                     tr.model.return_sheaf(sh2, cpu)
                 elif has_prefill:
                     warn["return_of_unknown_sheaf"] += 1

@@ -1010,6 +1010,8 @@ def validate_bundle(
     started = [v for v in steps.values() if v["checked"] and v["in_step_prefix"] > 0]
     s_checked = sum(v["checked"] for v in started)
     s_same = sum(v["same_object"] for v in started)
+    sheaf_checked = sum(v["sheaf_returns"]["checked"] for v in steps.values())
+    sheaf_same = sum(v["sheaf_returns"]["same_size"] for v in steps.values())
     # kprobe hits the recorder saw missed (slubsim record bundles; None: not recorded)
     profile = meta.raw.get("kprobe_profile")
     kprobe_missed = (
@@ -1056,7 +1058,16 @@ def validate_bundle(
             "caches_checked": sum(1 for v in steps.values() if v["checked"]),
             "caches_started_in_step": len(started),
             "share_in_caches_started_in_step": s_same / s_checked if s_checked else 1.0,
-            "caches": {n: v for n, v in steps.items() if v["checked"]},
+            # traced returns of prefilled sheaves where the model's sheaf held
+            # the kernel's count (the return_sheaf kprobe's size)
+            "sheaf_returns": {
+                "checked": sheaf_checked,
+                "same_size": sheaf_same,
+                "share": sheaf_same / sheaf_checked if sheaf_checked else 1.0,
+            },
+            "caches": {
+                n: v for n, v in steps.items() if v["checked"] or v["sheaf_returns"]["checked"]
+            },
         },
         "warmup": {
             "policy": (

@@ -15,7 +15,7 @@ OP_KFREE_RCU: Final = 3  # kvfree_call_rcu of a slab object
 OP_FREE_BULK: Final = 4  # one object of a kmem_cache_free_bulk (aux = group id)
 OP_ALLOC_BULK: Final = 5  # kmem_cache_alloc_bulk, count only (size = objects allocated)
 OP_PREFILL: Final = 6  # kmem_cache_prefill_sheaf (size = count, aux = sheaf pointer)
-OP_RETURN_SHEAF: Final = 7  # kmem_cache_return_sheaf (aux = sheaf pointer)
+OP_RETURN_SHEAF: Final = 7  # kmem_cache_return_sheaf (aux = sheafp, size = objects or -1)
 OP_REFILL_SHEAF: Final = 8  # kmem_cache_refill_sheaf (size = size, aux = sheafp)
 OP_RCU_SHEAF: Final = 9  # rcu_free_sheaf ran: a grace period ended for a sheaf
 OP_LARGE_ALLOC: Final = 10  # kmalloc above KMALLOC_MAX_CACHE_SIZE (page allocator)

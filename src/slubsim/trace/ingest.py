@@ -614,7 +614,8 @@ class Ingester:
             sh = parse_hex(f["sheaf"])
             sc = self.sheaf_cache.pop(sh, None)
             c = sc if sc is not None else self.cid(f.get("name", "?"))
-            self.row(ts, cpu, OP_RETURN_SHEAF, c, 0, int(f.get("size", "0")), aux=sh)
+            # size: the sheaf's objects at the return (-1: not recorded)
+            self.row(ts, cpu, OP_RETURN_SHEAF, c, 0, int(f.get("size", "-1")), aux=sh)
             used = self.sheaf_allocs.pop(sh, None)
             if used is not None:
                 self.prefill_allocs[c][used] += 1
