@@ -520,7 +520,7 @@ class HitPath:
         :meth:`run` copies each row it leaves to the replayer; ``addr`` the
         replayer's trace object -> model address list, ``rcu_addr`` its
         dict of trace objects kfree_rcu'd into the classic kvfree_rcu batch ->
-        model addresses (:meth:`slubsim.replay.Replayer._kfree_rcu`), ``sheaves`` its
+        model addresses (:attr:`slubsim.replay.Replayer.rcu_addr`), ``sheaves`` its
         prefilled sheaves by traced pointer."""
         self.op = cols["op"]
         self.cache = cols["cache"]
