@@ -593,12 +593,10 @@ class Kernel:
         place of an object the traced kernel batched and the model did not."""
         nr = len(self.kvfree_rcu_pending)
         for n in range(nr):
-            c = (cpu + n) % nr
-            for p in self.kvfree_rcu_pending[c]:
+            for p in self.kvfree_rcu_pending[(cpu + n) % nr]:
                 slab = self.pfn_to_slab.get(p >> PAGE_SHIFT)
                 if slab is not None and slab.cache is cache:
-                    del self.kvfree_rcu_pending[c][p]
-                    del self.kvfree_rcu_cpu[p]
+                    self.kvfree_rcu_take(p)
                     return p
         return 0
 
