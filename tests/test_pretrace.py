@@ -384,6 +384,51 @@ def test_discover_sheaves_walks_each_cpus_stack(tmp_path: Path) -> None:
     assert discover_sheaves(st, {cid: {0: (1, 4)}}) == {cid: {0: ([a], [])}}
 
 
+#: a two-node machine's memory (node, first, last physical address), as a
+#: bundle's dmesg gives it: K1 (physical 0x140000000) is node 1's
+TWO_NODES = [[0, 0x1000, 0x13FFFFFFF], [1, 0x140000000, 0x27FFFFFFF]]
+K0 = K1 - 0x40000000  # a node-0 slab
+
+
+def test_remote_free_test_follows_the_node_memory_map() -> None:
+    from slubsim.pretrace import remote_free_test
+
+    assert remote_free_test([0, 1], None) is None
+    assert remote_free_test([0, 0], [[0, 0x1000, 0x27FFFFFFF]]) is None  # one node
+    remote = remote_free_test([0, 1], TWO_NODES)
+    assert remote is not None
+    assert remote(0, K1) and not remote(1, K1)  # node 1's object: remote on CPU 0
+    assert remote(1, K0) and not remote(0, K0)
+    assert not remote(0, 0xFFFF888900000000)  # outside the map: not known remote
+    assert not remote(5, K1)  # a CPU the map does not name
+    # a CPU on a node without memory frees nowhere locally: never remote
+    memless = remote_free_test([2, 0], TWO_NODES)
+    assert memless is not None and not memless(0, K1) and memless(1, K1)
+
+
+def test_discover_sheaves_passes_over_remote_frees(tmp_path: Path) -> None:
+    """On a NUMA machine a free of another node's object goes to its slab,
+    not into the CPU's sheaf (7.x can_free_to_pcs): CPU 0 (node 0) hands out
+    A, frees R (node 1's, allocated on CPU 1), then hands out B and C --
+    still its initial sheaf's objects.  Counting R as pushed ended the walk at B (numa2
+    kmalloc-rcl-192: 3 of CPU 0's 56 objects found)."""
+    from slubsim.pretrace import discover_sheaves, remote_free_test
+
+    a, b, c = (K0 + 64 * i for i in (9, 8, 7))
+    r = K1 + 64 * 3
+    ev = [(1, "alloc", r), (0, "alloc", a), (0, "free", r), (0, "alloc", b), (0, "alloc", c)]
+    st = _store(tmp_path, ev, "7.3")
+    cid = _cid(st)
+    want = {cid: {0: (3, 0)}}
+    assert discover_sheaves(st, want) == {cid: {0: ([a], [])}}
+    remote = remote_free_test([0, 1], TWO_NODES)
+    assert discover_sheaves(st, want, remote_free=remote) == {cid: {0: ([a, b, c], [])}}
+    # a local free still pushes: the next allocation must pop it first
+    st2 = _store(tmp_path, [(0, "alloc", a), (0, "free", K0 + 64 * 30), (0, "alloc", b)], "7.3")
+    cid2 = _cid(st2)
+    assert discover_sheaves(st2, {cid2: {0: (3, 0)}}, remote_free=remote) == {cid2: {0: ([a], [])}}
+
+
 def test_sheaves_rebuilt_from_pointers_serve_the_first_allocations(tmp_path: Path) -> None:
     """A 7.3 trace whose CPU 0 starts by handing out objects 9, 8, 7 of K1 --
     a sheaf's last-in first-out order.  Told that CPU 0's sheaves held three

@@ -13,6 +13,7 @@ from click.testing import CliRunner
 from conftest import EXAMPLE_A, KMALLOC64_SYSFS, TRACES, needs_shared
 from slubsim.bundle import BundleMeta
 from slubsim.cli import main, sample_trace
+from slubsim.trace.ingest import ingest
 from slubsim.validate import (
     KEY_COUNTERS,
     partial_before,
@@ -22,6 +23,7 @@ from slubsim.validate import (
     sheaf_occupancy_before,
     sheaves_before,
     traced_during_reads,
+    traced_until_first_read,
     validate_bundle,
 )
 
@@ -310,21 +312,46 @@ def test_numa_kernel_batch_frees_drain_the_model_batch() -> None:
 
 @needs_shared
 def test_numa_warm_up_counts_the_sheaves_objects_once() -> None:
-    """numa2 vm_area_struct: at its first read the warm-up left 18 slabs where
+    """numa2: at its first read the warm-up left vm_area_struct 18 slabs where
     the kernel had 10 (its sheaves' 88 objects in slabs of their own beside
-    the partial slabs' made-up users), and the window took one refill fewer
-    than the kernel (780 of 840) with 29 frees on the wrong path."""
+    the partial slabs' made-up users); slabs whose objects in use are all
+    such are given back (SheavesLayer._trim_warm_slabs).  vm_area_struct's
+    sheaves are now found among the traced pointers (a slab of their own is
+    the kernel's), so the slabs given back are other caches'; its window is
+    within one refill of the kernel's."""
     res = validate_bundle(TRACES / "mixed-4cpu-numa2")
     c = res["caches"]["vm_area_struct"]["counters"]
-    for item in ("sheaf_refill", "free_fastpath", "free_slowpath", "barn_get_fail"):
-        assert c[item]["model"] == c[item]["kernel"], (item, c[item])
-    assert res["warmup"]["slabs_given_back"].get("vm_area_struct", 0) >= 1
+    assert abs(c["sheaf_refill"]["model"] - c["sheaf_refill"]["kernel"]) <= 60
+    for item in ("free_fastpath", "free_slowpath", "barn_get_fail"):
+        assert rel_error(c[item]["model"], c[item]["kernel"]) <= 0.08, (item, c[item])
+    assert sum(res["warmup"]["slabs_given_back"].values()) >= 15
     assert res["warmup"]["rcu_sheaves_run_overdue"] >= 10
     r = CliRunner().invoke(main, ["validate", str(TRACES / "mixed-4cpu-numa2")])
     assert r.exit_code == 0
     out = " ".join(r.stdout.split())
     assert "given back where the sheaves' objects were counted twice" in out
     assert "rcu sheaves the trace never shows completing run where the kernel had" in out
+
+
+@needs_shared
+def test_numa_sheaves_at_the_start_pass_over_remote_frees() -> None:
+    """numa2: a free of another node's object goes to its slab, not into the
+    freeing CPU's sheaf; counting such frees as pushes undercounted what the
+    sheaves held when tracing began (vm_area_struct CPU 2: 11 remote frees
+    before its first read, 3 objects instead of 14) and ended the search for
+    them at the first one (kmalloc-rcl-192 CPU 0: 3 of 56 found, so the
+    kernel's pre-trace sheaf with 12 objects of node 1, handed out and freed
+    remotely, was missing: free_slowpath 58 of 69).  Now both are exact, and
+    more allocations get the kernel's own object."""
+    st = ingest(TRACES / "mixed-4cpu-numa2")
+    plain = traced_until_first_read(st, {"vm_area_struct"})["vm_area_struct"]
+    local = traced_until_first_read(st, {"vm_area_struct"}, sheaf_frees_only=True)
+    assert plain[2][1] - local["vm_area_struct"][2][1] == 11
+    res = validate_bundle(TRACES / "mixed-4cpu-numa2", store=st)
+    c = res["caches"]["kmalloc-rcl-192"]["counters"]
+    for item in ("free_fastpath", "free_slowpath", "sheaf_refill"):
+        assert c[item]["model"] == c[item]["kernel"], (item, c[item])
+    assert res["lockstep"]["share"] >= 0.37
 
 
 @needs_shared
@@ -597,7 +624,9 @@ def test_sync_sheaf_count_adopts_spares_then_empty_barn_sheaves() -> None:
 @needs_shared
 def test_sheaf_count_from_counters_fixes_sheaf_alloc() -> None:
     """On a trace not taken from boot, topping the model's sheaves up to the
-    kernel's count makes sheaf_alloc agree in caches where it did not."""
+    kernel's count makes sheaf_alloc agree in caches where it did not (61 ->
+    70 caches; since the sheaves at the start are found past remote frees,
+    most of them exist without it: 68 -> 70)."""
     from slubsim.trace.ingest import ingest
 
     st = ingest(TRACES / "mixed-4cpu-numa2")
@@ -611,8 +640,8 @@ def test_sheaf_count_from_counters_fixes_sheaf_alloc() -> None:
             if (v := c["counters"].get("sheaf_alloc")) and v["model"] == v["kernel"]
         )
 
-    assert exact_sheaf_alloc(on) >= exact_sheaf_alloc(off) + 8
-    assert on["summary"]["exact"] >= 1864
+    assert exact_sheaf_alloc(on) >= max(exact_sheaf_alloc(off) + 2, 70)
+    assert on["summary"]["exact"] >= 1868
 
 
 @needs_shared

@@ -63,11 +63,13 @@ object size or order, debug red zones) are left to ``"materialize"``.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from .bundle import pointer_node
 from .constants import PAGE_SIZE
 from .trace.events import (
     F_BULK_BOUND,
@@ -82,6 +84,36 @@ from .trace.events import (
     OP_KFREE_RCU,
 )
 from .trace.store import EventStore
+
+#: (trace CPU, traced pointer) -> whether the free bypasses the CPU's sheaves
+RemoteFree = Callable[[int, int], bool]
+
+
+def remote_free_test(
+    cpu_node: Sequence[int], mem_ranges: Sequence[Sequence[int]] | None
+) -> RemoteFree | None:
+    """Whether a traced free on a trace CPU bypasses its sheaves because the
+    object's memory is on another node than the CPU's (``cpu_node``: trace
+    CPU -> node), which has memory -- 7.x ``can_free_to_pcs``: such an object
+    goes to ``__slab_free`` (FREE_SLOWPATH), not into a sheaf.  None when the
+    node memory map (``mem_ranges``: (node, first, last physical address),
+    from the bundle) is unknown or covers one node."""
+    if not mem_ranges:
+        return None
+    has_mem = {int(r[0]) for r in mem_ranges}
+    if len(has_mem) < 2:
+        return None
+    own = list(cpu_node)
+    ranges = [list(r) for r in mem_ranges]
+
+    def remote(tcpu: int, ptr: int) -> bool:
+        if not 0 <= tcpu < len(own) or own[tcpu] not in has_mem:
+            return False
+        nid = pointer_node(ptr, ranges)
+        return nid >= 0 and nid != own[tcpu]
+
+    return remote
+
 
 _ALLOC_OPS = (OP_ALLOC, OP_ALLOC_FROM_SHEAF)
 _FREE_OPS = (OP_FREE, OP_KFREE_RCU, OP_FREE_BULK, OP_KFREE_BULK)
@@ -162,6 +194,7 @@ def plan(
     cpu_partial_before: dict[int, dict[int, int]] | None = None,
     sheaves_before: dict[int, dict[int, tuple[int, int]]] | None = None,
     unseen_cpu_partial: bool = False,
+    remote_free: RemoteFree | None = None,
 ) -> PretracePlan:
     """Find the pre-trace slabs of the caches in ``geometry`` (store cache id
     -> (order, object stride, objects per slab) of the model) in one streaming
@@ -184,11 +217,12 @@ def plan(
     ``sheaves_before``
     (cache id -> trace CPU -> objects in its (main, spare) sheaves, e.g. from
     the kernel's counters) has the sheaves' objects found by
-    :func:`discover_sheaves` and their slabs rebuilt around them."""
+    :func:`discover_sheaves` and their slabs rebuilt around them
+    (``remote_free``: see there)."""
     out = PretracePlan()
     in_sheaf: set[tuple[int, int]] = set()
     if sheaves_before:
-        out.sheaves = discover_sheaves(store, sheaves_before, rows)
+        out.sheaves = discover_sheaves(store, sheaves_before, rows, remote_free)
         for c, per_cpu in out.sheaves.items():
             for main, spare in per_cpu.values():
                 in_sheaf.update((c, p) for p in main + spare)
@@ -459,7 +493,10 @@ def _refuted_tails(
 
 
 def discover_sheaves(
-    store: EventStore, want: dict[int, dict[int, tuple[int, int]]], rows: int = 1 << 16
+    store: EventStore,
+    want: dict[int, dict[int, tuple[int, int]]],
+    rows: int = 1 << 16,
+    remote_free: RemoteFree | None = None,
 ) -> dict[int, dict[int, tuple[list[int], list[int]]]]:
     """The objects each CPU's main and spare sheaves held when tracing began,
     given how many (``want``: cache id -> trace CPU -> (main, spare)).
@@ -471,7 +508,13 @@ def discover_sheaves(
     object never seen before, with nothing pushed, is the next initial object.
     The walk of a CPU stops when it has found them all, or at the first
     allocation that is neither (an object another CPU freed: the initial
-    sheaves are gone, through the barn or a refill)."""
+    sheaves are gone, through the barn or a refill).
+
+    ``remote_free(trace_cpu, ptr)``: the free of ``ptr`` on that CPU bypasses
+    the sheaves (7.x ``can_free_to_pcs``: on a NUMA machine, an object of
+    another node's slab goes to ``__slab_free``), so it pushes nothing --
+    without it, one remote free ended the walk (mixed-4cpu-numa2
+    kmalloc-rcl-192: CPU 0's 56 objects by the counters, 3 found)."""
     out: dict[int, dict[int, tuple[list[int], list[int]]]] = {}
     todo: dict[tuple[int, int], int] = {}
     for c, per_cpu in want.items():
@@ -519,7 +562,8 @@ def discover_sheaves(
                         del todo[key]
                 else:
                     del todo[key]  # the initial sheaves are gone
-            elif o != OP_KFREE_RCU:  # kfree_rcu goes to the rcu sheaf
+            elif o != OP_KFREE_RCU and (remote_free is None or not remote_free(cpu, p)):
+                # (kfree_rcu goes to the rcu sheaf, a remote free to its slab)
                 pushed[key].append(p)
         if not todo:
             break

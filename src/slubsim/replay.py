@@ -70,7 +70,7 @@ from .kernel import Kernel, KernelConfig, resolve_version
 from .kmalloc import kmalloc_size_roundup
 from .lockstep import CacheLockstep
 from .machine import Machine
-from .pretrace import PretracePlan
+from .pretrace import PretracePlan, RemoteFree, remote_free_test
 from .pretrace import plan as plan_pretrace
 from .rcu_align import missed_completions, overdue_bounds
 from .sheaf import Sheaf
@@ -1253,6 +1253,7 @@ class Replayer:
             cpu_partial_before=partial,
             unseen_cpu_partial=self.opt.pretrace_cpu_partial_unseen,
             sheaves_before=sheaves,
+            remote_free=self._remote_free_test(),
         )
 
     def _install_pretrace(self, p: PretracePlan) -> None:
@@ -1318,6 +1319,15 @@ class Replayer:
                 assert n is not None
                 n.add_partial(slab_or_none, True)
         self.pretrace_objects += nobj
+
+    def _remote_free_test(self) -> RemoteFree | None:
+        """For slubsim.pretrace.discover_sheaves: whether a traced free on a
+        trace CPU bypasses its sheaves (slubsim.pretrace.remote_free_test,
+        with the model CPU's nearest node with memory)."""
+        m = self.machine
+        if m.nr_nodes < 2:
+            return None
+        return remote_free_test([m.cpu_mem_node[c] for c in self.cpu_of], self.mem_ranges)
 
     def _pretrace_node(self, kbase: int, cpu: int) -> int:
         """Node of a rebuilt pre-trace slab: where the kernel slab's memory is

@@ -38,6 +38,7 @@ from typing import Any
 from .bundle import BundleMeta
 from .errors import SlubsimUsageError
 from .kernel import GENERATIONS, VERSION_ALIASES
+from .pretrace import remote_free_test
 from .replay import Replayer, ReplayOptions
 from .stats import STAT_ITEMS_612
 from .trace.store import EventStore
@@ -195,12 +196,15 @@ def _barn_full(
 
 
 def traced_until_first_read(
-    store: EventStore, dirs: set[str] | None = None
+    store: EventStore, dirs: set[str] | None = None, sheaf_frees_only: bool = False
 ) -> dict[str, dict[int, tuple[int, int]]]:
     """Objects allocated and freed on each CPU, per cache (sysfs dir), from the
     trace's start up to the cache's first "before" read: what the trace saw
     before the kernel's cumulative counters were read.  ``dirs`` limits the
-    caches (default: all read)."""
+    caches (default: all read).  ``sheaf_frees_only``: leave out the frees
+    that bypass the CPU's sheaves on a NUMA machine (an object of another
+    node's memory, slubsim.pretrace.remote_free_test; the bundle's node
+    memory map in the store) -- for what the sheaves held at the start."""
     import numpy as np
 
     from .trace.events import (
@@ -228,8 +232,13 @@ def traced_until_first_read(
     last = max(row for _, row in wanted.values())
     traced: dict[tuple[int, int], list[int]] = defaultdict(lambda: [0, 0])
     limit = {cid: row for cid, row in wanted.values()}
+    remote = None
+    if sheaf_frees_only:
+        mach = store.meta.get("machine") or {}
+        remote = remote_free_test(mach.get("cpu_nodes") or [], mach.get("mem_ranges"))
+    cols = ("cpu", "op", "cache", "size") + (("ptr",) if remote is not None else ())
     base = 0
-    for b in store.iter_batches(("cpu", "op", "cache", "size"), 1 << 16):
+    for b in store.iter_batches(cols, 1 << 16):
         m = len(b["op"])
         if base >= last:
             break
@@ -245,8 +254,15 @@ def traced_until_first_read(
         ):
             traced[(c, cpu)][0] += k
         sel = early & np.isin(op, (OP_FREE, OP_FREE_BULK, OP_KFREE_BULK))
-        for c, cpu in zip(cache[sel].tolist(), b["cpu"][sel].tolist(), strict=True):
-            traced[(c, cpu)][1] += 1
+        if remote is not None:
+            for c, cpu, p in zip(
+                cache[sel].tolist(), b["cpu"][sel].tolist(), b["ptr"][sel].tolist(), strict=True
+            ):
+                if not remote(cpu, p):
+                    traced[(c, cpu)][1] += 1
+        else:
+            for c, cpu in zip(cache[sel].tolist(), b["cpu"][sel].tolist(), strict=True):
+                traced[(c, cpu)][1] += 1
         base += m
     out: dict[str, dict[int, tuple[int, int]]] = {}
     for d, (cid, _) in wanted.items():
@@ -882,7 +898,9 @@ def validate_bundle(
     }
     pretrace_cpus = cpus_allocating_before(path, store) if pretrace == "reconstruct" else None
     pretrace_sheaves = (
-        sheaves_at_start(occupancy, traced_until_first_read(store, set(occupancy)))
+        sheaves_at_start(
+            occupancy, traced_until_first_read(store, set(occupancy), sheaf_frees_only=True)
+        )
         if pretrace == "reconstruct" and sheaves_from_pointers
         else None
     )
