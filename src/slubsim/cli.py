@@ -595,6 +595,13 @@ def _print_validation(res: dict[str, Any], show_all: bool, lockstep_table: bool 
             else ""
         )
         + (
+            f"; {sum(v[1] for v in w['all_partial_nodes_kept'].values())} full slabs made "
+            f"partial on {sum(v[0] for v in w['all_partial_nodes_kept'].values())} nodes whose "
+            "every slab the kernel had partial"
+            if w.get("all_partial_nodes_kept")
+            else ""
+        )
+        + (
             f"; {w['rcu_sheaves_run_overdue']} rcu sheaves the trace never shows completing run "
             "where the kernel had run them (three grace periods after their submission)"
             if w.get("rcu_sheaves_run_overdue")

@@ -1434,12 +1434,14 @@ class Replayer:
 
     def sync_node_partial(self, s: KmemCache, want: dict[int, tuple[int, int, int]]) -> int:
         """Shape ``s``'s node partial lists (node -> (partial slabs, free
-        objects, all slabs)); see :meth:`SheavesLayer.sync_node_partial`.
+        objects, all slabs)); see :meth:`SheavesLayer.sync_node_partial`
+        (objects no traced pointer is bound to are the made-up users).
         0 without sheaves."""
         layer = s.layer
         if not isinstance(layer, SheavesLayer):
             return 0
-        return layer.sync_node_partial(want)
+        bound = set(self.addr)
+        return layer.sync_node_partial(want, lambda a: a not in bound)
 
     def rcu_pending(self, s: KmemCache, cpu: int) -> int:
         """Objects ``cpu`` freed by kfree_rcu that wait for a grace period in

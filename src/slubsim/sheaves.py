@@ -25,7 +25,7 @@ reach are kept for fidelity and marked "race" in comments.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Final
 
 from .constants import MAX_EMPTY_SHEAVES, MAX_FULL_SHEAVES, NUMA_NO_NODE, PCS_BATCH_MAX
@@ -113,6 +113,10 @@ class SheavesLayer(PerCpuLayer):
         self.warm_taken: set[int] = set()
         #: slabs _trim_warm_slabs gave back (validate reports them)
         self.warm_slabs_given_back = 0
+        #: nodes whose slabs _all_partial kept, every one partial (validate
+        #: reports them), and the full ones it made partial
+        self.warm_nodes_kept = 0
+        self.warm_slabs_reopened = 0
         for _ in range(m.nr_cpus):
             if self.has_sheaves:
                 sh = self._alloc_empty_sheaf(creating_cpu, force=True)
@@ -1215,7 +1219,11 @@ class SheavesLayer(PerCpuLayer):
                 moved += 1
         return moved
 
-    def sync_node_partial(self, want: dict[int, tuple[int, int, int]]) -> int:
+    def sync_node_partial(
+        self,
+        want: dict[int, tuple[int, int, int]],
+        unseen: Callable[[int], bool] | None = None,
+    ) -> int:
         """Make node ``nid``'s partial list hold ``want[nid] = (slabs,
         free objects, all slabs)`` (as sysfs ``partial``, ``objects_partial``
         and ``slabs`` say; all slabs -1 when not read): the model's partial
@@ -1238,6 +1246,12 @@ class SheavesLayer(PerCpuLayer):
             if n is None or not cpus or count < 0 or free < 0:
                 continue
             cpu = cpus[0]
+            if (
+                unseen is not None
+                and 0 < count == total
+                and self._all_partial(n, cpu, count, free, unseen)
+            ):
+                continue
             handed: list[int] = []  # objects the kernel had in use here
             while n.nr_partial:
                 x = self.slab_alloc_slow(cpu, nid, False)
@@ -1268,6 +1282,84 @@ class SheavesLayer(PerCpuLayer):
             if 0 <= total < n.nr_slabs:
                 self._trim_warm_slabs(n, total, handed)
         return made
+
+    def _all_partial(
+        self, n: KmemCacheNode, cpu: int, count: int, free: int, unseen: Callable[[int], bool]
+    ) -> bool:
+        """Node ``n`` had ``count`` slabs, every one partial, with ``free``
+        free objects: when the model holds at most that many, they are the
+        kernel's own, so each keeps its place -- a full one has its objects
+        no traced pointer names (``unseen``: made-up long-lived users, not in
+        a sheaf) freed, which makes it partial -- and only the rest are made
+        up.  False (nothing done) when the model holds more slabs, or slabs
+        whose objects :meth:`sync_cpu_occupancy` took for the CPU sheaves
+        (made up too: :meth:`_trim_warm_slabs` gives them back).
+
+        Decision: sysfs ``partial`` equal to ``slabs`` on a node says none of
+        its slabs was full, so a rebuilt pre-trace slab the plan made full
+        (every object first seen as a free, or never: slubsim.pretrace) had
+        free objects; its never-named objects are taken for those (mixed-
+        4cpu-numa2 vm_area_struct node 1: 5 slabs, all partial; made full,
+        two of the model's took remote frees at 7.124-7.129 and went on the
+        partial list, 7 > min_partial, and CPU 0's refill at 7.272 raided
+        node 1 where the kernel made a node-0 slab -- one refill and 29 free
+        paths off in the window, now exact)."""
+        s = self.cache
+        mine = [slab for slab in s.slabs if slab.nid == n.nid]
+        if len(mine) > count:
+            return False
+        made = {s._slab_or_none(y) for y in self.warm_taken}
+        if any(slab in made for slab in mine):
+            return False  # sheaves filled from the counters: _trim_warm_slabs's case
+        cached: set[int] = set()
+        for pcs in self.pcs:
+            for sh in (pcs.main, pcs.spare):
+                if sh is not None:
+                    cached.update(sh.objects)
+        for slab in mine:
+            if slab.freelist or slab.on_partial:
+                continue
+            base = slab.base
+            gone = [
+                x
+                for x in range(base, base + slab.objects * slab.size, slab.size)
+                if x not in cached and unseen(x) and s.is_live(x)
+            ]
+            if not gone or len(gone) == slab.objects:
+                continue
+            for x in gone:
+                s.mark_freed(x)
+            self.slab_free_to_slab(cpu, slab, gone)
+            self.warm_slabs_reopened += 1
+        self.warm_nodes_kept += 1
+        have = sum(slab.objects - slab.inuse for slab in mine if slab.on_partial)
+        make = count - n.nr_partial
+        if make <= 0:
+            return True
+        left = max(free - have, make)
+        kept = list(n.partial_slabs())
+        for slab in kept:  # off the list while new slabs are made
+            n.remove_partial(slab)
+        taken: list[int] = []
+        for _ in range(make * s.objects):
+            x = self.slab_alloc_slow(cpu, n.nid, False)
+            if not x:
+                break
+            s.mark_allocated(x)
+            taken.append(x)
+        for slab in reversed(kept):  # back at the head, in their order
+            n.add_partial(slab, False)
+        by_slab: dict[int, list[int]] = {}
+        for x in taken:
+            by_slab.setdefault(s.slab_of(x).base, []).append(x)
+        for i, objs in enumerate(list(by_slab.values())[:make]):
+            f = left // make + (1 if i < left % make else 0)
+            f = min(max(f, 1), len(objs) - 1)
+            slab = s.slab_of(objs[0])
+            for x in objs[:f]:
+                s.mark_freed(x)
+                self.slab_free_to_slab(cpu, slab, [x])
+        return True
 
     def _trim_warm_slabs(self, n: KmemCacheNode, total: int, handed: list[int]) -> None:
         """Give back whole slabs of node ``n`` whose objects in use are all

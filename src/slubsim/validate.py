@@ -1116,6 +1116,17 @@ def validate_bundle(
                 for cid, t in sorted(rp.tracks.items())
                 if (n := getattr(t.model.layer, "warm_slabs_given_back", 0))
             },
+            # nodes whose every slab the kernel had partial, where the model's
+            # own slabs were kept and its full ones made partial (cache dir ->
+            # [nodes, slabs made partial]; SheavesLayer._all_partial)
+            "all_partial_nodes_kept": {
+                (rp.store.caches[cid].get("sysfs_dir") or rp.store.caches[cid]["name"]): [
+                    n,
+                    int(getattr(t.model.layer, "warm_slabs_reopened", 0)),
+                ]
+                for cid, t in sorted(rp.tracks.items())
+                if (n := getattr(t.model.layer, "warm_nodes_kept", 0))
+            },
             # rcu sheaves run at a traced completion because the kernel had run
             # them by then (slubsim.rcu_align.overdue_bounds)
             "rcu_sheaves_run_overdue": int(rp.warnings.get("rcu_sheaf_overdue_completed", 0)),
