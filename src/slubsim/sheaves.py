@@ -1259,26 +1259,7 @@ class SheavesLayer(PerCpuLayer):
                     break
                 s.mark_allocated(x)
                 handed.append(x)
-            taken: list[int] = []
-            for _ in range(count * s.objects):
-                x = self.slab_alloc_slow(cpu, nid, False)
-                if not x:
-                    break
-                s.mark_allocated(x)
-                taken.append(x)
-            by_slab: dict[int, list[int]] = {}
-            for x in taken:
-                by_slab.setdefault(s.slab_of(x).base, []).append(x)
-            groups = list(by_slab.values())[:count]
-            for i, objs in enumerate(groups):
-                f = free // count + (1 if i < free % count else 0)
-                f = min(max(f, 1), len(objs) - 1)
-                slab = s.slab_of(objs[0])
-                for x in objs[:f]:
-                    s.mark_freed(x)
-                    self.slab_free_to_slab(cpu, slab, [x])
-                handed.extend(objs[f:])
-                made += 1
+            made += self._made_up_partial(n, cpu, count, free, handed)
             if 0 <= total < n.nr_slabs:
                 self._trim_warm_slabs(n, total, handed)
         return made
@@ -1336,30 +1317,44 @@ class SheavesLayer(PerCpuLayer):
         make = count - n.nr_partial
         if make <= 0:
             return True
-        left = max(free - have, make)
         kept = list(n.partial_slabs())
         for slab in kept:  # off the list while new slabs are made
             n.remove_partial(slab)
+        self._made_up_partial(n, cpu, make, max(free - have, make), [])
+        for slab in reversed(kept):  # back at the head, in their order
+            n.add_partial(slab, False)
+        return True
+
+    def _made_up_partial(
+        self, n: KmemCacheNode, cpu: int, count: int, free: int, handed: list[int]
+    ) -> int:
+        """``count`` new slabs on node ``n`` (its partial list empty), taken
+        whole, then ``free`` of their objects given back, spread evenly
+        (each slab keeps at least one in use and gets at least one back);
+        their other objects are made-up users, appended to ``handed``.
+        Returns the slabs made."""
+        s = self.cache
         taken: list[int] = []
-        for _ in range(make * s.objects):
+        for _ in range(count * s.objects):
             x = self.slab_alloc_slow(cpu, n.nid, False)
             if not x:
                 break
             s.mark_allocated(x)
             taken.append(x)
-        for slab in reversed(kept):  # back at the head, in their order
-            n.add_partial(slab, False)
         by_slab: dict[int, list[int]] = {}
         for x in taken:
             by_slab.setdefault(s.slab_of(x).base, []).append(x)
-        for i, objs in enumerate(list(by_slab.values())[:make]):
-            f = left // make + (1 if i < left % make else 0)
+        made = 0
+        for i, objs in enumerate(list(by_slab.values())[:count]):
+            f = free // count + (1 if i < free % count else 0)
             f = min(max(f, 1), len(objs) - 1)
             slab = s.slab_of(objs[0])
             for x in objs[:f]:
                 s.mark_freed(x)
                 self.slab_free_to_slab(cpu, slab, [x])
-        return True
+            handed.extend(objs[f:])
+            made += 1
+        return made
 
     def _trim_warm_slabs(self, n: KmemCacheNode, total: int, handed: list[int]) -> None:
         """Give back whole slabs of node ``n`` whose objects in use are all
