@@ -1292,11 +1292,6 @@ class SheavesLayer(PerCpuLayer):
         made = {s._slab_or_none(y) for y in self.warm_taken}
         if any(slab in made for slab in mine):
             return False  # sheaves filled from the counters: _trim_warm_slabs's case
-        cached: set[int] = set()
-        for pcs in self.pcs:
-            for sh in (pcs.main, pcs.spare):
-                if sh is not None:
-                    cached.update(sh.objects)
         for slab in mine:
             if slab.freelist or slab.on_partial:
                 continue
@@ -1304,7 +1299,7 @@ class SheavesLayer(PerCpuLayer):
             gone = [
                 x
                 for x in range(base, base + slab.objects * slab.size, slab.size)
-                if x not in cached and unseen(x) and s.is_live(x)
+                if unseen(x) and s.is_live(x)  # (a sheaf's objects are not LIVE)
             ]
             if not gone or len(gone) == slab.objects:
                 continue
