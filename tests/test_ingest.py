@@ -540,26 +540,38 @@ def _dst(p: int, site: str = "dst_setup+0x168/0x190") -> str:
 
 
 def _blind_trace(tmp_path: Path, with_kprobe_defs: bool) -> Path:
-    """Maple-node allocations before the first lab kprobe event: six at the
-    call site later seen allocating from prefilled sheaves (two bursts of
-    three, 1 ms apart; then, 1 ms later, a burst of two and one more 1 ms
-    after) and one at another call site; then a traced session."""
+    """Maple-node allocations before the first lab kprobe event: nine at the
+    call site later seen allocating from prefilled sheaves -- on CPU 0 a
+    burst of three, another event, a burst of three (CPU 1's one allocation
+    in its middle), another event, then two 1 ms apart with nothing between
+    them -- and one at another call site; then a traced session."""
     base = 0xFFFF888140010000
+    dst, other = "dst_setup+0x168/0x190", ""
     blind = [
-        (0.0010, "dst_setup+0x168/0x190"),
-        (0.00101, "dst_setup+0x168/0x190"),
-        (0.00102, "dst_setup+0x168/0x190"),
-        (0.0020, "dst_setup+0x168/0x190"),
-        (0.00201, "dst_setup+0x168/0x190"),
-        (0.00202, "dst_setup+0x168/0x190"),
-        (0.0030, "dst_setup+0x168/0x190"),
-        (0.00301, "dst_setup+0x168/0x190"),
-        (0.0040, "dst_setup+0x168/0x190"),
-        (0.0050, "mas_alloc_nodes+0x39/0xc3"),
+        (0.0010, dst, 0),
+        (0.00101, dst, 0),
+        (0.00102, dst, 0),
+        (0.0015, other, 0),
+        (0.0020, dst, 0),
+        (0.00201, dst, 1),
+        (0.00202, dst, 0),
+        (0.00203, dst, 0),
+        (0.0025, other, 0),
+        (0.0030, dst, 0),
+        (0.0040, dst, 0),
+        (0.0050, "mas_alloc_nodes+0x39/0xc3", 0),
     ]
     rows = [
-        line(0, 1.0 + t, "kmem_cache_alloc", _dst(base + 0x100 * k, site))
-        for k, (t, site) in enumerate(blind)
+        line(cpu, 1.0 + t, "kmem_cache_alloc", _dst(base + 0x100 * k, site))
+        if site
+        else line(
+            cpu,
+            1.0 + t,
+            "kmalloc",
+            f"call_site=foo+0x1/0x2 ptr={0xFFFF888100200000 + 0x40 * k:x} bytes_req=64 "
+            "bytes_alloc=64 gfp_flags=GFP_KERNEL node=-1 accounted=false",
+        )
+        for k, (t, site, cpu) in enumerate(blind)
     ]
     rows += _prefill_session(0, 2.0, 0xFFFF888100800000, [base + 0x1000, base + 0x1100], "cp-3")
     d = tmp_path / "bundle"
@@ -580,11 +592,13 @@ def test_allocations_before_the_kprobes_at_a_prefilled_sheaf_call_site(tmp_path:
 
     st = ingest(_blind_trace(tmp_path, with_kprobe_defs=True))
     fl = st.columns["flags"].tolist()
-    assert [f & F_PREFILLED for f in fl[:10]] == [F_PREFILLED] * 9 + [0]
-    assert not any(f & F_PREFILLED for f in fl[10:])
+    flagged = [r for r, f in enumerate(fl) if f & F_PREFILLED]
+    assert flagged == [0, 1, 2, 4, 5, 6, 7, 9, 10]  # not the kmalloc rows, nor row 11
     cid = next(c["id"] for c in st.caches if c["name"] == "maple_node")
-    assert st.meta["prefill_sessions"] == {str(cid): {"count": 5, "allocs": 2}}
-    assert st.meta["kprobe_row"] == 10
+    assert st.meta["prefill_sessions"] == {
+        str(cid): {"count": 5, "allocs": 2, "by_allocs": {"2": 5}}
+    }
+    assert st.meta["kprobe_row"] == 12
     assert st.meta["header"]["allocations_from_inferred_prefilled_sheaves"] == 9
 
     other = tmp_path / "no-defs"
@@ -594,23 +608,43 @@ def test_allocations_before_the_kprobes_at_a_prefilled_sheaf_call_site(tmp_path:
 
 
 def test_inferred_prefilled_sessions_replay(tmp_path: Path) -> None:
-    """7.3 replays each burst of F_PREFILLED allocations as a prefilled-sheaf
-    session of the probed shape (count 5, two allocations per sheaf): a new
-    session after two allocations or a gap over PREFILL_GAP -- here 5
-    sessions (2 + 1, 2 + 1, 2, 1) and the traced one, each prefilled and
-    returned -- and none counts alloc_fastpath; 6.12 has no prefill API and
-    allocates them plainly."""
+    """7.3 replays each run of F_PREFILLED allocations of a CPU with no other
+    event of that CPU between them as one prefilled-sheaf session -- here CPU
+    0's 3, 3 and 2 (the last two 1 ms apart: time does not split a session)
+    and CPU 1's 1, plus the traced one -- each prefilled and returned, and
+    none counts alloc_fastpath; 6.12 has no prefill API and allocates them
+    plainly."""
     from slubsim.replay import Replayer, ReplayOptions
 
     st = ingest(_blind_trace(tmp_path, with_kprobe_defs=True))
-    c = Replayer(st, ReplayOptions(kernel="7.3", validate=True)).run()["caches"]["maple_node"][
-        "counters"
-    ]
-    assert c["sheaf_prefill_fast"] + c["sheaf_prefill_slow"] == 7
-    assert c["sheaf_return_fast"] + c["sheaf_return_slow"] == 7
+    rp = Replayer(st, ReplayOptions(kernel="7.3", validate=True, lockstep=True))
+    res = rp.run()["caches"]["maple_node"]
+    c = res["counters"]
+    assert sorted(rp.facts.pf_first.values()) == [1, 2, 3, 3]
+    assert sorted(rp.facts.pf_last) == [2, 5, 7, 10]
+    assert c["sheaf_prefill_fast"] + c["sheaf_prefill_slow"] == 5
+    assert c["sheaf_return_fast"] + c["sheaf_return_slow"] == 5
     assert c["alloc_fastpath"] == 1  # the one at the other call site
+    # the inferred sessions' allocations are checked in lockstep too
+    assert res["lockstep"]["checked"] == 12
     r = Replayer(st, ReplayOptions(kernel="6.12", validate=True)).run()
     c612 = r["caches"]["maple_node"]["counters"]
     assert c612["alloc_fastpath"] + c612["alloc_slowpath"] == 12
     warned = {w["kind"]: w["count"] for w in r["warnings"]}
     assert warned["prefill_translated_to_plain_allocs"] >= 9
+
+
+def test_inferred_session_prefills_for_its_allocations(tmp_path: Path) -> None:
+    """An inferred session prefills the usual count of the probed sessions
+    with as many allocations (``by_allocs``), and never fewer objects than it
+    allocates, so its sheaf serves every allocation of the session: no
+    allocation falls back to the main sheaf."""
+    from slubsim.replay import Replayer, ReplayOptions
+
+    st = ingest(_blind_trace(tmp_path, with_kprobe_defs=True))
+    rp = Replayer(st, ReplayOptions(kernel="7.3", validate=True))
+    r = rp.run()
+    cid = next(c["id"] for c in st.caches if c["name"] == "maple_node")
+    assert rp.pf_count_by_allocs == {cid: {2: 5}}
+    warned = {w["kind"]: w["count"] for w in r["warnings"]}
+    assert "model_sheaf_empty" not in warned

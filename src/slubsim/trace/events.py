@@ -55,11 +55,6 @@ F_FAILED: Final = 16  # the allocation returned NULL
 F_EARLY: Final = 32
 #: an allocation before the lab kprobes were active, at a call site that once
 #: they were allocated only from prefilled sheaves (the same instruction calls
-#: the same API): replay takes it from a prefilled sheaf it infers (a session
-#: of at most the usual allocations per sheaf, gaps under PREFILL_GAP)
+#: the same API): replay takes it from a prefilled sheaf it infers (a session:
+#: a run of such allocations on one CPU with no other event of the CPU between)
 F_PREFILLED: Final = 64
-
-#: longest gap (s) between the allocations of one inferred prefilled-sheaf
-#: session (after the probes: p99 27-37 us on the lab bundles; sessions of one
-#: task are milliseconds apart)
-PREFILL_GAP: Final = 100e-6

@@ -279,6 +279,11 @@ class Ingester:
         self.prefill_counts: dict[int, dict[int, int]] = defaultdict(lambda: defaultdict(int))
         self.prefill_allocs: dict[int, dict[int, int]] = defaultdict(lambda: defaultdict(int))
         self.sheaf_allocs: dict[int, int] = {}  # prefilled sheaf -> allocations so far
+        self.sheaf_count: dict[int, int] = {}  # prefilled sheaf -> its prefill count
+        #: per cache: allocations per prefilled sheaf -> prefill count -> sessions
+        self.prefill_joint: dict[int, dict[int, dict[int, int]]] = defaultdict(
+            lambda: defaultdict(lambda: defaultdict(int))
+        )
         self.flag_patch: dict[int, int] = {}  # row -> flag bits set in finish()
         self.events = 0
         self.event_counts: dict[str, int] = defaultdict(int)
@@ -606,6 +611,7 @@ class Ingester:
                 self.sheaf_cache[sh] = c
                 self.prefill_counts[c][count] += 1
                 self.sheaf_allocs[sh] = 0
+                self.sheaf_count[sh] = count
         elif kind == E_ALLOC_FROM_SHEAF:
             sh = parse_hex(f["sheaf"])
             sc = self.sheaf_cache.get(sh)
@@ -617,8 +623,11 @@ class Ingester:
             # size: the sheaf's objects at the return (-1: not recorded)
             self.row(ts, cpu, OP_RETURN_SHEAF, c, 0, int(f.get("size", "-1")), aux=sh)
             used = self.sheaf_allocs.pop(sh, None)
+            asked = self.sheaf_count.pop(sh, None)
             if used is not None:
                 self.prefill_allocs[c][used] += 1
+                if asked is not None:
+                    self.prefill_joint[c][used][asked] += 1
         elif kind == E_REFILL:
             c = self.cid(f.get("name", "?"))
             self.row(
@@ -1350,17 +1359,25 @@ class Ingester:
             self.header["allocations_from_inferred_prefilled_sheaves"] = n
         self.blind_allocs.clear()
 
-    def prefill_sessions(self) -> dict[str, dict[str, int]]:
+    def prefill_sessions(self) -> dict[str, dict[str, Any]]:
         """Per cache id (as text): the most common prefill count and number of
-        allocations per prefilled sheaf the probes showed (the shape of the
-        sessions replay infers for ``F_PREFILLED`` allocations)."""
-        out: dict[str, dict[str, int]] = {}
+        allocations per prefilled sheaf the probes showed, and the most common
+        count of the sessions with each number of allocations (``by_allocs``:
+        allocations as text -> count) -- the shape of the sessions replay
+        infers for ``F_PREFILLED`` allocations."""
+        out: dict[str, dict[str, Any]] = {}
         for c, counts in self.prefill_counts.items():
             allocs = self.prefill_allocs.get(c)
             if counts and allocs:
+                joint = self.prefill_joint.get(c, {})
                 out[str(c)] = {
                     "count": max(counts, key=lambda k: (counts[k], k)),
                     "allocs": max(allocs, key=lambda k: (allocs[k], k)),
+                    "by_allocs": {
+                        str(n): max(byc, key=lambda k: (byc[k], k))
+                        for n, byc in sorted(joint.items())
+                        if byc
+                    },
                 }
         return out
 
