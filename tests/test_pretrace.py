@@ -131,6 +131,22 @@ def test_switching_slabs_refutes_a_free_tail(tmp_path: Path) -> None:
         assert k2.free_order == [7, *tail]
 
 
+def test_only_the_cpus_own_bulk_call_saves_a_tail(tmp_path: Path) -> None:
+    """6.12, a cache with alloc_bulk calls: CPU 1's bulk call before CPU 0
+    switches from K1 to K2 takes from CPU 1's own cpu slab, so K1's tail is
+    still refuted (v612-mixed kmalloc-256: CPU 1's cpu slab 2f8000); a bulk
+    call of CPU 0 itself between its last K1 object and its first K2 one may
+    have taken the tail: then it stays free."""
+    base = [(0, "alloc", K1 + 64 * 10), (1, "alloc", K3 + 64 * 5), (1, "bulk", 2)]
+    for between, tail in (([], []), ([(0, "bulk", 3)], list(range(11, 64)))):
+        ev = [*base, *between, (0, "alloc", K2 + 64 * 7), (0, "free", K2 + 64 * 3)]
+        st = _store(tmp_path, ev, "6.12")
+        c = _cid(st)
+        p = plan(st, {c: (0, 64, 64)}, per_cpu_slab=True)
+        k1 = next(ps for ps in p.slabs[c] if ps.kbase == K1)
+        assert k1.free_order == [10, *tail], between
+
+
 def test_alloc_bulk_hides_order_only_after_the_first_call(tmp_path: Path) -> None:
     """In a cache with alloc_bulk calls (objects not named), a slab seen
     before the first call and first handing out object 5 is pre-trace (no

@@ -299,9 +299,7 @@ def plan(
                 first_alloc[c][cpu] = int(ptr[j]) & ~((PAGE_SIZE << order) - 1)
         base += m
 
-    refuted = (
-        _refuted_tails(store, geometry, seen, out.skipped, bulk, rows) if per_cpu_slab else set()
-    )
+    refuted = _refuted_tails(store, geometry, seen, out.skipped, rows) if per_cpu_slab else set()
     for c, slabs in seen.items():
         if c in out.skipped:
             continue
@@ -436,7 +434,6 @@ def _refuted_tails(
     geometry: dict[int, tuple[int, int, int]],
     seen: dict[int, dict[int, dict[int, _Obj]]],
     skipped: dict[int, str],
-    bulk: dict[int, int],
     rows: int,
 ) -> set[tuple[int, int]]:
     """(cache, kernel slab) of the 6.12 slabs whose never-seen tail was not
@@ -444,20 +441,22 @@ def _refuted_tails(
     the same cache, from another slab.  A CPU allocates from its cpu slab
     (``c->freelist``, then the slab's own freelist) until both are empty
     before it takes a partial or new slab (``___slab_alloc``), and the tail
-    would have been on those freelists.  (Not after a cache's first
-    ``alloc_bulk`` -- ``bulk``: cache id -> its row --, whose objects are not
-    named: it may have taken the tail; nor for a next allocation that
-    failed.)"""
+    would have been on those freelists.  (Not when the CPU called
+    ``alloc_bulk`` on the cache in between -- its objects are not named: it
+    may have taken the tail --, nor for a next allocation that failed.
+    Another CPU's bulk call takes from its own cpu slab, not this one:
+    v612-mixed kmalloc-256, slab 2f8000 of CPU 1 handed out 4, 2 and 8 at
+    9.5827 and CPU 1's next allocation came from another slab, long after
+    CPU 0's first bulk call.)"""
     # (cache, cpu) -> [(row, slab, span)] waiting for that CPU's next allocation
     waiting: dict[tuple[int, int], list[tuple[int, int, int]]] = {}
     for c, slabs in seen.items():
         if c in skipped:
             continue
         order, _, objects = geometry[c]
-        first_bulk = bulk.get(c, -1)
         for kbase, objs in slabs.items():
             t = _tail_of(objs, objects)
-            if t is not None and (first_bulk < 0 or t[0] < first_bulk):
+            if t is not None:
                 waiting.setdefault((c, t[1]), []).append((t[0], kbase, PAGE_SIZE << order))
     out: set[tuple[int, int]] = set()
     if not waiting:
@@ -468,21 +467,24 @@ def _refuted_tails(
     base = 0
     for b in store.iter_batches(("cpu", "op", "cache", "ptr", "flags"), rows):
         op, cache, ptr, flags = b["op"], b["cache"], b["ptr"], b["flags"]
+        is_bulk = op == OP_ALLOC_BULK
         sel = np.flatnonzero(
-            (op == OP_ALLOC) & (ptr != 0) & ((flags & F_FAILED) == 0) & np.isin(cache, caches)
+            (((op == OP_ALLOC) & (ptr != 0) & ((flags & F_FAILED) == 0)) | is_bulk)
+            & np.isin(cache, caches)
         )
-        for j, cpu, c, p in zip(
+        for j, cpu, c, p, bk in zip(
             sel.tolist(),
             b["cpu"][sel].tolist(),
             cache[sel].tolist(),
             ptr[sel].tolist(),
+            is_bulk[sel].tolist(),
             strict=True,
         ):
             w = waiting.get((c, cpu))
             row = base + j
             while w and w[0][0] < row:
                 _, kbase, span = w.pop(0)
-                if p & ~(span - 1) != kbase and not 0 <= bulk.get(c, -1) < row:
+                if not bk and p & ~(span - 1) != kbase:
                     out.add((c, kbase))
             if w is not None and not w:
                 del waiting[(c, cpu)]
