@@ -691,6 +691,31 @@ def test_sync_node_partial_builds_the_kernels_partial_list() -> None:
     rp.kernel.validate()
 
 
+def test_made_up_partial_slabs_look_partly_taken() -> None:
+    """A made-up partial slab looks like one alloc_from_new_slab took part of:
+    its lowest objects in use, the rest free in index order, so the next
+    objects taken from it come lowest first (a refill then hands the highest
+    of them out first, as the kernel's did on forkfiles-2cpu)."""
+    from slubsim.replay import Replayer, ReplayOptions
+    from slubsim.trace.ingest import ingest
+
+    rp = Replayer(ingest(sample_trace()), ReplayOptions(caches=["filp"]))
+    s = next(iter(rp.tracks.values())).model
+    assert rp.sync_node_partial(s, {0: (1, 5, -1)}) == 1
+    n = s.nodes[0]
+    assert n is not None
+    (slab,) = n.partial_slabs()
+    keep = slab.objects - 5
+    assert all(s.is_live(slab.base + i * slab.size) for i in range(keep))
+    taken = []
+    for _ in range(5):
+        x = s.layer.slab_alloc_slow(0, 0, False)
+        s.mark_allocated(x)
+        taken.append((x - slab.base) // slab.size)
+    assert taken == list(range(keep, slab.objects))
+    rp.kernel.validate()
+
+
 def test_a_node_whose_every_slab_was_partial_keeps_the_models_slabs() -> None:
     """sysfs partial == slabs on a node: none of the kernel's slabs was full.
     The model's full slab there has its objects no traced pointer names

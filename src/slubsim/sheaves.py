@@ -1327,7 +1327,13 @@ class SheavesLayer(PerCpuLayer):
         whole, then ``free`` of their objects given back, spread evenly
         (each slab keeps at least one in use and gets at least one back);
         their other objects are made-up users, appended to ``handed``.
-        Returns the slabs made."""
+        Decision: a made-up slab looks like one a refill or ``___slab_alloc``
+        took part of (``alloc_from_new_slab``): its lowest objects in use, the
+        rest free with the freelist in index order -- freed highest first, so
+        the lowest free object is its head (forkfiles-2cpu shmem_inode_cache:
+        CPU 0's first refill after the read took such a slab's objects 3..12,
+        handing out 12 first; with the lowest objects freed instead the model
+        handed out 0 first).  Returns the slabs made."""
         s = self.cache
         taken: list[int] = []
         for _ in range(count * s.objects):
@@ -1344,10 +1350,11 @@ class SheavesLayer(PerCpuLayer):
             f = free // count + (1 if i < free % count else 0)
             f = min(max(f, 1), len(objs) - 1)
             slab = s.slab_of(objs[0])
-            for x in objs[:f]:
+            keep = len(objs) - f
+            for x in reversed(objs[keep:]):
                 s.mark_freed(x)
                 self.slab_free_to_slab(cpu, slab, [x])
-            handed.extend(objs[f:])
+            handed.extend(objs[:keep])
             made += 1
         return made
 
