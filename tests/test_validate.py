@@ -691,6 +691,42 @@ def test_sync_node_partial_builds_the_kernels_partial_list() -> None:
     rp.kernel.validate()
 
 
+def test_sheaf_occupancy_is_made_at_the_bottom() -> None:
+    """Syncing a CPU's sheaves to the kernel's occupancy keeps the top of its
+    main sheaf (what it just freed, what it hands out next): the spare's
+    objects under the main's are one stack, a shortfall goes under it and a
+    surplus leaves from its bottom; beyond one sheaf-full the bottom
+    sheaf-full is a full spare.  Every invariant holds."""
+    from slubsim.replay import Replayer, ReplayOptions
+    from slubsim.trace.ingest import ingest
+
+    rp = Replayer(ingest(sample_trace()), ReplayOptions(caches=["filp"]))
+    s = next(iter(rp.tracks.values())).model
+    cap = s.layer.capacity
+    objs = [s.alloc(cpu=0) for _ in range(10)][:3]
+    for x in objs:
+        s.free(x, cpu=0)
+    pcs = s.layer.pcs[0]
+    top = list(pcs.main.objects[-3:])
+    assert top == objs
+    have = len(pcs.main.objects) + (len(pcs.spare.objects) if pcs.spare else 0)
+    rp.sync_sheaf_occupancy(s, {0: have + 2})
+    assert pcs.main.objects[-3:] == top and len(pcs.main.objects) == have + 2
+    rp.kernel.validate()
+    rp.sync_sheaf_occupancy(s, {0: have + 2 + cap})  # a whole sheaf more: a full spare
+    assert pcs.spare is not None and len(pcs.spare.objects) == cap
+    assert pcs.main.objects[-3:] == top and len(pcs.main.objects) == have + 2
+    rp.kernel.validate()
+    rp.sync_sheaf_occupancy(s, {0: cap + 2})  # over one sheaf: full spare, the top on main
+    assert pcs.spare is not None and len(pcs.spare.objects) == cap
+    assert pcs.main.objects == top[1:]
+    rp.kernel.validate()
+    rp.sync_sheaf_occupancy(s, {0: 3})  # the spare goes first, then the main's bottom
+    assert pcs.spare is not None and not pcs.spare.objects
+    assert pcs.main.objects == top
+    rp.kernel.validate()
+
+
 def test_made_up_partial_slabs_look_partly_taken() -> None:
     """A made-up partial slab looks like one alloc_from_new_slab took part of:
     its lowest objects in use, the rest free in index order, so the next

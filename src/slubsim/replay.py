@@ -1481,13 +1481,15 @@ class Replayer:
                             s.free(a, cpu)
         self.warm_objects = held
 
-    def sync_sheaf_occupancy(self, s: KmemCache, occupancy: dict[int, int]) -> int:
+    def sync_sheaf_occupancy(
+        self, s: KmemCache, occupancy: dict[int, int], bottom: bool = True
+    ) -> int:
         """Set ``s``'s per-CPU sheaves to the kernel's occupancy (CPU -> objects);
         see :meth:`SheavesLayer.sync_cpu_occupancy`.  0 without sheaves."""
         layer = s.layer
         if not isinstance(layer, SheavesLayer):
             return 0
-        return layer.sync_cpu_occupancy(occupancy)
+        return layer.sync_cpu_occupancy(occupancy, bottom)
 
     def sync_sheaf_count(self, s: KmemCache, want: int) -> int:
         """Top ``s``'s sheaf structs up to the kernel's count; see

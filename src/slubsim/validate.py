@@ -725,13 +725,17 @@ def _collect(
     sheaves_adopted: dict[str, int] | None = None,
     warm_rcu: dict[str, dict[int, int]] | None = None,
     probe: dict[str, dict[str, Any]] | None = None,
+    sync_bottom: bool = True,
 ) -> tuple[
     dict[tuple[str, str], dict[str, int]], dict[str, int], Replayer, dict[str, dict[str, Any]]
 ]:
     """Replay and sample the model's counters at every LAB_READ marker; with
     ``lockstep``, also check each allocation's object (slubsim.lockstep); with
     ``warm_occupancy`` (cache dir -> CPU -> objects), set each cache's per-CPU
-    sheaves to it at the cache's first "before" read, before any window opens."""
+    sheaves to it at the cache's first "before" read, before any window opens
+    -- a difference made under what the trace has shown, or on top where the
+    model's sheaves are its own since boot (``sync_bottom`` False; see
+    :meth:`slubsim.sheaves.SheavesLayer.sync_cpu_occupancy`)."""
     samples: dict[tuple[str, str], dict[str, int]] = defaultdict(dict)
     dir_tracks: dict[str, Any] = {}
     synced: set[str] = set()
@@ -757,7 +761,9 @@ def _collect(
                 occ = warm_occupancy[d]
                 # (after sheaves filled from the pointers at the start too: the
                 # trace does not show refills and flushes before this read)
-                rp.sync_sheaf_occupancy(track.model, {c: n for c, n in occ.items() if c >= 0})
+                rp.sync_sheaf_occupancy(
+                    track.model, {c: n for c, n in occ.items() if c >= 0}, bottom=sync_bottom
+                )
                 rp.sync_barn_full(track.model, {-1 - k: n for k, n in occ.items() if k < 0})
                 if warm_partial and d in warm_partial:
                     rp.sync_node_partial(track.model, warm_partial[d])
@@ -932,6 +938,7 @@ def validate_bundle(
             sheaves_adopted=adopted,
             warm_rcu=warm_rcu,
             probe=probe,
+            sync_bottom=not meta.traced_from_boot,
         )
 
     probe: dict[str, dict[str, Any]] = {}
