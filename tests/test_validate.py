@@ -727,6 +727,36 @@ def test_sheaf_occupancy_is_made_at_the_bottom() -> None:
     rp.kernel.validate()
 
 
+def test_a_spare_found_in_part_is_installed_and_completed_at_the_read() -> None:
+    """The walk over the trace may find only the top of a CPU's full spare
+    (mixed-4cpu filp, CPU 0: 41 of 60): installed as it is, the CPU hands it
+    out when its main sheaf runs dry, and the first read's sync completes the
+    count under it.  Every invariant holds."""
+    from slubsim.replay import Replayer, ReplayOptions
+    from slubsim.trace.ingest import ingest
+
+    rp = Replayer(ingest(sample_trace()), ReplayOptions(caches=["filp"]))
+    s = next(iter(rp.tracks.values())).model
+    lay = s.layer
+    objs = []
+    for _ in range(4):
+        x = lay.slab_alloc_slow(0, 0, False)
+        s.mark_allocated(x)
+        s.mark_freed(x)
+        objs.append(x)
+    main, spare = objs[:1], objs[1:]
+    assert lay.install_sheaves(0, main, spare)
+    rp.kernel.validate()
+    assert [s.alloc(cpu=0) for _ in range(4)] == main + spare
+    for x in reversed(spare):  # back as they were, then the read: 1 + 60
+        s.free(x, cpu=0)
+    rp.sync_sheaf_occupancy(s, {0: 1 + lay.capacity + 3})
+    pcs = lay.pcs[0]
+    assert pcs.spare is not None and len(pcs.spare.objects) == lay.capacity
+    assert [s.alloc(cpu=0) for _ in range(3)] == spare
+    rp.kernel.validate()
+
+
 def test_made_up_partial_slabs_look_partly_taken() -> None:
     """A made-up partial slab looks like one alloc_from_new_slab took part of:
     its lowest objects in use, the rest free in index order, so the next

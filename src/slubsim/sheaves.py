@@ -1120,11 +1120,12 @@ class SheavesLayer(PerCpuLayer):
 
     def install_sheaves(self, cpu: int, main: list[int], spare: list[int]) -> bool:
         """Fill ``cpu``'s empty main sheaf with ``main`` and its spare with
-        ``spare`` (full or empty; objects already counted in their slabs'
-        ``inuse``; the first to be handed out first), as when the trace began
-        (slubsim.pretrace).  A missing spare sheaf struct is made without
-        SHEAF_ALLOC (a CPU busy enough to have sheaves to rebuild has filled
-        its main before, and a spare, once made, stays until a flush;
+        ``spare`` (objects already counted in their slabs' ``inuse``; the
+        first to be handed out first; a spare is full or empty, but the trace
+        may show only its top), as when the trace began (slubsim.pretrace).
+        A missing spare sheaf struct is made without SHEAF_ALLOC (a CPU busy
+        enough to have sheaves to rebuild has filled its main before, and a
+        spare, once made, stays until a flush;
         ``KmemCache.adopted_sheaves``); no counter moves.  False if the CPU's
         sheaves are not empty or the objects do not fit."""
         if not self.has_sheaves:
@@ -1133,7 +1134,7 @@ class SheavesLayer(PerCpuLayer):
         cap = self.capacity
         if pcs.main.objects or (pcs.spare is not None and pcs.spare.objects):
             return False
-        if len(main) > cap or (spare and len(spare) != cap):
+        if len(main) > cap or len(spare) > cap:
             return False
         pcs.main.objects = list(reversed(main))
         if pcs.spare is None:
