@@ -1175,10 +1175,11 @@ class Replayer:
         with no other event of that CPU between them
         (:meth:`TraceFacts._segment_prefilled`); each takes a sheaf at its
         first allocation and gives it back after its last.  Its prefill count
-        is the cache's usual one, or the session's allocations when more
-        (decision: once the probes show them, a session never allocates more
-        than it prefilled -- boot-mixed-4cpu maple_node: counts 3, 5 and 7,
-        1 to 3 allocations).  A generation without the prefill API allocates
+        is the most common one of the probed sessions with as many
+        allocations (else of all of them), and never below the session's
+        allocations (decision: once the probes show them, a session never
+        allocates more than it prefilled -- boot-mixed-4cpu maple_node: counts
+        3, 5 and 7, 1 to 3 allocations).  A generation without the prefill API allocates
         plainly, as for a traced prefill."""
         if not self.has_prefill:
             self.warnings["prefill_translated_to_plain_allocs"] += 1
