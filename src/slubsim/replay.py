@@ -254,21 +254,9 @@ _HIT_DTYPES: dict[str, Any] = {
 }
 
 
-#: prefill count and allocations per sheaf of an inferred session when the
-#: probes never showed the cache's own (see Replayer._prefilled_alloc)
+#: prefill count of an inferred session when the probes never showed the
+#: cache's own (see Replayer._prefilled_alloc)
 PREFILL_DEFAULT: Final = 3
-
-
-class PrefilledSession:
-    """A prefilled sheaf the replay took for ``F_PREFILLED`` allocations of
-    one cache on one CPU (Replayer._prefilled_alloc)."""
-
-    __slots__ = ("allocs", "last", "sheaf")
-
-    def __init__(self, sheaf: Sheaf, ts: float) -> None:
-        self.sheaf = sheaf
-        self.allocs = 0
-        self.last = ts
 
 
 class TraceFacts:
@@ -665,12 +653,12 @@ class Replayer:
         #: sheaf, so the dict follows the batches, not the trace's length)
         self.rcu_addr: dict[int, int] = {}
         self.has_prefill = all(tr.model.layer.has_prefill for tr in self.tracks.values())
-        #: sessions inferred for F_PREFILLED allocations (before the lab
-        #: kprobes) by (cache, cpu); each cache's (prefill count, allocations
-        #: per sheaf) as the probes showed
-        self.pf_sessions: dict[tuple[int, int], PrefilledSession] = {}
-        self.pf_shape: dict[int, tuple[int, int]] = {
-            int(c): (int(v["count"]), int(v["allocs"]))
+        #: the prefilled sheaf of each session inferred for F_PREFILLED
+        #: allocations (before the lab kprobes) by (cache, cpu); each cache's
+        #: most common prefill count as the probes showed
+        self.pf_sessions: dict[tuple[int, int], Sheaf] = {}
+        self.pf_count: dict[int, int] = {
+            int(c): int(v["count"])
             for c, v in (self.store.meta.get("prefill_sessions") or {}).items()
         }
         #: cache -> allocations of a session -> its usual prefill count
@@ -886,7 +874,7 @@ class Replayer:
                     if fl & F_FAILED:
                         warn["traced_failed_alloc"] += 1
                     elif fl & F_PREFILLED:
-                        a = self._prefilled_alloc(s, c, cpu, ts, base + i)
+                        a = self._prefilled_alloc(s, c, cpu, base + i)
                         if a:
                             addr[obj_l[i]] = a
                             if lockstep:
@@ -1165,7 +1153,7 @@ class Replayer:
             self.warnings["free_without_model_object"] += 1
         return 0
 
-    def _prefilled_alloc(self, s: KmemCache, c: int, cpu: int, ts: float, row: int) -> int:
+    def _prefilled_alloc(self, s: KmemCache, c: int, cpu: int, row: int) -> int:
         """An allocation the ingester inferred came from a prefilled sheaf
         (``F_PREFILLED``: before the lab kprobes, at a call site that used
         prefilled sheaves once they ran).  Models the caller's
@@ -1185,27 +1173,25 @@ class Replayer:
             self.warnings["prefill_translated_to_plain_allocs"] += 1
             return s.replay_alloc(cpu, NUMA_NO_NODE)
         key = (c, cpu)
-        sess = self.pf_sessions.get(key)
+        sh = self.pf_sessions.get(key)
         n = self.facts.pf_first.get(row)
-        if n is not None and sess is not None:  # (cannot happen: the last one ended it)
+        if n is not None and sh is not None:  # (cannot happen: the last one ended it)
             del self.pf_sessions[key]
-            s.return_sheaf(sess.sheaf, cpu)
-            sess = None
-        if sess is None:
-            count = self.pf_shape.get(c, (PREFILL_DEFAULT, PREFILL_DEFAULT))[0]
+            s.return_sheaf(sh, cpu)
+            sh = None
+        if sh is None:
+            count = self.pf_count.get(c, PREFILL_DEFAULT)
             if n is not None:
                 count = self.pf_count_by_allocs.get(c, {}).get(n, count)
             sh = s.prefill_sheaf(max(count, n or 0), cpu)
             if sh is None:
                 self.warnings["model_prefill_failed"] += 1
                 return s.replay_alloc(cpu, NUMA_NO_NODE)
-            sess = self.pf_sessions[key] = PrefilledSession(sh, ts)
-        a = s.alloc_from_sheaf(sess.sheaf, cpu)
-        sess.allocs += 1
-        sess.last = ts
+            self.pf_sessions[key] = sh
+        a = s.alloc_from_sheaf(sh, cpu)
         if row in self.facts.pf_last:
             del self.pf_sessions[key]
-            s.return_sheaf(sess.sheaf, cpu)
+            s.return_sheaf(sh, cpu)
         if not a:
             self.warnings["model_sheaf_empty"] += 1
             a = s.replay_alloc(cpu, NUMA_NO_NODE)
@@ -1214,10 +1200,10 @@ class Replayer:
     def _end_prefilled_sessions(self) -> None:
         """Give back every inferred prefilled sheaf still out (the lab kprobes
         start here: from now on the trace shows the sessions)."""
-        for (c, cpu), sess in self.pf_sessions.items():
+        for (c, cpu), sh in self.pf_sessions.items():
             tr = self.track_of[c]
             if tr is not None:
-                tr.model.return_sheaf(sess.sheaf, cpu)
+                tr.model.return_sheaf(sh, cpu)
         self.pf_sessions.clear()
 
     def _rcu_completions(self) -> tuple[dict[int, int], dict[int, float]]:
