@@ -22,6 +22,7 @@ from slubsim.validate import (
     rel_error,
     sheaf_occupancy_before,
     sheaves_before,
+    state_number,
     traced_during_reads,
     traced_until_first_read,
     validate_bundle,
@@ -41,7 +42,12 @@ def _trace_writer() -> tuple[list[str], Callable[[str], None]]:
     return lines, ev
 
 
-def make_bundle(tmp: Path, deltas: dict[str, int]) -> Path:
+def make_bundle(
+    tmp: Path, deltas: dict[str, int], state: dict[str, dict[str, str]] | None = None
+) -> Path:
+    """Worked example A (spec 9.4, without the shrink) on kmalloc-64 between
+    reads of the counters ``deltas`` (the kernel's values) and, with
+    ``state`` (``{"before"|"after": {file: contents}}``), of those state files."""
     b = tmp / "bundle"
     b.mkdir()
     (b / "meta.json").write_text(
@@ -52,11 +58,14 @@ def make_bundle(tmp: Path, deltas: dict[str, int]) -> Path:
         k: {"before": 0, "after": v, "delta": v, "delta_per_cpu": {"0": v}}
         for k, v in deltas.items()
     }
-    (b / "slab_stats.json").write_text(
-        json.dumps({":0000064": {"names": ["kmalloc-64"], "config": cfg, "stats": stats}})
-    )
+    info: dict[str, Any] = {"names": ["kmalloc-64"], "config": cfg, "stats": stats}
+    if state:
+        info["state_before"] = state["before"]
+        info["state_after"] = state["after"]
+    (b / "slab_stats.json").write_text(json.dumps({":0000064": info}))
     lines, ev = _trace_writer()
-    for k in deltas:
+    reads = list(deltas) + list((state or {}).get("before", {}))
+    for k in reads:
         ev(f"tracing_mark_write: LAB_READ before :0000064 {k}")
     ptrs = [0xFFFF888100000000 + i * 64 for i in range(100)]
     for p in ptrs:
@@ -66,7 +75,7 @@ def make_bundle(tmp: Path, deltas: dict[str, int]) -> Path:
         )
     for p in ptrs:
         ev(f"kfree: call_site=g+0x1/0x2 ptr={p:x}")
-    for k in deltas:
+    for k in reads:
         ev(f"tracing_mark_write: LAB_READ after :0000064 {k}")
     (b / "trace.txt").write_text("".join(lines))
     return b
@@ -182,6 +191,83 @@ def test_validation_reports_a_wrong_kernel_value(tmp_path: Path) -> None:
     assert "sheaf_refill" in r.stdout and "-1" in r.stdout
 
 
+#: sysfs state of worked example A's cache before its first allocation and
+#: after its 100 frees (spec 9.4): S1 full and off the lists, S2 with 56 in
+#: use on the node partial list (8 free), the objects in the sheaves in use
+EXAMPLE_A_STATE = {
+    "before": {
+        "slabs": "0",
+        "total_objects": "0",
+        "objects": "0",
+        "partial": "0",
+        "objects_partial": "0",
+        "cpu_slabs": "0",
+        "slabs_cpu_partial": "0(0)",
+    },
+    "after": {
+        "slabs": "2",
+        "total_objects": "128",
+        "objects": "120",
+        "partial": "1",
+        "objects_partial": "56",
+        "cpu_slabs": "0",
+        "slabs_cpu_partial": "0(0)",
+    },
+}
+
+
+def test_state_files_are_compared_at_the_same_reads(tmp_path: Path) -> None:
+    res = validate_bundle(make_bundle(tmp_path, EXAMPLE_A, EXAMPLE_A_STATE))
+    st = res["caches"]["kmalloc-64"]["state"]
+    assert set(st) == set(EXAMPLE_A_STATE["after"])
+    assert st["slabs"] == {
+        "before": {"kernel": "0", "model": "0"},
+        "after": {"kernel": "2", "model": "2"},
+        "delta": {"kernel": 2, "model": 2},
+    }
+    assert st["objects"]["after"] == {"kernel": "120", "model": "120"}
+    assert st["objects_partial"]["delta"] == {"kernel": 56, "model": 56}
+    assert st["slabs_cpu_partial"]["after"]["model"] == "0(0)"
+    n = len(EXAMPLE_A_STATE["after"])
+    assert res["summary_state"] == {
+        "before": {"compared": n, "same": n},
+        "after": {"compared": n, "same": n},
+        "delta": {"compared": n, "exact": n, "within_5pct": n},
+    }
+    # the counters are still those of the example
+    assert res["summary"]["exact"] == len(EXAMPLE_A)
+
+
+def test_state_files_read_otherwise_are_listed(tmp_path: Path) -> None:
+    state = {
+        "before": EXAMPLE_A_STATE["before"],
+        "after": dict(EXAMPLE_A_STATE["after"], slabs="3"),
+    }
+    b = make_bundle(tmp_path, EXAMPLE_A, state)
+    res = validate_bundle(b)
+    assert res["caches"]["kmalloc-64"]["state"]["slabs"]["delta"] == {"kernel": 3, "model": 2}
+    n = len(state["after"])
+    s = res["summary_state"]
+    assert s["after"] == {"compared": n, "same": n - 1}
+    assert s["delta"] == {"compared": n, "exact": n - 1, "within_5pct": n - 1}
+    r = CliRunner().invoke(main, ["validate", str(b), "--state"])
+    assert r.exit_code == 0, r.output
+    assert "as the kernel's at the first read 7 of 7, at the last 6 of 7" in r.stdout
+    row = next(line for line in r.stdout.splitlines() if " slabs " in line and "->" in line)
+    assert "0 -> 3" in row and "0 -> 2" in row and "+3" in row and "+2" in row
+    assert "objects_partial" not in r.stdout  # read as the kernel did: not listed
+    r = CliRunner().invoke(main, ["validate", str(b), "--state", "--all"])
+    assert "objects_partial" in r.stdout
+
+
+def test_state_number() -> None:
+    assert state_number("39") == 39
+    assert state_number("8 N0=5 N1=3") == 8
+    assert state_number("84(8) C1=42(4) C2=42(4)") == 8
+    assert state_number("0(0)") == 0
+    assert state_number("") is None
+
+
 def test_unknown_generation_is_skipped_with_a_reason(tmp_path: Path) -> None:
     b = make_bundle(tmp_path, EXAMPLE_A)
     (b / "meta.json").write_text(json.dumps({"kernel_version": "5.10", "vcpus": 1}))
@@ -219,6 +305,18 @@ def test_boot_bundle_fidelity_does_not_regress() -> None:
         if item in KEY_COUNTERS and rel_error(v["model"], v["kernel"]) > 0.01
     }
     assert misses <= {("maple_node", "alloc_slab"), ("maple_node", "free_slab")}, misses
+    # the state files at the reads: traced from boot, the model's slabs and
+    # objects change between the first and last read as the kernel's in 105
+    # of the 112 files of the busy caches; at the first read maple_node holds
+    # 761 objects in 48 slabs where the kernel had 557 in 39 (objects live
+    # when the lab kprobes started and never seen again: their kfree_rcu or
+    # bulk free was not traced), kmalloc-64 3,108 slabs where it had 4,138
+    # (boot allocations before the trace began)
+    st = res["summary_state_busy_caches"]
+    assert st["delta"]["compared"] >= 110
+    assert st["delta"]["exact"] / st["delta"]["compared"] >= 0.93
+    ms = res["caches"]["maple_node"]["state"]
+    assert ms["slabs"]["before"]["kernel"] == "39" and ms["objects"]["before"]["kernel"] == "557"
     # kmalloc-96: 28 objects in CPU 0's sheaves at its first read by the
     # counters, 32 replayed; with 28 CPU 0 takes the kernel's 53rd barn sheaf,
     # and the 65th rcu sheaf's completion, lost in the last batch, reaches the
@@ -526,6 +624,11 @@ def test_612_boot_bundle_fidelity_does_not_regress() -> None:
     assert ff["kernel"] == 63 and ff["model"] <= 350
     for name in ("kmalloc-64", "filp", "kmalloc-4k", "vm_area_struct"):
         assert res["lockstep"]["caches"][name]["share"] >= 0.97, name
+    # state files: changed between the first and last read as the kernel's
+    # in 112 of the 119 of the busy caches
+    st = res["summary_state_busy_caches"]
+    assert st["delta"]["compared"] >= 115
+    assert st["delta"]["exact"] / st["delta"]["compared"] >= 0.93
 
 
 def test_sheaf_occupancy_from_per_cpu_counters(tmp_path: Path) -> None:

@@ -454,6 +454,13 @@ def _print_replay(result: dict[str, Any], top: int) -> None:
     help="list, per cache, how many allocations got the kernel's own object "
     "and where the model first parted from it",
 )
+@click.option(
+    "--state",
+    "state_table",
+    is_flag=True,
+    help="list the state files (slabs, objects, partial lists, cpu slabs) the model "
+    "read otherwise than the kernel at the first or last read, with their change",
+)
 def validate(
     bundle: str,
     json_out: str | None,
@@ -465,6 +472,7 @@ def validate(
     second_pass: bool | None,
     pretrace: str,
     lockstep_table: bool,
+    state_table: bool,
 ) -> None:
     """Compare the model's SLUB_STATS deltas with the real kernel's, counter by
     counter, over exactly the same window of events (LAB_READ markers).
@@ -504,12 +512,14 @@ def validate(
             _write_json(out, json_out)
             if quiet:
                 return
-        _print_validation(res, show_all, lockstep_table)
+        _print_validation(res, show_all, lockstep_table, state_table)
 
     _run(go)
 
 
-def _print_validation(res: dict[str, Any], show_all: bool, lockstep_table: bool = False) -> None:
+def _print_validation(
+    res: dict[str, Any], show_all: bool, lockstep_table: bool = False, state_table: bool = False
+) -> None:
     from rich.table import Table
 
     con = _console()
@@ -624,6 +634,18 @@ def _print_validation(res: dict[str, Any], show_all: bool, lockstep_table: bool 
     )
     if lockstep_table:
         _print_lockstep(ls["caches"])
+    ss = res.get("summary_state") or {}
+    if ss.get("delta", {}).get("compared"):
+        b, a, dl = ss["before"], ss["after"], ss["delta"]
+        con.print(
+            "state files (slabs, objects, partial lists, cpu slabs): as the kernel's at the "
+            f"first read {b['same']} of {b['compared']}, at the last {a['same']} of "
+            f"{a['compared']}; changed between them as the kernel's {dl['exact']} of "
+            f"{dl['compared']} (within 5% {dl['within_5pct']})"
+            + ("" if state_table else " (--state: which)")
+        )
+    if state_table:
+        _print_state(res["caches"], show_all)
     ncpu = int(res.get("cpus") or 0)
     short = {
         d: v["filled_by_counters"] - v["traced"]
@@ -652,6 +674,36 @@ def _print_validation(res: dict[str, Any], show_all: bool, lockstep_table: bool 
             + ", ".join(f"{ev} {n:,}" for ev, n in sorted(res["kprobe_missed"].items()))
             + " -- those calls have no trace event, so counters they move can differ"
         )
+
+
+def _print_state(caches: dict[str, dict[str, Any]], show_all: bool) -> None:
+    """The state files of a validation (slubsim.validate.STATE_ATTRS): the
+    kernel's and the model's at the first and last read and the change between
+    them; only those read otherwise than the kernel unless ``show_all``."""
+    from rich.table import Table
+
+    t = Table(title="state at the first and last read", title_justify="left")
+    for col in ("cache", "file", "kernel", "model", "change kernel", "change model", "events"):
+        t.add_column(
+            col, justify="left" if col in ("cache", "file", "kernel", "model") else "right"
+        )
+    for name, c in sorted(caches.items(), key=lambda kv: (-kv[1].get("events", 0), kv[0])):
+        for attr, row in (c.get("state") or {}).items():
+            if not show_all and all(
+                v["kernel"] == v["model"] for w, v in row.items() if w != "delta"
+            ):
+                continue
+            d = row.get("delta")
+            t.add_row(
+                name,
+                attr,
+                " -> ".join(row[w]["kernel"] for w in ("before", "after") if w in row),
+                " -> ".join(row[w]["model"] for w in ("before", "after") if w in row),
+                f"{d['kernel']:+,}" if d else "-",
+                f"{d['model']:+,}" if d else "-",
+                f"{c.get('events', 0):,}",
+            )
+    _console().print(t)
 
 
 def _print_lockstep(steps: dict[str, dict[str, Any]]) -> None:

@@ -25,6 +25,13 @@ own movement -- on boot-traced bundles too (``second_pass``).  To show how
 much of the remaining difference comes from the warm-up, the validation is
 also run with ``pretrace="ignore"``: counters whose agreement changes between
 the two runs are warm-up sensitive.
+
+State: the lab also reads each cache's state files (``slabs``, ``objects``,
+partial lists, cpu slabs; :data:`STATE_ATTRS`) at markers of their own; the
+model's files are read at the same markers and compared as text, and their
+totals' change between the first and the last read as numbers (off boot the
+kernel's totals include slabs the trace never shows, so the change is what
+the two share; at boot the first read shows what the warm-up left).
 """
 
 from __future__ import annotations
@@ -76,6 +83,21 @@ CLASSIC_COUNTERS = tuple(
     item
     for item in STAT_ITEMS_612
     if item in _CLASSIC_PATHS or item.startswith(("cpu_partial_", "deactivate_"))
+)
+
+#: the sysfs files of a cache's state (not counters) the lab reads beside the
+#: counters (``state_before``/``state_after`` in slab_stats.json), compared as
+#: file contents at the same markers: slabs and objects as ``show_slab_objects``
+#: counts them (objects in per-CPU caches count as in use), the node partial
+#: lists, and under 6.12 the cpu slabs and cpu partial lists
+STATE_ATTRS = (
+    "slabs",
+    "total_objects",
+    "objects",
+    "partial",
+    "objects_partial",
+    "cpu_slabs",
+    "slabs_cpu_partial",
 )
 
 
@@ -726,10 +748,12 @@ def _collect(
     warm_rcu: dict[str, dict[int, int]] | None = None,
     probe: dict[str, dict[str, Any]] | None = None,
     sync_bottom: bool = True,
+    states: dict[tuple[str, str], dict[str, str]] | None = None,
 ) -> tuple[
     dict[tuple[str, str], dict[str, int]], dict[str, int], Replayer, dict[str, dict[str, Any]]
 ]:
-    """Replay and sample the model's counters at every LAB_READ marker; with
+    """Replay and sample the model's counters at every LAB_READ marker (and,
+    into ``states``, the contents of its :data:`STATE_ATTRS` files); with
     ``lockstep``, also check each allocation's object (slubsim.lockstep); with
     ``warm_occupancy`` (cache dir -> CPU -> objects), set each cache's per-CPU
     sheaves to it at the cache's first "before" read, before any window opens
@@ -779,6 +803,8 @@ def _collect(
             s = track.model
             items = s.stat_items
             if attr not in items:
+                if states is not None and attr in STATE_ATTRS:
+                    states.setdefault((d, attr), {})[rd["when"]] = s.sysfs_read(attr).strip()
                 return
             idx = items.index(attr)
             value = sum(rp.model_stat(s, c, idx) for c in rp.machine.online_cpus())
@@ -911,12 +937,15 @@ def validate_bundle(
         else None
     )
 
+    states: dict[tuple[str, str], dict[str, str]] = {}
+
     def replay(
         occ: dict[str, dict[int, int]],
         part: dict[str, dict[int, tuple[int, int, int]]],
         probe: dict[str, dict[str, Any]] | None,
     ) -> tuple[dict[tuple[str, str], dict[str, int]], dict[str, int], Replayer, dict[str, Any]]:
         adopted.clear()
+        states.clear()
         return _collect(
             store,
             pretrace,
@@ -939,6 +968,7 @@ def validate_bundle(
             warm_rcu=warm_rcu,
             probe=probe,
             sync_bottom=not meta.traced_from_boot,
+            states=states,
         )
 
     probe: dict[str, dict[str, Any]] = {}
@@ -1016,6 +1046,7 @@ def validate_bundle(
                 "aliases": [n for n in names if n != name],
                 "events": events.get(d, 0),
                 "counters": counters,
+                "state": _state_compared(info, states, d),
             }
 
     def summary(sel: list[dict[str, Any]]) -> dict[str, Any]:
@@ -1061,6 +1092,11 @@ def validate_bundle(
             if "cpu_partial_alloc" in stat_items
             else {}
         ),
+        # the state files (slabs, objects, partial lists ...) at the first
+        # and last read: where the model's state stands against the kernel's
+        # -- at the first read, what the warm-up left
+        "summary_state": state_summary(caches),
+        "summary_state_busy_caches": state_summary(caches, 5000),
         "kprobe_missed": kprobe_missed,
         # rcu sheaves filled (counters) vs completions traced, per cache dir
         "rcu_sheaves": rcu_sheaves_untraced(store, kstats),
@@ -1154,6 +1190,77 @@ def validate_bundle(
         },
         "rows": rows,
     }
+
+
+def state_number(text: str) -> int | None:
+    """The total a state file shows: its first number, or for
+    ``slabs_cpu_partial`` (``"84(8) C1=42(4) ..."``) the slabs in parentheses
+    (the objects before them are an estimate, slabs x objects / 2); None if
+    the text holds no number."""
+    head = text.split(" ", 1)[0]
+    if "(" in head:
+        head = head.split("(", 1)[1].rstrip(")")
+    try:
+        return int(head)
+    except ValueError:
+        return None
+
+
+def _state_compared(
+    info: dict[str, Any], states: dict[tuple[str, str], dict[str, str]], d: str
+) -> dict[str, dict[str, dict[str, Any]]]:
+    """Per :data:`STATE_ATTRS` file the lab read: ``{"before"|"after":
+    {"kernel": text, "model": text}}`` -- the kernel's file contents from
+    ``state_before``/``state_after`` and the model's at the same marker -- and,
+    read at both, ``"delta"``: the change of its total (:func:`state_number`)
+    between them, ``{"kernel": int, "model": int}``.  Off boot the kernel's
+    state holds what the trace never shows (slabs full of objects allocated
+    before it and never freed in it), so the change is what the two share."""
+    out: dict[str, dict[str, dict[str, Any]]] = {}
+    for attr in STATE_ATTRS:
+        got = states.get((d, attr), {})
+        row: dict[str, dict[str, Any]] = {
+            when: {"kernel": str(kv[attr]), "model": got[when]}
+            for when in ("before", "after")
+            if when in got and attr in (kv := info.get(f"state_{when}") or {})
+        }
+        if "before" in row and "after" in row:
+            delta: dict[str, int] = {}
+            for who in ("kernel", "model"):
+                a = state_number(row["before"][who])
+                b = state_number(row["after"][who])
+                if a is not None and b is not None:
+                    delta[who] = b - a
+            if len(delta) == 2:
+                row["delta"] = delta
+        if row:
+            out[attr] = row
+    return out
+
+
+def state_summary(caches: dict[str, Any], min_events: int = 0) -> dict[str, dict[str, int]]:
+    """How many state files the model read as the kernel did, at the first
+    ("before") and the last ("after") read, and how many changed between them
+    as the kernel's did (``"delta"``: exact, within 5 % by :func:`rel_error`),
+    over the caches with at least ``min_events`` events:
+    ``{"before"|"after": {"compared": n, "same": n}, "delta": {"compared": n,
+    "exact": n, "within_5pct": n}}``."""
+    out = {w: {"compared": 0, "same": 0} for w in ("before", "after")}
+    out["delta"] = {"compared": 0, "exact": 0, "within_5pct": 0}
+    for c in caches.values():
+        if c.get("events", 0) < min_events:
+            continue
+        for row in (c.get("state") or {}).values():
+            for when in ("before", "after"):
+                if when in row:
+                    out[when]["compared"] += 1
+                    out[when]["same"] += row[when]["kernel"] == row[when]["model"]
+            if "delta" in row:
+                err = rel_error(row["delta"]["model"], row["delta"]["kernel"])
+                out["delta"]["compared"] += 1
+                out["delta"]["exact"] += err == 0
+                out["delta"]["within_5pct"] += err <= 0.05
+    return out
 
 
 def _trace_names(store: EventStore) -> set[str]:
