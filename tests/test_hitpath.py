@@ -135,7 +135,7 @@ def test_sheaf_exchanges_replayed_identically(sample_store: EventStore, tmp_path
     (spare swaps, barn get/put, prefill/return fast) happens on these
     traces, with the full model's results."""
     seen = dict.fromkeys(hitpath.EXCHANGES, 0)
-    for name in NUMA_EXCHANGES:  # (test_numa_remote_frees_and_kfree_rcu)
+    for name in NUMA_EXCHANGES + CLASSIC_EXCHANGES:  # (their own tests below)
         del seen[name]
     stores = [sample_store] + [_generated(tmp_path, k) for k in ("bursts", "kfree-rcu-storm")]
     for store in stores:
@@ -237,10 +237,72 @@ def test_grace_period_ticks_that_do_nothing_do_not_stop_it(
     assert hit_v == full
 
 
+#: the 6.12 cpu slab paths it replays (test_612_cpu_slab_paths_identical)
+CLASSIC_EXCHANGES = tuple(x for x in hitpath.EXCHANGES if x.startswith("classic_"))
+
+
+def test_612_cpu_slab_paths_identical(sample_store: EventStore, tmp_path: Path) -> None:
+    """Under 6.12 the hit path takes the cpu slab's fast paths and the slow
+    frees that take no lock (into another CPU's frozen cpu slab; into a slab
+    that stays partial), with the full model's results: a real 6.12 trace,
+    the 7.3 sample and generated workloads."""
+    seen = dict.fromkeys(CLASSIC_EXCHANGES, 0)
+    v612 = ingest(DATA / "v612-cut")
+    stores = [v612, sample_store] + [
+        _generated(tmp_path, k)
+        for k in ("mixed-lifetime", "prodcons", "irq-mix", "kfree-rcu-storm")
+    ]
+    for store in stores:
+        full, _ = _replay(store, False, kernel="6.12")
+        r = Replayer(store, ReplayOptions(kernel="6.12", hit_path=True, validate=True))
+        assert strip_timing(r.run()) == full
+        assert r.hit_rows > 0
+        for name in seen:
+            seen[name] += r.hit_exchanges[name]
+        if store is v612:
+            # a real 6.12 trace: most rows are cpu slab hits or lockless frees
+            assert r.hit_rows > 0.9 * store.n
+            frozen = sum(c["counters"].get("free_frozen", 0) for c in full["caches"].values())
+            # (bulk frees into frozen slabs are the full model's)
+            assert 0.9 * frozen <= r.hit_exchanges["classic_free_frozen"] <= frozen
+    assert all(seen.values()), seen
+
+
+@pytest.mark.parametrize(
+    "opts",
+    [
+        {"overrides": {"cpu_partial": 0}},  # every put drains: many hand-overs
+        {"overrides": {"nodes": 2}},  # node-requested allocations
+        {"overrides": {"min_partial": 0}},  # emptied slabs discarded at once
+    ],
+)
+def test_612_what_if_options_identical(opts: dict[str, Any]) -> None:
+    store = ingest(DATA / "v612-cut")
+    full, _ = _replay(store, False, kernel="6.12", **opts)
+    hit, rows = _replay(store, True, kernel="6.12", **opts)
+    assert rows > 0
+    assert hit == full
+
+
+def test_a_model_cache_two_trace_caches_merge_into_is_left_to_the_full_model() -> None:
+    """Replayed under 6.12's merge rules, the 7.3 trace's maple_node and
+    kmalloc-256 are one model cache: mirrored per trace cache, each write-back
+    of its counts would undo the other's (inuse_total out of step with the
+    slabs); such a cache stays with the full model."""
+    store = ingest(DATA / "numa2-cut")
+    full, _ = _replay(store, False, kernel="6.12")
+    r = Replayer(store, ReplayOptions(kernel="6.12", hit_path=True, validate=True))
+    assert strip_timing(r.run()) == full
+    models = [tr.model for tr in r.tracks.values()]
+    shared = {id(m) for m in models if sum(x is m for x in models) > 1}
+    assert shared  # (the case exists in this trace)
+    assert r.hit_rows > 0
+
+
 def test_not_used_where_it_would_bypass_a_hook_or_model(sample_store: EventStore) -> None:
     for opts in (
-        {"kernel": "6.12"},
         {"kernel": "6.18"},  # opt-in sheaves: the classic layer's side effects
+        {"kernel": "rfc-pca"},  # the percpu array in front of the cpu slab
         {"lockstep": True},
         {"warm_on_first_use": True},
         {"policy": "bonwick"},
@@ -291,11 +353,12 @@ def test_stale_extension_runs_the_source(tmp_path: Path) -> None:
 
 
 @pytest.mark.skipif(not (SHARED / "net-4cpu").is_dir(), reason="needs ../shared/traces")
-def test_validate_identical_on_a_real_bundle() -> None:
+@pytest.mark.parametrize("run", ["net-4cpu", "v612-mixed-4cpu"])
+def test_validate_identical_on_a_real_bundle(run: str) -> None:
     """Markers with the validation hook: every hand-over path on a full bundle."""
     from slubsim.validate import validate_bundle
 
-    on = validate_bundle(SHARED / "net-4cpu", hit_path=True)
-    off = validate_bundle(SHARED / "net-4cpu", hit_path=False)
+    on = validate_bundle(SHARED / run, hit_path=True)
+    off = validate_bundle(SHARED / run, hit_path=False)
     assert strip_timing(on) == strip_timing(off)
     assert on["summary"]["counters_compared"] > 0

@@ -1,4 +1,4 @@
-"""The sheaf hit path of trace replay (Linux 7.x), in C.
+"""The hit path of trace replay (Linux 7.x sheaves, 6.12 cpu slabs), in C.
 
 Almost every event of a real trace is an allocation served by the CPU's main
 sheaf (or a prefilled one), a free that finds room in it, or a ``kfree_rcu``
@@ -76,7 +76,24 @@ Which events it takes -- all of these, else it stops:
   object's address kept for the kernel's later completion) -- when the CPU
   has an ``rcu_free`` sheaf or gets one without allocating (an empty spare,
   else an empty barn sheaf); the object that fills it submits it to
-  ``call_rcu`` through the model's own method.
+  ``call_rcu`` through the model's own method;
+* of a cache whose per-CPU layer is exactly 6.12's
+  :class:`~slubsim.classic.ClassicLayer` without debugging (the rfc-pca
+  and 6.18 subclasses put arrays and sheaves in front of it), and into
+  which no other trace cache replays (merged under 6.12's rules): an
+  allocation when ``c->freelist`` is not empty and the cpu slab is on the
+  requested node -- ``__slab_alloc_node``'s fast path (``ALLOC_FASTPATH``)
+  -- or, with no node asked for, ``___slab_alloc``'s lockless cases
+  (``ALLOC_SLOWPATH``): the cpu slab's remote frees (``ALLOC_REFILL``), else
+  the first cpu partial slab (``DEACTIVATE_BYPASS``, ``CPU_PARTIAL_ALLOC``);
+  a free of a live object of the CPU's cpu slab -- ``do_slab_free``'s fast
+  path onto ``c->freelist`` (``FREE_FASTPATH``) -- and the ``__slab_free``
+  cases that take no list_lock (``FREE_SLOWPATH``): into another CPU's
+  frozen cpu slab (``FREE_FROZEN``), into a slab that had free objects and
+  keeps others in use, into a full slab that goes onto the CPU's cpu partial
+  list without a drain (``CPU_PARTIAL_FREE``); a ``kfree_rcu`` (the CPU's
+  classic kvfree_rcu batch, as above); every other row of such a cache goes
+  to the full model.
 
 Rows of caches the replay does not track (filtered out) are skipped, as the
 replay loop does, and so are markers when the replay has no marker hook.
@@ -134,7 +151,11 @@ CHANGED = cython.declare(cython.int, -2)  # same layer; counts, memory curve may
 OFF = cython.declare(cython.int, 0)  # this cache's events go to the full model until invalidated
 ON = cython.declare(cython.int, 1)  # mirrored: events may be replayed here
 SKIP = cython.declare(cython.int, 2)  # not replayed (no track): its alloc/free rows are skipped
-NEVER = cython.declare(cython.int, 3)  # not a 7.3 sheaf cache without NUMA: the full model
+NEVER = cython.declare(cython.int, 3)  # a layer it does not replay: the full model
+
+# which loop takes a cache's rows (the layer's ``hit_kind``)
+KIND_SHEAVES = cython.declare(cython.int, 1)  # 7.3 SheavesLayer
+KIND_CLASSIC = cython.declare(cython.int, 2)  # 6.12 ClassicLayer
 
 #: the sheaf exchanges it replays besides plain hits (:meth:`HitPath.exchanges`)
 EXCHANGES = (
@@ -150,6 +171,12 @@ EXCHANGES = (
     "rcu_submit",
     "remote_free",
     "rcu_remote",
+    "classic_free_frozen",
+    "classic_free_partial",
+    "classic_refill",
+    "classic_cpu_partial_alloc",
+    "classic_cpu_partial_free",
+    "classic_kfree_rcu",
 )
 PAGE_SHIFT = cython.declare(cython.int, 12)  # slubsim.constants.PAGE_SHIFT
 # the model's address layout (slubsim.constants.PAGE_OFFSET, slubsim.page_alloc:
@@ -174,6 +201,12 @@ X_RCU_BARN = cython.declare(cython.int, 8)
 X_RCU_SUBMIT = cython.declare(cython.int, 9)
 X_REMOTE_FREE = cython.declare(cython.int, 10)
 X_RCU_REMOTE = cython.declare(cython.int, 11)
+X_CLASSIC_FROZEN = cython.declare(cython.int, 12)
+X_CLASSIC_PARTIAL = cython.declare(cython.int, 13)
+X_CLASSIC_REFILL = cython.declare(cython.int, 14)
+X_CLASSIC_CPA = cython.declare(cython.int, 15)
+X_CLASSIC_CPF = cython.declare(cython.int, 16)
+X_CLASSIC_RCU = cython.declare(cython.int, 17)
 
 
 def op_values() -> dict:
@@ -310,6 +343,16 @@ class HitPath:
     stat_barn_get: cython.longlong[::1]
     stat_barn_put: cython.longlong[::1]
     stat_free_slow: cython.longlong[::1]
+    stat_frozen: cython.longlong[::1]
+    kind: cython.int[::1]
+    # 6.12: cpu_partial_slabs per cache; the stat items of the slow paths
+    # taken here (STAT_ITEMS_612 is one list for every cache)
+    cps: cython.longlong[::1]
+    i_slow: cython.Py_ssize_t
+    i_refill: cython.Py_ssize_t
+    i_bypass: cython.Py_ssize_t
+    i_cpa: cython.Py_ssize_t
+    i_cpf: cython.Py_ssize_t
     max_full: cython.longlong[::1]
     prefilled: list
     models: list
@@ -332,6 +375,12 @@ class HitPath:
     d_free: cython.longlong[::1]
     d_rcu: cython.longlong[::1]
     d_slow: cython.longlong[::1]
+    d_frozen: cython.longlong[::1]
+    # 6.12 cpu slabs (KIND_CLASSIC): the pages [clo, chi) of the CPU's cpu
+    # slab (chi 0: none) and its node
+    clo: cython.ulonglong[::1]
+    chi: cython.ulonglong[::1]
+    cnid: cython.int[::1]
     cdirty: cython.int[::1]
     cdirty_list: cython.longlong[::1]
     ncdirty: cython.Py_ssize_t
@@ -422,6 +471,14 @@ class HitPath:
         self.stat_barn_get = array("q", [0]) * n
         self.stat_barn_put = array("q", [0]) * n
         self.stat_free_slow = array("q", [0]) * n
+        self.stat_frozen = array("q", [0]) * n
+        self.kind = array("i", [0]) * n
+        self.cps = array("q", [0]) * n
+        self.i_slow = 0
+        self.i_refill = 0
+        self.i_bypass = 0
+        self.i_cpa = 0
+        self.i_cpf = 0
         self.max_full = array("q", [0]) * n
         self.prefilled = [None] * n
         self.models = [None] * n
@@ -443,6 +500,10 @@ class HitPath:
         self.d_free = array("q", [0]) * nc
         self.d_rcu = array("q", [0]) * nc
         self.d_slow = array("q", [0]) * nc
+        self.d_frozen = array("q", [0]) * nc
+        self.clo = array("Q", [0]) * nc
+        self.chi = array("Q", [0]) * nc
+        self.cnid = array("i", [0]) * nc
         self.skip_markers = skip_markers
         self.prefill_ok = prefill_ok
         self.rcu_addr = {}
@@ -583,8 +644,11 @@ class HitPath:
                 self.state[c] = NEVER
                 return NEVER
             layer = self.layers[c]
-            self.capacity[c] = layer.capacity
-            self.max_full[c] = layer.max_full
+            if self.kind[c] == KIND_SHEAVES:
+                self.capacity[c] = layer.capacity
+                self.max_full[c] = layer.max_full
+            else:
+                self.cps[c] = layer.cpu_partial_slabs
             for k in range(c * self.ncpu, (c + 1) * self.ncpu):
                 self.fetched[k] = 0
         hs = tr.hit_state()
@@ -608,26 +672,48 @@ class HitPath:
         hit path replays (``known[c]`` 2)."""
         tr = self.tracks[c]
         layer = tr.model.layer
-        if not getattr(layer, "hit_path", False):
+        kind: cython.int = getattr(layer, "hit_kind", 0)
+        if kind != KIND_SHEAVES and kind != KIND_CLASSIC:
             self.known[c] = 2
             return
+        # a model cache two trace caches replay into (merged under the
+        # replayed generation's rules: maple_node into kmalloc-256 under
+        # 6.12) would be mirrored twice, each write-back undoing the other's
+        for other in self.tracks:
+            if other is not None and other is not tr and other.model is tr.model:
+                self.known[c] = 2
+                return
+        self.kind[c] = kind
         self.layers[c] = layer
         self.cid[c] = tr.model.shadow_id
         if self.shadow is None:
             self.shadow = tr.model.shadow
-        self.stat_alloc[c] = layer.ALLOC_FASTPATH
-        self.stat_free[c] = layer.FREE_FASTPATH
-        self.stat_rcu[c] = layer.FREE_RCU_SHEAF
-        self.stat_prefill_fast[c] = layer.SHEAF_PREFILL_FAST
-        self.stat_return_fast[c] = layer.SHEAF_RETURN_FAST
-        self.stat_barn_get[c] = layer.BARN_GET
-        self.stat_barn_put[c] = layer.BARN_PUT
-        self.stat_free_slow[c] = layer.FREE_SLOWPATH
+        if kind == KIND_SHEAVES:
+            self.stat_alloc[c] = layer.ALLOC_FASTPATH
+            self.stat_free[c] = layer.FREE_FASTPATH
+            self.stat_rcu[c] = layer.FREE_RCU_SHEAF
+            self.stat_prefill_fast[c] = layer.SHEAF_PREFILL_FAST
+            self.stat_return_fast[c] = layer.SHEAF_RETURN_FAST
+            self.stat_barn_get[c] = layer.BARN_GET
+            self.stat_barn_put[c] = layer.BARN_PUT
+            self.stat_free_slow[c] = layer.FREE_SLOWPATH
+            self.prefilled[c] = layer.prefilled
+        else:
+            from . import classic
+
+            self.stat_alloc[c] = classic.ALLOC_FASTPATH
+            self.stat_free[c] = classic.FREE_FASTPATH
+            self.stat_free_slow[c] = classic.FREE_SLOWPATH
+            self.stat_frozen[c] = classic.FREE_FROZEN
+            self.i_slow = classic.ALLOC_SLOWPATH
+            self.i_refill = classic.ALLOC_REFILL
+            self.i_bypass = classic.DEACTIVATE_BYPASS
+            self.i_cpa = classic.CPU_PARTIAL_ALLOC
+            self.i_cpf = classic.CPU_PARTIAL_FREE
         k = tr.model.kernel
         self.pfn_to_slab = k.pfn_to_slab
         self.kv_pending = k.kvfree_rcu_pending
         self.kv_cpu = k.kvfree_rcu_cpu
-        self.prefilled[c] = layer.prefilled
         self.models[c] = tr.model
         self.numa[c] = 1 if layer.numa else 0
         self.known[c] = 1
@@ -640,8 +726,11 @@ class HitPath:
         j: cython.Py_ssize_t = c * self.ncpu + cpu
         if not self.cpu_known[j]:
             layer = self.layers[c]
-            self.pcss[j] = layer.pcs[cpu]
-            self.barns[j] = layer._barn(cpu)
+            if self.kind[c] == KIND_SHEAVES:
+                self.pcss[j] = layer.pcs[cpu]
+                self.barns[j] = layer._barn(cpu)
+            else:
+                self.pcss[j] = layer.cpus[cpu]  # struct kmem_cache_cpu
             m = layer.machine
             self.own_node[j] = m.cpu_node[cpu]
             self.own_has_mem[j] = 1 if m.node_has_memory[m.cpu_node[cpu]] else 0
@@ -649,10 +738,34 @@ class HitPath:
             self.rows[j] = self.models[c].stat[cpu]
             self.cpu_known[j] = 1
         pcs = self.pcss[j]
+        if self.kind[c] == KIND_CLASSIC:
+            # c->freelist, and the pages of c->slab (the free fast path's
+            # ``slab == c->slab``: a slab owns its pages alone)
+            self.mains[j] = pcs.freelist
+            self._cpu_slab(j, pcs.slab)
+            self.rcus[j] = None
+            self.fetched[j] = 1
+            return
         self.mains[j] = pcs.main.objects
         rcu = pcs.rcu_free
         self.rcus[j] = rcu.objects if rcu is not None else None
         self.fetched[j] = 1
+
+    @cython.cfunc
+    def _cpu_slab(self, j: cython.Py_ssize_t, slab: object):
+        """Mirror ``slab`` (or None) as the cpu slab of (cache, CPU) ``j``."""
+        if slab is None:
+            self.clo[j] = 0
+            self.chi[j] = 0
+            self.cnid[j] = -2
+            return
+        span: cython.ulonglong = cython.cast(cython.ulonglong, 1) << (
+            PAGE_SHIFT + cython.cast(cython.int, slab.order)
+        )
+        lo: cython.ulonglong = cython.cast(cython.ulonglong, slab.base) & ~(span - 1)
+        self.clo[j] = lo
+        self.chi[j] = lo + span
+        self.cnid[j] = slab.nid
 
     @cython.ccall
     def write_back(self):
@@ -721,6 +834,9 @@ class HitPath:
         if self.d_slow[j]:
             row[self.stat_free_slow[c]] += self.d_slow[j]
             self.d_slow[j] = 0
+        if self.d_frozen[j]:
+            row[self.stat_frozen[c]] += self.d_frozen[j]
+            self.d_frozen[j] = 0
 
     @cython.cfunc
     def _shadow_views(self):
@@ -805,6 +921,122 @@ class HitPath:
         return True
 
     @cython.cfunc
+    @cython.exceptval(check=True)
+    def _slab_free_classic(self, y: cython.ulonglong, a: object) -> cython.int:
+        """6.12 ``__slab_free`` of the live object ``a`` (model address
+        ``NODE0_BASE + y``, not in this CPU's cpu slab) when it takes no
+        list_lock and puts no slab on a cpu partial list: into another CPU's
+        cpu slab (frozen: FREE_FROZEN), 2; into a slab that had free objects
+        and keeps others in use, 1 -- the object goes on the slab's freelist
+        and ``slab->inuse`` drops (models ClassicLayer.slab_free_to_slab's
+        first return).  0, with nothing changed, otherwise (a full slab goes
+        onto the CPU's partial list, an emptied one to the node's or away: the
+        full model's).  The caller counts FREE_SLOWPATH and ``inuse_total``."""
+        slab = self.pfn_to_slab.get((y + NODE0_BASE) >> PAGE_SHIFT)
+        if slab is None:
+            return 0
+        fl: list = slab.freelist
+        if slab.frozen:
+            fl.append(a)
+            slab.inuse = slab.inuse - 1
+            return 2
+        if not fl:
+            return 0  # was full
+        left = slab.inuse - 1
+        if left == 0:
+            return 0  # emptied
+        fl.append(a)
+        slab.inuse = left
+        return 1
+
+    @cython.cfunc
+    def _classic_slow_alloc(self, c: cython.Py_ssize_t, j: cython.Py_ssize_t) -> object:
+        """6.12 ``___slab_alloc`` (ALLOC_SLOWPATH) with an empty ``c->freelist``
+        and no node asked for, in the two cases that take no lock: the cpu
+        slab has remote frees -- ``get_freelist`` takes them (ALLOC_REFILL) --
+        or it has none and leaves (DEACTIVATE_BYPASS) for the first slab of
+        the cpu partial list (CPU_PARTIAL_ALLOC); models ClassicLayer.
+        _slab_alloc's first returns.  The new ``c->freelist`` (objects taken
+        out of their slab, ``inuse_total`` mirrored), or None with nothing
+        changed (no cpu slab, or no cpu partial slab: the node lists are the
+        full model's)."""
+        kc = self.pcss[j]
+        slab = kc.slab
+        if slab is None:
+            return None
+        row = self.rows[j]
+        fl: list = slab.freelist
+        if fl:
+            row[self.i_slow] += 1
+            row[self.i_refill] += 1
+            slab.freelist = []
+            self.inuse[c] += slab.objects - slab.inuse
+            slab.inuse = slab.objects
+            kc.freelist = fl
+            self.taken[X_CLASSIC_REFILL] += 1
+            return fl
+        partial: list = kc.partial
+        if not partial:
+            return None
+        nxt = partial[len(partial) - 1]
+        if not nxt.freelist:
+            return None  # (a cpu partial slab always has free objects)
+        row[self.i_slow] += 1
+        slab.freelist = []  # get_freelist of the old cpu slab: nothing
+        self.inuse[c] += slab.objects - slab.inuse
+        slab.inuse = slab.objects
+        slab.frozen = False
+        row[self.i_bypass] += 1
+        partial.pop()
+        nxt.cpu_partial_of = -1
+        kc.slab = nxt
+        nxt.frozen = True
+        fl = nxt.freelist
+        nxt.freelist = []
+        self.inuse[c] += nxt.objects - nxt.inuse
+        nxt.inuse = nxt.objects
+        row[self.i_cpa] += 1
+        kc.freelist = fl
+        self._cpu_slab(j, nxt)
+        self.taken[X_CLASSIC_CPA] += 1
+        return fl
+
+    @cython.cfunc
+    @cython.exceptval(check=True)
+    def _classic_free_full(
+        self,
+        c: cython.Py_ssize_t,
+        j: cython.Py_ssize_t,
+        cpu: cython.Py_ssize_t,
+        y: cython.ulonglong,
+        a: object,
+    ) -> cython.bint:
+        """6.12 ``__slab_free`` of the live object ``a`` into a full slab that
+        is no CPU's cpu slab: onto its freelist, and the slab onto this CPU's
+        cpu partial list (``put_cpu_partial``, CPU_PARTIAL_FREE) when that
+        needs no drain (models ClassicLayer.slab_free_to_slab and
+        _put_cpu_partial).  False, with nothing changed, otherwise.  The
+        caller counts FREE_SLOWPATH and ``inuse_total``."""
+        slab = self.pfn_to_slab.get((y + NODE0_BASE) >> PAGE_SHIFT)
+        if slab is None or slab.frozen:
+            return False
+        fl: list = slab.freelist
+        if fl:
+            return False  # not full: _slab_free_classic's
+        kc = self.pcss[j]
+        partial: list = kc.partial
+        if partial and len(partial) >= self.cps[c]:
+            return False  # the drain to the node lists: the full model's
+        fl.append(a)
+        slab.inuse = slab.inuse - 1
+        slab.cpu_partial_of = cpu
+        partial.append(slab)
+        row = self.rows[j]
+        row[self.i_cpf] += 1
+        self.taken[X_CLASSIC_CPF] += 1
+        return True
+
+    @cython.cfunc
     def _barn_replace(
         self,
         c: cython.Py_ssize_t,
@@ -871,7 +1103,13 @@ class HitPath:
         and the run goes on; :meth:`gp_tick` says where it is.  Else the run
         stops at the tick."""
         self.gp_at = next_gp
-        if i < stop and not self._may_take(self.op[i]):
+        if i < stop and (
+            not self._may_take(self.op[i])
+            or (0 <= self.cache[i] < self.ntracks and self.state[self.cache[i]] == NEVER)
+        ):
+            # (before the typed locals below: a row this run cannot take costs
+            # no more than this -- under 6.12 every row of a layer it does
+            # not replay is one)
             self._count_stop(i)
             if self.lists is not None:
                 self._fill(i)
@@ -911,6 +1149,15 @@ class HitPath:
         size: cython.const[cython.int][::1] = self.size
         node: cython.const[cython.schar][::1] = self.node
         numa: cython.int[::1] = self.numa
+        kind: cython.int[::1] = self.kind
+        clo: cython.ulonglong[::1] = self.clo
+        chi: cython.ulonglong[::1] = self.chi
+        cnid: cython.int[::1] = self.cnid
+        d_frozen: cython.longlong[::1] = self.d_frozen
+        fr: cython.int
+        nd: cython.int
+        fl2: object
+        fast: cython.bint
         sheaves: dict = self.sheaves
         aux: cython.const[cython.longlong][::1] = self.aux
         self._shadow_views()  # (the model grows the shadow only between runs)
@@ -975,7 +1222,89 @@ class HitPath:
             j = c * ncpu + k
             if not fetched[j]:
                 self._fetch_cpu(c, k)
-            if o == ALLOC_FROM_SHEAF:
+            if kind[c] == KIND_CLASSIC:
+                # 6.12: the cpu slab's fast paths, and the slow frees that
+                # take no lock; the rest (an empty c->freelist, a full or
+                # emptied slab, kfree_rcu, prefilled sheaves...) is the full
+                # model's
+                if o == ALLOC:
+                    # __slab_alloc_node: pop c->freelist when the cpu slab is
+                    # on the requested node (ALLOC_FASTPATH)
+                    # (else ___slab_alloc's lockless cases)
+                    nd = node[i]
+                    main = mains[j]
+                    fast = True
+                    if not main or chi[j] == 0:
+                        if nd != NUMA_NO_NODE:
+                            break
+                        fl2 = self._classic_slow_alloc(c, j)
+                        if fl2 is None:
+                            break
+                        main = fl2
+                        mains[j] = main
+                        fast = False
+                    elif nd != NUMA_NO_NODE and nd != cnid[j]:
+                        break
+                    a = self._hand_out(main, slim, sstride)
+                    if a is None:
+                        break
+                    nl = nlive[c] + 1
+                    _set_item(addr, ob, a)
+                    if fast:
+                        d_alloc[j] += 1
+                elif o == FREE:
+                    a = addr[ob]
+                    av = cython.cast(cython.ulonglong, a)
+                    if av == 0:
+                        break  # nothing to free: the replayer warns
+                    y = av - NODE0_BASE
+                    g = self._live_in(y, c, slim, sstride)
+                    if g < 0:
+                        break  # the model's checks have to speak
+                    if clo[j] <= av < chi[j]:
+                        # do_slab_free: the object is the cpu slab's, onto
+                        # c->freelist (FREE_FASTPATH)
+                        main = mains[j]
+                        main.append(a)
+                        d_free[j] += 1
+                    else:
+                        fr = self._slab_free_classic(y, a)
+                        if fr == 0:
+                            if not self._classic_free_full(c, j, k, y, a):
+                                break
+                        elif fr == 2:
+                            d_frozen[j] += 1
+                            self.taken[X_CLASSIC_FROZEN] += 1
+                        else:
+                            self.taken[X_CLASSIC_PARTIAL] += 1
+                        inuse[c] -= 1
+                        d_slow[j] += 1
+                    _set_item(addr, ob, 0)
+                    self.sstate[g] = 2  # FREED
+                    nl = nlive[c] - 1
+                elif o == KFREE_RCU:
+                    # kvfree_call_rcu: 6.12 has no rcu sheaf, the object joins
+                    # the CPU's classic kvfree_rcu batch (Kernel.kfree_rcu)
+                    a = addr[ob]
+                    av = cython.cast(cython.ulonglong, a)
+                    if av == 0:
+                        break
+                    y = av - NODE0_BASE
+                    g = self._live_in(y, c, slim, sstride)
+                    if g < 0:
+                        break
+                    _set_item(addr, ob, 0)
+                    self.sstate[g] = 2  # FREED (Kernel.kfree_rcu's mark_freed)
+                    nl = nlive[c] - 1
+                    rcu_addr[ob] = a  # for the traced kernel's later kfree_bulk
+                    self.kv_pending[k][a] = None
+                    self.kv_cpu[a] = k
+                    if not self.kv_by_trace:
+                        gp_step = 0.0  # the next tick drains it: stop there
+                    self.taken[X_CLASSIC_RCU] += 1
+                else:
+                    break
+            elif o == ALLOC_FROM_SHEAF:
                 # kmem_cache_alloc_from_sheaf(): a pop, no counter (KmemCache.alloc_from_sheaf)
                 sh = sheaves.get(aux[i])
                 if sh is None:

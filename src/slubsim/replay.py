@@ -1071,18 +1071,15 @@ class Replayer:
 
     def _hit_path(self) -> tuple[Any, bool]:
         """The hit path (slubsim.hitpath) over this replay's caches, or None:
-        disabled, no cache it can take (7.3 sheaves), or a
-        per-event hook (lockstep, first-use warming, capacity policies) that
-        it would bypass; and whether it is compiled."""
+        disabled, no cache it can take (7.3 sheaves, 6.12 cpu slabs: a layer's
+        ``hit_kind``), or a per-event hook (lockstep, first-use warming,
+        capacity policies) that it would bypass; and whether it is compiled."""
         if (
             self.opt.hit_path is False
             or self.opt.lockstep
             or self.opt.warm_on_first_use
             or self.policy_states
-            or not any(
-                isinstance(tr.model.layer, SheavesLayer) and tr.model.layer.hit_path
-                for tr in self.tracks.values()
-            )
+            or not any(getattr(tr.model.layer, "hit_kind", 0) for tr in self.tracks.values())
         ):
             return None, False
         hitpath = importlib.import_module("slubsim.hitpath")

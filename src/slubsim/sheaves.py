@@ -102,6 +102,8 @@ class SheavesLayer(PerCpuLayer):
         #: slubsim.hitpath may replay this layer's sheaf hits: 7.3 exactly (the
         #: 6.18 subclass's hits have the classic layer's side effects)
         self.hit_path = type(self) is SheavesLayer
+        #: which of slubsim.hitpath's loops takes its rows (1: sheaves; 0: none)
+        self.hit_kind = 1 if self.hit_path else 0
         #: MAX_FULL_SHEAVES / MAX_EMPTY_SHEAVES (overridable for what-if runs)
         self.max_full = MAX_FULL_SHEAVES
         self.max_empty = MAX_EMPTY_SHEAVES
