@@ -45,6 +45,13 @@ def test_op_values_agree_with_the_store_vocabulary() -> None:
     assert len(values) == 9
 
 
+def test_layer_kinds_agree_with_the_layers() -> None:
+    from slubsim import pcpu
+
+    kinds = hitpath.kind_values()
+    assert kinds == {name: getattr(pcpu, name) for name in kinds}
+
+
 def test_pop_last_keeps_references_and_the_array() -> None:
     """The hit path's list pop hands the list's reference to the caller (no
     leak, no early free) and, compiled, never shrinks the array."""

@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Final
 
 from .constants import NUMA_NO_NODE
-from .pcpu import PerCpuLayer
+from .pcpu import HIT_CLASSIC, HIT_NONE, PerCpuLayer
 from .slab import Slab, push_chain
 from .stats import STAT_ITEMS_612
 
@@ -81,11 +81,11 @@ class ClassicLayer(PerCpuLayer):
         self.cpu_partial = cache.geometry.cpu_partial
         self.cpu_partial_slabs = cache.geometry.cpu_partial_slabs
         self.locked = [False] * self.machine.nr_cpus
-        #: which of slubsim.hitpath's loops takes its rows: 2 (the cpu slab's
-        #: fast paths and the lockless slow frees) for exactly this layer of a
-        #: cache without debugging (the rfc-pca and 6.18 subclasses put their
-        #: arrays and sheaves in front), else 0
-        self.hit_kind = 2 if type(self) is ClassicLayer and not cache.debug else 0
+        #: which of slubsim.hitpath's loops takes its rows: the cpu slab's
+        #: (its fast paths and lockless slow paths) for exactly this layer of
+        #: a cache without debugging (the rfc-pca and 6.18 subclasses put
+        #: their arrays and sheaves in front), else none
+        self.hit_kind = HIT_CLASSIC if type(self) is ClassicLayer and not cache.debug else HIT_NONE
         del creating_cpu
 
     # ------------------------------------------------------------ helpers

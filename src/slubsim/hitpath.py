@@ -153,7 +153,8 @@ ON = cython.declare(cython.int, 1)  # mirrored: events may be replayed here
 SKIP = cython.declare(cython.int, 2)  # not replayed (no track): its alloc/free rows are skipped
 NEVER = cython.declare(cython.int, 3)  # a layer it does not replay: the full model
 
-# which loop takes a cache's rows (the layer's ``hit_kind``)
+# which loop takes a cache's rows: the layer's ``hit_kind``
+# (slubsim.pcpu.HIT_SHEAVES / HIT_CLASSIC; kind_values() shows them)
 KIND_SHEAVES = cython.declare(cython.int, 1)  # 7.3 SheavesLayer
 KIND_CLASSIC = cython.declare(cython.int, 2)  # 6.12 ClassicLayer
 
@@ -223,6 +224,12 @@ def op_values() -> dict:
         "OP_MARKER": MARKER,
         "OP_KFREE_BULK": KFREE_BULK,
     }
+
+
+def kind_values() -> dict:
+    """The layer kinds this module compiled in (tests compare them with
+    :mod:`slubsim.pcpu`)."""
+    return {"HIT_SHEAVES": KIND_SHEAVES, "HIT_CLASSIC": KIND_CLASSIC}
 
 
 def layout_values() -> dict:
@@ -400,6 +407,8 @@ class HitPath:
     sheaves: dict
     skip_markers: cython.bint
     prefill_ok: cython.bint
+    #: the replay's layers are 6.12's (KIND_CLASSIC): run() is _run_classic()
+    classic: cython.bint
     # the replayer's lists of the batch, filled for the rows it replays (or None)
     lists: object
     l_ts: list
@@ -443,6 +452,7 @@ class HitPath:
         skip_markers: bool,
         prefill_ok: bool = True,
         kvfree_by_trace: bool = False,
+        classic: bool = False,
     ):
         from array import array
 
@@ -506,6 +516,7 @@ class HitPath:
         self.cnid = array("i", [0]) * nc
         self.skip_markers = skip_markers
         self.prefill_ok = prefill_ok
+        self.classic = classic
         self.rcu_addr = {}
         self.sheaves = {}
         self.shadow = None
@@ -673,7 +684,7 @@ class HitPath:
         tr = self.tracks[c]
         layer = tr.model.layer
         kind: cython.int = getattr(layer, "hit_kind", 0)
-        if kind != KIND_SHEAVES and kind != KIND_CLASSIC:
+        if kind != (KIND_CLASSIC if self.classic else KIND_SHEAVES):
             self.known[c] = 2
             return
         # a model cache two trace caches replay into (merged under the
@@ -1114,6 +1125,8 @@ class HitPath:
             if self.lists is not None:
                 self._fill(i)
             return i
+        if self.classic:
+            return self._run_classic(i, stop, next_gp, gp_step)
         op: cython.const[cython.schar][::1] = self.op
         cache: cython.const[cython.int][::1] = self.cache
         cpu: cython.const[cython.short][::1] = self.cpu
@@ -1149,15 +1162,6 @@ class HitPath:
         size: cython.const[cython.int][::1] = self.size
         node: cython.const[cython.schar][::1] = self.node
         numa: cython.int[::1] = self.numa
-        kind: cython.int[::1] = self.kind
-        clo: cython.ulonglong[::1] = self.clo
-        chi: cython.ulonglong[::1] = self.chi
-        cnid: cython.int[::1] = self.cnid
-        d_frozen: cython.longlong[::1] = self.d_frozen
-        fr: cython.int
-        nd: cython.int
-        fl2: object
-        fast: cython.bint
         sheaves: dict = self.sheaves
         aux: cython.const[cython.longlong][::1] = self.aux
         self._shadow_views()  # (the model grows the shadow only between runs)
@@ -1222,89 +1226,7 @@ class HitPath:
             j = c * ncpu + k
             if not fetched[j]:
                 self._fetch_cpu(c, k)
-            if kind[c] == KIND_CLASSIC:
-                # 6.12: the cpu slab's fast paths, and the slow frees that
-                # take no lock; the rest (an empty c->freelist, a full or
-                # emptied slab, kfree_rcu, prefilled sheaves...) is the full
-                # model's
-                if o == ALLOC:
-                    # __slab_alloc_node: pop c->freelist when the cpu slab is
-                    # on the requested node (ALLOC_FASTPATH)
-                    # (else ___slab_alloc's lockless cases)
-                    nd = node[i]
-                    main = mains[j]
-                    fast = True
-                    if not main or chi[j] == 0:
-                        if nd != NUMA_NO_NODE:
-                            break
-                        fl2 = self._classic_slow_alloc(c, j)
-                        if fl2 is None:
-                            break
-                        main = fl2
-                        mains[j] = main
-                        fast = False
-                    elif nd != NUMA_NO_NODE and nd != cnid[j]:
-                        break
-                    a = self._hand_out(main, slim, sstride)
-                    if a is None:
-                        break
-                    nl = nlive[c] + 1
-                    _set_item(addr, ob, a)
-                    if fast:
-                        d_alloc[j] += 1
-                elif o == FREE:
-                    a = addr[ob]
-                    av = cython.cast(cython.ulonglong, a)
-                    if av == 0:
-                        break  # nothing to free: the replayer warns
-                    y = av - NODE0_BASE
-                    g = self._live_in(y, c, slim, sstride)
-                    if g < 0:
-                        break  # the model's checks have to speak
-                    if clo[j] <= av < chi[j]:
-                        # do_slab_free: the object is the cpu slab's, onto
-                        # c->freelist (FREE_FASTPATH)
-                        main = mains[j]
-                        main.append(a)
-                        d_free[j] += 1
-                    else:
-                        fr = self._slab_free_classic(y, a)
-                        if fr == 0:
-                            if not self._classic_free_full(c, j, k, y, a):
-                                break
-                        elif fr == 2:
-                            d_frozen[j] += 1
-                            self.taken[X_CLASSIC_FROZEN] += 1
-                        else:
-                            self.taken[X_CLASSIC_PARTIAL] += 1
-                        inuse[c] -= 1
-                        d_slow[j] += 1
-                    _set_item(addr, ob, 0)
-                    self.sstate[g] = 2  # FREED
-                    nl = nlive[c] - 1
-                elif o == KFREE_RCU:
-                    # kvfree_call_rcu: 6.12 has no rcu sheaf, the object joins
-                    # the CPU's classic kvfree_rcu batch (Kernel.kfree_rcu)
-                    a = addr[ob]
-                    av = cython.cast(cython.ulonglong, a)
-                    if av == 0:
-                        break
-                    y = av - NODE0_BASE
-                    g = self._live_in(y, c, slim, sstride)
-                    if g < 0:
-                        break
-                    _set_item(addr, ob, 0)
-                    self.sstate[g] = 2  # FREED (Kernel.kfree_rcu's mark_freed)
-                    nl = nlive[c] - 1
-                    rcu_addr[ob] = a  # for the traced kernel's later kfree_bulk
-                    self.kv_pending[k][a] = None
-                    self.kv_cpu[a] = k
-                    if not self.kv_by_trace:
-                        gp_step = 0.0  # the next tick drains it: stop there
-                    self.taken[X_CLASSIC_RCU] += 1
-                else:
-                    break
-            elif o == ALLOC_FROM_SHEAF:
+            if o == ALLOC_FROM_SHEAF:
                 # kmem_cache_alloc_from_sheaf(): a pop, no counter (KmemCache.alloc_from_sheaf)
                 sh = sheaves.get(aux[i])
                 if sh is None:
@@ -1570,6 +1492,220 @@ class HitPath:
             # grace-period tick, next batch): everything back into the model.
             # Else it replays row i's event and calls invalidate() first,
             # which writes back what that event may read.
+            self._write_back(-1)
+        if i < self.n and self.lists is not None:
+            self._fill(i)
+        return i
+
+    @cython.cfunc
+    @cython.boundscheck(False)  # every index below is checked or derived from checked ones
+    def _run_classic(
+        self,
+        i: cython.Py_ssize_t,
+        stop: cython.Py_ssize_t,
+        next_gp: cython.double,
+        gp_step: cython.double,
+    ) -> cython.Py_ssize_t:
+        """:meth:`run` over 6.12 caches (``classic``): the cpu slab's fast
+        paths, ``___slab_alloc``'s and ``__slab_free``'s lockless cases and
+        ``kfree_rcu`` into the classic batch (module docstring); every other
+        row stops it.  Its own loop rather than a branch of the sheaf loop's:
+        one more test per row there cost the 7.3 replay 5-10 % (the loop's
+        head and tail are the sheaf loop's, written out again for that)."""
+        op: cython.const[cython.schar][::1] = self.op
+        cache: cython.const[cython.int][::1] = self.cache
+        cpu: cython.const[cython.short][::1] = self.cpu
+        obj: cython.const[cython.int][::1] = self.obj
+        flags: cython.const[cython.uchar][::1] = self.flags
+        ts: cython.const[cython.double][::1] = self.ts
+        node: cython.const[cython.schar][::1] = self.node
+        addr: list = self.addr
+        start: cython.Py_ssize_t = i
+        ncpu: cython.Py_ssize_t = self.ncpu
+        ntracks: cython.Py_ssize_t = self.ntracks
+        state: cython.int[::1] = self.state
+        cpu_of: cython.int[::1] = self.cpu_of
+        mains: list = self.mains
+        fetched: cython.int[::1] = self.fetched
+        nlive: cython.longlong[::1] = self.nlive
+        inuse: cython.longlong[::1] = self.inuse
+        area: cython.double[::1] = self.area
+        last_ts: cython.double[::1] = self.last_ts
+        last_cached: cython.longlong[::1] = self.last_cached
+        peak: cython.longlong[::1] = self.peak
+        dirty: cython.int[::1] = self.dirty
+        cdirty: cython.int[::1] = self.cdirty
+        d_alloc: cython.longlong[::1] = self.d_alloc
+        d_free: cython.longlong[::1] = self.d_free
+        d_slow: cython.longlong[::1] = self.d_slow
+        d_frozen: cython.longlong[::1] = self.d_frozen
+        clo: cython.ulonglong[::1] = self.clo
+        chi: cython.ulonglong[::1] = self.chi
+        cnid: cython.int[::1] = self.cnid
+        rcu_addr: dict = self.rcu_addr
+        skip_markers: cython.bint = self.skip_markers
+        self._shadow_views()
+        g: cython.Py_ssize_t
+        y: cython.ulonglong
+        av: cython.ulonglong
+        slim: cython.ulonglong = cython.cast(cython.ulonglong, self.snodes) << NODE_ADDR_SHIFT
+        sstride: cython.Py_ssize_t = self.sstride
+        nobj: cython.Py_ssize_t = len(addr)
+        ncpu_trace: cython.Py_ssize_t = len(self.cpu_of)
+        kc: cython.Py_ssize_t
+        t: cython.double
+        o: cython.int
+        c: cython.Py_ssize_t
+        st: cython.int
+        k: cython.Py_ssize_t
+        j: cython.Py_ssize_t
+        ob: cython.Py_ssize_t
+        nl: cython.longlong
+        cached: cython.longlong
+        main: list
+        fr: cython.int
+        nd: cython.int
+        fl2: object
+        fast: cython.bint
+        at_gp: cython.bint = False
+        while i < stop:
+            t = ts[i]
+            if t >= next_gp:
+                if gp_step > 0.0:
+                    next_gp = t + gp_step  # the replayer's tick, which does nothing
+                else:
+                    at_gp = True
+                    break
+            o = op[i]
+            if o != ALLOC and o != FREE and o != KFREE_RCU:
+                if o == MARKER and skip_markers:
+                    i += 1  # no hook: the replay loop does nothing either
+                    continue
+                break
+            c = cache[i]
+            if c < 0 or c >= ntracks:
+                i += 1  # no track: skipped by the replay loop too
+                continue
+            st = state[c]
+            if st != ON:
+                if st < 0:  # UNKNOWN or CHANGED
+                    st = self._fetch(c)
+                if st == SKIP:
+                    i += 1
+                    continue
+                if st != ON:
+                    break
+            if flags[i] != 0:
+                break
+            kc = cpu[i]
+            ob = obj[i]
+            if kc < 0 or kc >= ncpu_trace or ob < 0 or ob >= nobj:
+                break  # a corrupt row: the full model reports it
+            k = cpu_of[kc]
+            j = c * ncpu + k
+            if not fetched[j]:
+                self._fetch_cpu(c, k)
+            if o == ALLOC:
+                # __slab_alloc_node: pop c->freelist when the cpu slab is
+                # on the requested node (ALLOC_FASTPATH)
+                # (else ___slab_alloc's lockless cases)
+                nd = node[i]
+                main = mains[j]
+                fast = True
+                if not main or chi[j] == 0:
+                    if nd != NUMA_NO_NODE:
+                        break
+                    fl2 = self._classic_slow_alloc(c, j)
+                    if fl2 is None:
+                        break
+                    main = fl2
+                    mains[j] = main
+                    fast = False
+                elif nd != NUMA_NO_NODE and nd != cnid[j]:
+                    break
+                a = self._hand_out(main, slim, sstride)
+                if a is None:
+                    break
+                nl = nlive[c] + 1
+                _set_item(addr, ob, a)
+                if fast:
+                    d_alloc[j] += 1
+            elif o == FREE:
+                a = addr[ob]
+                av = cython.cast(cython.ulonglong, a)
+                if av == 0:
+                    break  # nothing to free: the replayer warns
+                y = av - NODE0_BASE
+                g = self._live_in(y, c, slim, sstride)
+                if g < 0:
+                    break  # the model's checks have to speak
+                if clo[j] <= av < chi[j]:
+                    # do_slab_free: the object is the cpu slab's, onto
+                    # c->freelist (FREE_FASTPATH)
+                    main = mains[j]
+                    main.append(a)
+                    d_free[j] += 1
+                else:
+                    fr = self._slab_free_classic(y, a)
+                    if fr == 0:
+                        if not self._classic_free_full(c, j, k, y, a):
+                            break
+                    elif fr == 2:
+                        d_frozen[j] += 1
+                        self.taken[X_CLASSIC_FROZEN] += 1
+                    else:
+                        self.taken[X_CLASSIC_PARTIAL] += 1
+                    inuse[c] -= 1
+                    d_slow[j] += 1
+                _set_item(addr, ob, 0)
+                self.sstate[g] = 2  # FREED
+                nl = nlive[c] - 1
+            elif o == KFREE_RCU:
+                # kvfree_call_rcu: 6.12 has no rcu sheaf, the object joins
+                # the CPU's classic kvfree_rcu batch (Kernel.kfree_rcu)
+                a = addr[ob]
+                av = cython.cast(cython.ulonglong, a)
+                if av == 0:
+                    break
+                y = av - NODE0_BASE
+                g = self._live_in(y, c, slim, sstride)
+                if g < 0:
+                    break
+                _set_item(addr, ob, 0)
+                self.sstate[g] = 2  # FREED (Kernel.kfree_rcu's mark_freed)
+                nl = nlive[c] - 1
+                rcu_addr[ob] = a  # for the traced kernel's later kfree_bulk
+                self.kv_pending[k][a] = None
+                self.kv_cpu[a] = k
+                if not self.kv_by_trace:
+                    gp_step = 0.0  # the next tick drains it: stop there
+                self.taken[X_CLASSIC_RCU] += 1
+            else:
+                break
+            nlive[c] = nl
+            # the replayer's inline _sample (memory curve), same operations
+            cached = inuse[c] - nl
+            area[c] += last_cached[c] * (t - last_ts[c])
+            last_ts[c] = t
+            last_cached[c] = cached
+            if cached > peak[c]:
+                peak[c] = cached
+            if dirty[c] != 1:
+                if not dirty[c]:
+                    self.dirty_list[self.ndirty] = c
+                    self.ndirty += 1
+                dirty[c] = 1
+            if cdirty[j] != 1:
+                if not cdirty[j]:
+                    self.cdirty_list[self.ncdirty] = j
+                    self.ncdirty += 1
+                cdirty[j] = 1
+            i += 1
+        self.events += i - start
+        self.gp_at = next_gp
+        if i < stop:
+            self._count_stop(i)
+        if i >= stop or at_gp:
             self._write_back(-1)
         if i < self.n and self.lists is not None:
             self._fill(i)

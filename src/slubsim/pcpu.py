@@ -19,12 +19,18 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 if TYPE_CHECKING:
     from .cache import KmemCache
     from .sheaf import Sheaf
     from .slab import Slab
+
+
+#: a layer's ``hit_kind``: which loop of slubsim.hitpath replays its rows
+HIT_NONE: Final = 0  # none: every row goes through the full model
+HIT_SHEAVES: Final = 1  # 7.3 sheaves (SheavesLayer exactly)
+HIT_CLASSIC: Final = 2  # 6.12 cpu slabs (ClassicLayer exactly, no debugging)
 
 
 class PerCpuLayer(ABC):

@@ -70,6 +70,7 @@ from .kernel import Kernel, KernelConfig, resolve_version
 from .kmalloc import kmalloc_size_roundup
 from .lockstep import CacheLockstep
 from .machine import Machine
+from .pcpu import HIT_NONE, HIT_SHEAVES
 from .pretrace import PretracePlan, RemoteFree, remote_free_test
 from .pretrace import plan as plan_pretrace
 from .rcu_align import missed_completions, overdue_bounds
@@ -1079,8 +1080,11 @@ class Replayer:
             or self.opt.lockstep
             or self.opt.warm_on_first_use
             or self.policy_states
-            or not any(getattr(tr.model.layer, "hit_kind", 0) for tr in self.tracks.values())
         ):
+            return None, False
+        kinds = {getattr(tr.model.layer, "hit_kind", HIT_NONE) for tr in self.tracks.values()}
+        kinds.discard(HIT_NONE)
+        if not kinds:
             return None, False
         hitpath = importlib.import_module("slubsim.hitpath")
         if not hitpath.COMPILED and self.opt.hit_path is None:
@@ -1093,6 +1097,9 @@ class Replayer:
             skip_markers,
             self.has_prefill,
             self.drain_by_trace,
+            # one loop per replay: the 6.12 cpu slabs' when no cache has 7.3
+            # sheaves (a generation's caches share one layer class)
+            classic=HIT_SHEAVES not in kinds,
         )
         return hp, bool(hitpath.COMPILED)
 

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Final
 
 from .constants import MAX_EMPTY_SHEAVES, MAX_FULL_SHEAVES, NUMA_NO_NODE, PCS_BATCH_MAX
 from .node import Barn, KmemCacheNode
-from .pcpu import PerCpuLayer
+from .pcpu import HIT_NONE, HIT_SHEAVES, PerCpuLayer
 from .sheaf import BOOTSTRAP_SHEAF, Sheaf
 from .slab import Slab, push_chain
 from .stats import STAT_ITEMS_73
@@ -102,8 +102,8 @@ class SheavesLayer(PerCpuLayer):
         #: slubsim.hitpath may replay this layer's sheaf hits: 7.3 exactly (the
         #: 6.18 subclass's hits have the classic layer's side effects)
         self.hit_path = type(self) is SheavesLayer
-        #: which of slubsim.hitpath's loops takes its rows (1: sheaves; 0: none)
-        self.hit_kind = 1 if self.hit_path else 0
+        #: which of slubsim.hitpath's loops takes its rows
+        self.hit_kind = HIT_SHEAVES if self.hit_path else HIT_NONE
         #: MAX_FULL_SHEAVES / MAX_EMPTY_SHEAVES (overridable for what-if runs)
         self.max_full = MAX_FULL_SHEAVES
         self.max_empty = MAX_EMPTY_SHEAVES
