@@ -260,6 +260,12 @@ def test_state_files_read_otherwise_are_listed(tmp_path: Path) -> None:
     assert "objects_partial" in r.stdout
 
 
+def test_state_table_says_when_no_state_file_was_read(tmp_path: Path) -> None:
+    r = CliRunner().invoke(main, ["validate", str(make_bundle(tmp_path, EXAMPLE_A)), "--state"])
+    assert r.exit_code == 0, r.output
+    assert "state files: none read inside the trace" in r.stdout
+
+
 def test_state_number() -> None:
     assert state_number("39") == 39
     assert state_number("8 N0=5 N1=3") == 8

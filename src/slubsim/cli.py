@@ -682,6 +682,9 @@ def _print_state(caches: dict[str, dict[str, Any]], show_all: bool) -> None:
     them; only those read otherwise than the kernel unless ``show_all``."""
     from rich.table import Table
 
+    if not any(c.get("state") for c in caches.values()):
+        _console().print("state files: none read inside the trace")
+        return
     t = Table(title="state at the first and last read", title_justify="left")
     for col in ("cache", "file", "kernel", "model", "change kernel", "change model", "events"):
         t.add_column(
