@@ -14,7 +14,14 @@ import slubsim.trace.ingest as ingest_mod
 from mutations import mutated_lines
 from slubsim.cli import sample_trace
 from slubsim.trace.fastparse import parse_block
-from slubsim.trace.ftrace import E_CACHE_ALLOC, E_KFREE_RCU, E_KMALLOC, parse_hex, parse_line
+from slubsim.trace.ftrace import (
+    E_CACHE_ALLOC,
+    E_KFREE_RCU,
+    E_KMALLOC,
+    irq_context,
+    parse_hex,
+    parse_line,
+)
 from slubsim.trace.ingest import IngestError, ingest
 from slubsim.trace.io import TraceFormatError, iter_blocks
 
@@ -76,9 +83,16 @@ def test_every_fast_line_parses_as_parse_line(trace: Path) -> None:
     assert sum(fast) > 0.7 * len(lines)  # the kmem events are read fast
     if "kfree_rcu:" in data.decode():
         assert any(fast[i] and b.kind[i] == E_KFREE_RCU for i in range(b.n))
+    irq = 0
     for i, line in enumerate(lines):
         if fast[i]:
             assert _fast_fields(b, i) == _fields(line), line
+            assert bool(b.irq[i]) == irq_context(line), line
+            irq += bool(b.irq[i])
+        else:
+            assert not b.irq[i]
+    if "..s.." in data.decode():  # softirq frees (rcu_core) in the real traces
+        assert irq > 0
 
 
 @pytest.mark.parametrize(
@@ -186,6 +200,8 @@ _TOKENS = [
     RCU,
     "   a-1  [002] .....  7.000002: kfree: call_site=g+0x2/0x3 ptr=ffff888100000080",
     "   a-1  [002] d..1. 7.000003: kmem_cache_free: call_site=h ptr=ffff8881000000c0 name=filp",
+    "   a-1  [002] .Ns1. 7.000004: kmem_cache_free: call_site=rcu_core+0x1/0x2 "
+    "ptr=ffff888100000100 name=filp",
     "  b-22  [001] ..... 8.5: kmalloc: call_site=k ptr=ffff888100001000 bytes_req=100 "
     "bytes_alloc=128 gfp_flags=GFP_KERNEL|__GFP_ZERO node=0 accounted=false",
 ]
@@ -206,6 +222,7 @@ def test_mutated_lines_are_read_fast_only_as_parse_line_reads_them(texts: list[s
             except Exception as e:  # parse_line rejects what the fast path read
                 raise AssertionError(f"fast-read line parse_line rejects: {t!r}") from e
             assert _fast_fields(b, i) == expected, t
+            assert bool(b.irq[i]) == irq_context(t), t
 
 
 def _plain_kmem_trace(path: Path, seed: int, n: int = 3000) -> None:

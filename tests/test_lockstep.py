@@ -205,6 +205,9 @@ def test_validate_reports_lockstep(tmp_path: Path) -> None:
         ("v612-boot-mixed-4cpu", "filp", 1.0),
         ("v612-boot-mixed-4cpu", "kmalloc-4k", 1.0),
         ("v612-boot-mixed-4cpu", "vm_area_struct", 0.99),
+        # an inode allocation made while rcu_core freed inodes on its CPU
+        # (TraceFacts._irq_moves): 89.8 % before it was replayed first
+        ("v612-boot-mixed-4cpu", "shmem_inode_cache", 1.0),
     ],
 )
 def test_boot_bundles_in_step(bundle: str, cache: str, floor: float) -> None:

@@ -46,8 +46,8 @@ def _scanners() -> list[ModuleType]:
 
 def _assert_same(a: Block, b: Block) -> None:
     """Blocks equal wherever a consumer reads them."""
-    for f in ("starts", "ends", "fast", "kind", "name", "bytes_req", "bytes_alloc", "gfp",
-              "node", "call_site"):  # fmt: skip
+    for f in ("starts", "ends", "fast", "irq", "kind", "name", "bytes_req", "bytes_alloc",
+              "gfp", "node", "call_site"):  # fmt: skip
         x, y = getattr(a, f), getattr(b, f)
         bad = np.flatnonzero(np.asarray(x) != np.asarray(y))
         assert not len(bad), (f, [a.line(int(i)) for i in bad[:3]], x[bad[:3]], y[bad[:3]])
@@ -130,6 +130,7 @@ _GOOD = [
     "ptr=ffff888100000000 name=filp bytes_req=168 bytes_alloc=192 gfp_flags=GFP_KERNEL node=-1",
     "   a-1  [002] .....  7.000002: kfree: call_site=g+0x2/0x3 ptr=ffff888100000080",
     "   a-1  [002] d..1. 7.000003: kmem_cache_free: call_site=h ptr=ffff8881000000c0 name=filp",
+    "   a-1  [002] .Hs1. 7.000004: kfree: call_site=g+0x2/0x3 ptr=ffff888100000100",
     "  b-22  [001] ..... 8.5: kmalloc: call_site=k ptr=ffff888100001000 bytes_req=100 "
     "bytes_alloc=128 gfp_flags=GFP_KERNEL|__GFP_ZERO node=0 accounted=false",
     "  c-3  [000] ..... 9.25: kfree_rcu: (kvfree_call_rcu+0x0/0x30) ptr=0xffff888100000040 "

@@ -668,6 +668,12 @@ def _print_validation(
             f"(it placed the object on another node): {bf['substituted']:,} freed another of "
             f"the model's batched objects instead, {bf['skipped']:,} found none left"
         )
+    if res.get("allocs_during_irq"):
+        con.print(
+            f"allocations the kernel made while an interrupt on its CPU freed objects (a "
+            f"fresh slab's first object right after irq-context frees): "
+            f"{res['allocs_during_irq']:,}, replayed before those frees"
+        )
     if res.get("kprobe_missed"):
         con.print(
             "kprobe hits missed while recording: "

@@ -48,6 +48,7 @@ from .kernel import GENERATIONS, VERSION_ALIASES
 from .pretrace import remote_free_test
 from .replay import Replayer, ReplayOptions
 from .stats import STAT_ITEMS_612
+from .trace.events import F_IRQ
 from .trace.store import EventStore
 
 KEY_COUNTERS = (
@@ -345,7 +346,11 @@ def traced_during_reads(store: EventStore) -> dict[str, dict[str, dict[int, int]
         if base + m > lo:
             rows = np.arange(base, base + m)
             for (cid, kind), lst in spans.items():
-                sel = (b["cache"] == cid) & (b["op"] == ops[kind]) & (b["flags"] == 0)
+                sel = (
+                    (b["cache"] == cid)
+                    & (b["op"] == ops[kind])
+                    & ((b["flags"] & np.uint8(~F_IRQ & 0xFF)) == 0)
+                )
                 if not sel.any():
                     continue
                 for a, z, d, attr in lst:
@@ -1108,6 +1113,10 @@ def validate_bundle(
             "substituted": int(rp.warnings.get("rcu_completion_substituted", 0)),
             "skipped": int(rp.warnings.get("rcu_completion_skipped", 0)),
         },
+        # allocations the traced kernel made while an interrupt on the same CPU
+        # freed objects (it returned a fresh slab's first object right after
+        # them): replayed before those frees (TraceFacts._irq_moves)
+        "allocs_during_irq": int(rp.warnings.get("alloc_during_irq_replayed_first", 0)),
         "lockstep": {
             "what": "allocations where the model handed out the kernel's object (slab-paired)",
             "checked": checked,

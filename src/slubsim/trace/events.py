@@ -58,3 +58,7 @@ F_EARLY: Final = 32
 #: the same API): replay takes it from a prefilled sheaf it infers (a session:
 #: a run of such allocations on one CPU with no other event of the CPU between)
 F_PREFILLED: Final = 64
+#: the event ran in hard/soft irq (or NMI) context (the trace's irq-flags
+#: column; ftrace.irq_context).  Read by the replay's prepass
+#: (``TraceFacts``) and cleared from the rows the replay loop sees
+F_IRQ: Final = 128

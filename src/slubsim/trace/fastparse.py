@@ -66,6 +66,9 @@ _PAD = 64  # bytes of padding before and after a block: windows never leave it
 _FLAGCH = np.zeros(256, dtype=bool)  # [.a-zA-Z0-9], the irq-flags column
 for _c in b".abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789":
     _FLAGCH[_c] = True
+_IRQCH = np.zeros(256, dtype=bool)  # hardirq/softirq/NMI marks (ftrace.irq_context)
+for _c in b"hHszZ":
+    _IRQCH[_c] = True
 _POW10 = 10 ** np.arange(19, dtype=np.int64)
 
 
@@ -73,7 +76,8 @@ _POW10 = 10 ** np.arange(19, dtype=np.int64)
 class Block:
     """One block of lines, parsed.  Per line (index ``i``, line number
     ``first + i``): ``fast[i]`` says the vectorised parse holds; then
-    ``kind`` (an ``E_*`` of :mod:`ftrace`), ``cpu``, ``ts``, ``ptr``,
+    ``irq`` (hard/soft irq or NMI context), ``kind`` (an ``E_*`` of
+    :mod:`ftrace`), ``cpu``, ``ts``, ``ptr``,
     ``name`` (code into ``names``, -1 without ``name=``), ``bytes_req``,
     ``bytes_alloc``, ``gfp`` (code into ``gfps``), ``node`` and
     ``call_site`` (code into ``call_sites``) are valid -- the last five for
@@ -84,6 +88,7 @@ class Block:
     starts: Arr
     ends: Arr
     fast: Arr
+    irq: Arr  # a fast line in irq context (ftrace.irq_context)
     kind: Arr
     cpu: Arr
     ts: Arr
@@ -305,6 +310,7 @@ def scan_block(first: int, data: bytes, scanner: ModuleType) -> Block:
     starts = np.zeros(n, dtype=np.int64)
     ends = np.zeros(n, dtype=np.int64)
     fast = np.zeros(n, dtype=np.uint8)
+    irq = np.zeros(n, dtype=np.uint8)
     kind = np.zeros(n, dtype=np.int8)
     cpu = np.zeros(n, dtype=np.int16)
     ts = np.zeros(n, dtype=np.float64)
@@ -322,6 +328,7 @@ def scan_block(first: int, data: bytes, scanner: ModuleType) -> Block:
         starts,
         ends,
         fast,
+        irq,
         kind,
         cpu,
         ts,
@@ -345,6 +352,7 @@ def scan_block(first: int, data: bytes, scanner: ModuleType) -> Block:
         starts=starts.astype(np.int32) if small else starts,
         ends=ends.astype(np.int32) if small else ends,
         fast=ok,
+        irq=irq.view(bool),
         kind=kind,
         cpu=cpu,
         ts=ts,
@@ -375,6 +383,7 @@ def slow_block(first: int, data: bytes) -> Block:
         starts=starts,
         ends=ends,
         fast=np.zeros(n, dtype=bool),
+        irq=np.zeros(n, dtype=bool),
         kind=np.zeros(n, dtype=np.int8),
         cpu=np.zeros(n, dtype=np.int16),
         ts=np.zeros(n, dtype=np.float64),
@@ -450,6 +459,9 @@ def _parse_block(first: int, data: bytes) -> Block:
     runs = (tok[:, 1:] & ~tok[:, :-1]).sum(axis=1)  # tok[:, 0] is a space (checked)
     ok &= (ntok == 0) | ((ntok >= 4) & (ntok <= 6) & (runs == 1))
     ok &= np.all(_FLAGCH[w] | ~tok, axis=1)
+    # the token's third character: hardirq/softirq (ftrace.irq_context)
+    ch3 = w[np.arange(n), np.minimum(np.argmax(tok, axis=1) + 2, 15)]
+    irq = (ntok >= 4) & _IRQCH[ch3]
 
     # the event: ": <name>: " right after the timestamp, told apart by the
     # first eight bytes (and the next eight for kmem_cache_*), then checked
@@ -560,6 +572,7 @@ def _parse_block(first: int, data: bytes) -> Block:
         starts=starts.astype(np.int32) if len(data) < 1 << 31 else starts,
         ends=ends.astype(np.int32) if len(data) < 1 << 31 else ends,
         fast=fast,
+        irq=irq & fast,
         kind=np.where(fast, kind, 0).astype(np.int8),
         cpu=cpu.astype(np.int16),
         ts=ts,

@@ -24,6 +24,19 @@ LINE_RE = re.compile(
     r"\s*(.*?)\s*\[(\d{1,4})\]\s+(?:[.a-zA-Z0-9]{4,6}\s+)?(\d+\.\d+):\s+([\w:]+):\s*(.*)"
 )
 
+# the irq-flags token (irqs-off, need-resched, hardirq/softirq, preempt depth,
+# migrate-disable): its third character is "h"/"H" (hard irq), "s" (soft
+# irq) or "z"/"Z" (NMI) when the event ran in interrupt context
+_IRQ_RE = re.compile(r"\[\d{1,4}\]\s+([.a-zA-Z0-9]{4,6})\s+\d+\.\d+:")
+
+
+def irq_context(line: str) -> bool:
+    """Did the event of ``line`` run in hard/soft irq (or NMI) context?  False
+    without an irq-flags column (trace-cmd, perf)."""
+    m = _IRQ_RE.search(line)
+    return m is not None and m.group(1)[2] in "hHszZ"
+
+
 # Fast paths for the canonical TP_printk field order (spec §10.1); any other
 # order falls back to generic key=value parsing.
 _FAST_ALLOC = re.compile(

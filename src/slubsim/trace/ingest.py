@@ -49,6 +49,7 @@ from .events import (
     F_EARLY,
     F_FAILED,
     F_IMPLICIT,
+    F_IRQ,
     F_PREFILLED,
     F_PRETRACE,
     F_RCU_COMPLETION,
@@ -90,6 +91,7 @@ from .ftrace import (
     E_SLAB_FREE_SLOW,
     MalformedLine,
     RawEvent,
+    irq_context,
     parse_hex,
     parse_line,
 )
@@ -130,6 +132,9 @@ class Warn:
             "examples": self.examples or [],
         }
 
+
+#: events whose rows carry F_IRQ from the line's irq-flags column
+_IRQ_KINDS = frozenset((E_CACHE_ALLOC, E_KMALLOC, E_CACHE_FREE, E_KFREE))
 
 WARNING_KINDS: dict[str, tuple[bool, str]] = {
     "pretrace_free": (
@@ -266,6 +271,7 @@ class Ingester:
         self.kprobes_seen = False
         self.pre_kprobe_live: set[int] = set()
         self.kprobe_row = 0
+        self.cur_irq = 0  # F_IRQ while consuming a line in irq context
         #: allocations before the first lab kprobe event, per call site (rows;
         #: tracked when the trace comes with kprobe definitions -- a bundle's
         #: kprobe_events.txt -- up to BLIND_TRACK_MAX of them)
@@ -346,7 +352,7 @@ class Ingester:
     ) -> int:
         if aux >= 1 << 63:  # pointers as signed 64-bit identities
             aux -= 1 << 64
-        self.rows.append((ts, cpu, op, cache, ptr, size, node, flags, aux))
+        self.rows.append((ts, cpu, op, cache, ptr, size, node, flags | self.cur_irq, aux))
         if cpu > self.max_cpu:
             self.max_cpu = cpu
         if len(self.rows) >= self.row_chunk and not self.in_block:
@@ -490,6 +496,8 @@ class Ingester:
         where = lineno
         if kind != E_FREE_BULK_CONT and kind != E_FREE_BULK and cpu in self.pending_bulk_free:
             self._flush_cpu_pending(cpu, where)
+        if kind in _IRQ_KINDS and irq_context(line):
+            self.cur_irq = F_IRQ  # (row() marks the line's rows)
         try:
             if kind == E_CACHE_ALLOC:
                 self._alloc(cpu, ts, ptr, name, breq, balloc, node, cs, where, task)
@@ -510,6 +518,8 @@ class Ingester:
             raise IngestError(
                 f"{self.source}:{where}: bad field value ({e}): {line[:120]!r}"
             ) from None
+        finally:
+            self.cur_irq = 0
 
     @staticmethod
     def _bulk_complete(pb: dict[str, Any]) -> bool:
@@ -1278,6 +1288,7 @@ class Ingester:
         rec["ptr"] = ptr
         rec["size"] = np.where(alloc, blk.bytes_req, 0)
         rec["node"] = np.where(alloc, blk.node, -1)
+        rec["flags"] = np.where(blk.irq, F_IRQ, 0)
         self._pack()
         self._keep(rec)
         self.max_cpu = max(self.max_cpu, int(blk.cpu.max()))
@@ -1326,6 +1337,7 @@ class Ingester:
             rec["ptr"][fp] = blk.ptr[fi]
             rec["size"][fp] = np.where(alloc, blk.bytes_req[fi], 0)
             rec["node"][fp] = np.where(alloc, blk.node[fi], -1)
+            rec["flags"][fp] = np.where(blk.irq[fi] & (kind != E_KFREE_RCU), F_IRQ, 0)
             self.max_cpu = max(self.max_cpu, int(blk.cpu[fi].max()))
         if self.rows:
             sp = np.repeat(start[at] - np.cumsum(cnt) + cnt, cnt) + np.arange(int(cnt.sum()))
@@ -1616,7 +1628,8 @@ def _parse_chunk(chunk: list[tuple[int, str]]) -> list[tuple[int, Any, str]]:
             out.append((lineno, "#", line))
             continue
         try:
-            out.append((lineno, parse_line(line), ""))
+            # the text goes back only where consume() reads it: irq context
+            out.append((lineno, parse_line(line), line if irq_context(line) else ""))
         except (MalformedLine, ValueError) as e:
             out.append((lineno, ("!", _reason(e)), line))
     return out

@@ -13,7 +13,8 @@ field may be searched for) are the numpy parser's window sizes, so the two
 never differ in which lines are left to ``parse_line``.
 
 Per line ``i`` the scanner writes ``starts``/``ends`` (byte offsets, the
-newline excluded), and for an accepted line ``fast[i] = 1``, ``kind``,
+newline excluded), and for an accepted line ``fast[i] = 1``, ``irq[i] = 1``
+in irq context (see :func:`slubsim.trace.ftrace.irq_context`), ``kind``,
 ``cpu``, ``ts``, ``ptr``, and for allocations ``bytes_req``, ``bytes_alloc``,
 ``node``; strings (cache name, gfp flags, call site) as dictionary codes in
 order of first appearance.  A name enters its table as soon as the line's
@@ -193,6 +194,16 @@ def _flag_char(c: cython.int) -> cython.bint:
 
 
 @cython.cfunc
+@cython.inline
+@cython.nogil
+@cython.exceptval(check=False)
+def _irq_char(c: cython.int) -> cython.bint:
+    """The irq-flags column's hardirq/softirq character: ``h``/``H`` hard
+    irq, ``s`` soft irq, ``z``/``Z`` NMI (``.`` task context)."""
+    return c == 104 or c == 72 or c == 115 or c == 122 or c == 90
+
+
+@cython.cfunc
 @cython.nogil
 @cython.exceptval(check=False)
 def _intern(
@@ -278,6 +289,7 @@ def scan(
     starts: cython.longlong[::1],
     ends: cython.longlong[::1],
     fast: cython.uchar[::1],
+    irq: cython.uchar[::1],
     kind: cython.schar[::1],
     cpu: cython.short[::1],
     ts: cython.double[::1],
@@ -319,6 +331,7 @@ def scan(
     runs: cython.int
     prev: cython.bint
     bad: cython.bint
+    tok0: cython.Py_ssize_t
     ev: cython.int
     fs: cython.Py_ssize_t
     e_tok: cython.Py_ssize_t
@@ -401,12 +414,15 @@ def scan(
             runs = 0
             prev = False
             bad = False
+            tok0 = 0
             for j in range(rpos + 1, ls + 1):
                 c = d[j]
                 if c != 32:
                     ntok += 1
                     if not prev:
                         runs += 1
+                        if runs == 1:
+                            tok0 = j
                     prev = True
                     if not _flag_char(c):
                         bad = True
@@ -515,6 +531,8 @@ def scan(
                     codes[i, 2] = _intern(d, fs, e_cs, 2, tables, firsts, counts)
             codes[i, 0] = name_code
             fast[i] = 1
+            if ntok >= 4 and _irq_char(d[tok0 + 2]):
+                irq[i] = 1
             kind[i] = cython.cast(cython.schar, ev)
             cpu[i] = cython.cast(cython.short, cpuv)
             ts[i] = cython.cast(cython.double, num) / cython.cast(cython.double, scale)
