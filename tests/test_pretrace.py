@@ -414,6 +414,25 @@ def test_an_untouched_tail_ends_a_cpu_slabs_freelist(
     assert (cnt["alloc_fastpath"], cnt["alloc_slowpath"], cnt["alloc_refill"]) == paths
 
 
+def test_a_remote_free_refutes_an_untouched_tail(tmp_path: Path) -> None:
+    """CPU 1 frees object 20 into CPU 0's cpu slab before CPU 0, past the run
+    61..63, takes 10: a refill there would have handed out 20 first (the
+    head of the slab's freelist), so 61..63 were pushed frees and 10 was on
+    c->freelist too; the refill comes at 20 (and brings 11)."""
+    ev = [(0, "alloc", K1 + 64 * i) for i in (61, 62, 63)]
+    ev += [(1, "free", K1 + 64 * 20), (0, "alloc", K1 + 64 * 10)]
+    ev += [(0, "alloc", K1 + 64 * 20), (0, "alloc", K1 + 64 * 11)]
+    st = _store(tmp_path, ev, "6.12")
+    c = _cid(st)
+    p = plan(st, {c: (0, 64, 64)}, per_cpu_slab=True, cpus_before={c: {0}})
+    (ps,) = p.slabs[c]
+    assert ps.free_order == [61, 62, 63, 10, 11] and ps.slab_keep == 1
+    res = _replay(st, "reconstruct", pretrace_cpus={"kmalloc-64": {0}})
+    assert res["lockstep"]["same_object"] == res["lockstep"]["checked"] == 6
+    cnt = res["counters"]
+    assert (cnt["alloc_fastpath"], cnt["alloc_slowpath"], cnt["alloc_refill"]) == (5, 1, 1)
+
+
 def test_discover_sheaves_walks_each_cpus_stack(tmp_path: Path) -> None:
     # CPU 0: A (never seen), then frees X and takes it back (its own push),
     # then B and C; CPU 1 frees D, which CPU 0 then allocates: the initial

@@ -600,6 +600,20 @@ def _split_cpu_freelists(
         return
     refill: dict[tuple[int, int], int] = {}
     last: dict[tuple[int, int], tuple[int, int]] = {}  # (cache, ptr) -> (kind, cpu)
+    # rows where an untouched tail says the refill came (_tail_end_refill) ...
+    tail: dict[tuple[int, int], int] = {}
+    for c, slabs in p.slabs.items():
+        for ps in slabs:
+            if (c, ps.kbase) in targets:
+                t = _tail_end_refill(ps, geometry[c][2])
+                if t >= 0:
+                    tail[(c, ps.kbase)] = t
+    # ... refuted when the object handed out there is not the last one another
+    # CPU freed into the slab since: a refill takes the slab's freelist, whose
+    # head is that free (v612-mixed kmalloc-256 CPU 2: objects 7-15 in order,
+    # then 5 -- but 13, freed by CPU 1 before, came after 5: 7-15 had been
+    # pushed, the maple tree frees a node's children in order)
+    remote: dict[tuple[int, int], list[int]] = {}
     by_cache: dict[int, np.ndarray[Any, Any]] = {}
     for c, kb in targets:
         by_cache.setdefault(c, np.zeros(0, dtype=np.uint64))
@@ -622,6 +636,11 @@ def _split_cpu_freelists(
             ):
                 key = (c, pt & ~(span - 1))
                 if o in _ALLOC_OPS:
+                    pend = remote.get(key)
+                    if tail.get(key) == base + j and pend and pend[-1] != pt:
+                        del tail[key]
+                    if pend and pt in pend:
+                        pend.remove(pt)
                     prev = last.get((c, pt))
                     if (
                         key not in refill
@@ -634,15 +653,15 @@ def _split_cpu_freelists(
                     last[(c, pt)] = (_ALLOC, cpu)
                 else:
                     last[(c, pt)] = (_FREE, cpu)
+                    if targets[key] != cpu:
+                        remote.setdefault(key, []).append(pt)
         base += m
     for c, slabs in p.slabs.items():
-        objects = geometry[c][2]
         for ps in slabs:
             r = refill.get((c, ps.kbase))
-            if (c, ps.kbase) in targets:
-                t = _tail_end_refill(ps, objects)
-                if t >= 0 and (r is None or t < r):
-                    r = t
+            t = tail.get((c, ps.kbase), -1)
+            if t >= 0 and (r is None or t < r):
+                r = t
             if r is not None:
                 ps.slab_keep = sum(1 for x in ps.free_rows if x < 0 or x >= r)
 
