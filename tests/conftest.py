@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 
 from slubsim import Kernel, Machine
+from slubsim.trace.store import EventStore
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 TRACES = SHARED / "traces"
@@ -32,6 +33,19 @@ needs_shared = pytest.mark.skipif(
     not TRACES.is_dir(),
     reason="../shared/traces (real kernel traces) is not present in this checkout",
 )
+
+
+def ingest_lines(tmp_path: Path, lines: list[str], version: str) -> EventStore:
+    """Ingest ftrace ``lines`` (newline-terminated) written to a file under
+    ``tmp_path``, as recorded by Linux ``version`` on 2 CPUs of one node."""
+    from slubsim.trace.ingest import ingest
+
+    f = tmp_path / "trace.txt"
+    f.write_text("".join(lines))
+    st = ingest(f)
+    st.meta["kernel_version"] = version
+    st.meta["machine"] = {"cpus": 2, "nodes": 1, "cpu_nodes": [0, 0]}
+    return st
 
 
 @pytest.fixture

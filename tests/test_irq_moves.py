@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from conftest import ingest_lines
 from slubsim.replay import Replayer, ReplayOptions
 from slubsim.trace.events import F_IRQ, OP_ALLOC, OP_FREE
-from slubsim.trace.ingest import ingest
 from slubsim.trace.store import EventStore
 
 K1 = 0xFFFF888140000000  # kmalloc-64 slabs: order 0, 64 objects
@@ -42,12 +42,7 @@ def _trace(tmp_path: Path, irq: str, version: str = "6.12") -> EventStore:
     out.append(line(0, irq, f"kfree: call_site=rcu_core+0x1/0x2 ptr={K3:x}"))
     out.append(line(0, ".N...", alloc(K2)))
     out.append(line(0, ".....", alloc(K2 + 64)))
-    f = tmp_path / "trace.txt"
-    f.write_text("".join(out))
-    st = ingest(f)
-    st.meta["kernel_version"] = version
-    st.meta["machine"] = {"cpus": 2, "nodes": 1, "cpu_nodes": [0, 0]}
-    return st
+    return ingest_lines(tmp_path, out, version)
 
 
 def _replay(st: EventStore) -> tuple[Replayer, dict[str, object]]:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import TRACES, needs_shared
+from conftest import TRACES, ingest_lines, needs_shared
 from slubsim.kernel import Kernel
 from slubsim.machine import Machine
 from slubsim.pretrace import plan
@@ -42,12 +42,7 @@ def _store(tmp_path: Path, events: list[tuple[int, str, int]], version: str) -> 
     mark the store as recorded by ``version``."""
     lines = ["# tracer: nop\n"]
     lines += [_line(1.0 + i * 1e-5, cpu, w, p) for i, (cpu, w, p) in enumerate(events)]
-    f = tmp_path / "trace.txt"
-    f.write_text("".join(lines))
-    st = ingest(f)
-    st.meta["kernel_version"] = version
-    st.meta["machine"] = {"cpus": 2, "nodes": 1, "cpu_nodes": [0, 0]}
-    return st
+    return ingest_lines(tmp_path, lines, version)
 
 
 def _cid(st: EventStore, name: str = "kmalloc-64") -> int:
