@@ -123,3 +123,30 @@ def test_612_boot_bundle_moves_agree_with_and_without_the_hit_path() -> None:
     assert runs[0].warnings["alloc_during_irq_replayed_first"] == 2
     counters = [{c: v["counters"] for c, v in r["caches"].items()} for r in res]
     assert counters[0] == counters[1]
+
+
+def test_moves_are_listed_by_row(tmp_path: Path) -> None:
+    """Two moves in one batch, the later one into a slab at a lower address:
+    listed by allocation row (the replay applies them in that order)."""
+    kc = K1 - 0x2000
+    t = [1.0]
+
+    def line(flags: str, what: str) -> str:
+        t[0] += 1e-5
+        return f"  t-1 [000] {flags}  {t[0]:.6f}: {what}\n"
+
+    def alloc(p: int) -> str:
+        return (
+            f"kmalloc: call_site=f+0x1/0x2 ptr={p:x} bytes_req=64 bytes_alloc=64 "
+            "gfp_flags=GFP_KERNEL node=-1 accounted=false"
+        )
+
+    out = ["# tracer: nop\n"]
+    out += [line(".....", alloc(K1 + 64 * i)) for i in range(64)]
+    out.append(line("..s..", f"kfree: call_site=rcu_core+0x1/0x2 ptr={K1 + 64 * 5:x}"))
+    out += [line(".....", alloc(K2 + 64 * i)) for i in range(64)]
+    out.append(line("..s..", f"kfree: call_site=rcu_core+0x1/0x2 ptr={K2 + 64 * 7:x}"))
+    out.append(line(".....", alloc(kc)))
+    rp, _ = _replay(ingest_lines(tmp_path, out, "6.12"))
+    assert rp.facts.irq_moves == [([64], 65), ([129], 130)]
+    assert rp.warnings["alloc_during_irq_replayed_first"] == 2

@@ -423,7 +423,7 @@ class TraceFacts:
         fresh = j[(op[j] == OP_ALLOC) & (flags[j] == 0) & (ptr[j] == uniq[new])]
         seen = np.union1d(seen, uniq)
         per_cpu: dict[int, np.ndarray[Any, Any]] = {}
-        for a in (fresh + off).tolist():
+        for a in np.sort(fresh + off).tolist():  # (by row: the replay applies them in order)
             c = int(cpu_all[a])
             mine = per_cpu.get(c)
             if mine is None:
