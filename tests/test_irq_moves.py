@@ -19,31 +19,43 @@ K2 = K1 + 0x3000
 K3 = K1 + 0x7000
 
 
+class _Lines:
+    """ftrace text of kmalloc/kfree events, 10 us apart."""
+
+    def __init__(self) -> None:
+        self.t = 1.0
+        self.out = ["# tracer: nop\n"]
+
+    def add(self, cpu: int, flags: str, what: str) -> None:
+        self.t += 1e-5
+        self.out.append(f"  t-1 [{cpu:03d}] {flags}  {self.t:.6f}: {what}\n")
+
+    def alloc(self, cpu: int, flags: str, p: int) -> None:
+        self.add(
+            cpu,
+            flags,
+            f"kmalloc: call_site=f+0x1/0x2 ptr={p:x} bytes_req=64 bytes_alloc=64 "
+            "gfp_flags=GFP_KERNEL node=-1 accounted=false",
+        )
+
+    def rcu_free(self, cpu: int, flags: str, p: int) -> None:
+        self.add(cpu, flags, f"kfree: call_site=rcu_core+0x1/0x2 ptr={p:x}")
+
+
 def _trace(tmp_path: Path, irq: str, version: str = "6.12") -> EventStore:
     """CPU 0 takes all 64 objects of K1 (its cpu slab, now empty), CPU 1 one
     of K3; then an interrupt on CPU 0 (flags ``irq``) frees object 5 of K1
     and CPU 1's object, and the allocation CPU 0's task was making returns
     object 0 of a new slab K2, and the next one object 1."""
-    t = [1.0]
-
-    def line(cpu: int, flags: str, what: str) -> str:
-        t[0] += 1e-5
-        return f"  t-1 [{cpu:03d}] {flags}  {t[0]:.6f}: {what}\n"
-
-    def alloc(p: int) -> str:
-        return (
-            f"kmalloc: call_site=f+0x1/0x2 ptr={p:x} bytes_req=64 bytes_alloc=64 "
-            "gfp_flags=GFP_KERNEL node=-1 accounted=false"
-        )
-
-    out = ["# tracer: nop\n"]
-    out += [line(0, ".....", alloc(K1 + 64 * i)) for i in range(64)]
-    out.append(line(1, ".....", alloc(K3)))
-    out.append(line(0, irq, f"kfree: call_site=rcu_core+0x1/0x2 ptr={K1 + 64 * 5:x}"))
-    out.append(line(0, irq, f"kfree: call_site=rcu_core+0x1/0x2 ptr={K3:x}"))
-    out.append(line(0, ".N...", alloc(K2)))
-    out.append(line(0, ".....", alloc(K2 + 64)))
-    return ingest_lines(tmp_path, out, version)
+    tr = _Lines()
+    for i in range(64):
+        tr.alloc(0, ".....", K1 + 64 * i)
+    tr.alloc(1, ".....", K3)
+    tr.rcu_free(0, irq, K1 + 64 * 5)
+    tr.rcu_free(0, irq, K3)
+    tr.alloc(0, ".N...", K2)
+    tr.alloc(0, ".....", K2 + 64)
+    return ingest_lines(tmp_path, tr.out, version)
 
 
 def _replay(st: EventStore, batch_rows: int = 1 << 16) -> tuple[Replayer, dict[str, object]]:
@@ -51,7 +63,7 @@ def _replay(st: EventStore, batch_rows: int = 1 << 16) -> tuple[Replayer, dict[s
     rp = Replayer(st, opt)
     res = rp.run()
     rp.kernel.validate()  # every object in exactly one place
-    return rp, res["caches"]["kmalloc-64"]  # type: ignore[return-value]
+    return rp, res["caches"]["kmalloc-64"]
 
 
 def test_ingest_marks_rows_of_irq_lines(tmp_path: Path) -> None:
@@ -128,25 +140,14 @@ def test_612_boot_bundle_moves_agree_with_and_without_the_hit_path() -> None:
 def test_moves_are_listed_by_row(tmp_path: Path) -> None:
     """Two moves in one batch, the later one into a slab at a lower address:
     listed by allocation row (the replay applies them in that order)."""
-    kc = K1 - 0x2000
-    t = [1.0]
-
-    def line(flags: str, what: str) -> str:
-        t[0] += 1e-5
-        return f"  t-1 [000] {flags}  {t[0]:.6f}: {what}\n"
-
-    def alloc(p: int) -> str:
-        return (
-            f"kmalloc: call_site=f+0x1/0x2 ptr={p:x} bytes_req=64 bytes_alloc=64 "
-            "gfp_flags=GFP_KERNEL node=-1 accounted=false"
-        )
-
-    out = ["# tracer: nop\n"]
-    out += [line(".....", alloc(K1 + 64 * i)) for i in range(64)]
-    out.append(line("..s..", f"kfree: call_site=rcu_core+0x1/0x2 ptr={K1 + 64 * 5:x}"))
-    out += [line(".....", alloc(K2 + 64 * i)) for i in range(64)]
-    out.append(line("..s..", f"kfree: call_site=rcu_core+0x1/0x2 ptr={K2 + 64 * 7:x}"))
-    out.append(line(".....", alloc(kc)))
-    rp, _ = _replay(ingest_lines(tmp_path, out, "6.12"))
+    tr = _Lines()
+    for i in range(64):
+        tr.alloc(0, ".....", K1 + 64 * i)
+    tr.rcu_free(0, "..s..", K1 + 64 * 5)
+    for i in range(64):
+        tr.alloc(0, ".....", K2 + 64 * i)
+    tr.rcu_free(0, "..s..", K2 + 64 * 7)
+    tr.alloc(0, ".....", K1 - 0x2000)
+    rp, _ = _replay(ingest_lines(tmp_path, tr.out, "6.12"))
     assert rp.facts.irq_moves == [([64], 65), ([129], 130)]
     assert rp.warnings["alloc_during_irq_replayed_first"] == 2
